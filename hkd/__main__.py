@@ -1,0 +1,5 @@
+import sys
+
+from hkd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,142 @@
+"""Experiment configuration: ``experiments/base.yaml`` <- ``experiments/NAME.yaml`` <- dotlist.
+
+Every key must exist in ``base.yaml`` (struct mode), so a typo is an error naming the key.
+An experiment file may start from another experiment with ``extends: OTHER``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message names the file and key."""
+
+
+def experiments_dir() -> Path:
+    """The folder holding ``base.yaml``: ``$HKD_EXPERIMENTS``, ``./experiments`` or the repo's."""
+    candidates = [os.environ.get("HKD_EXPERIMENTS"), Path.cwd() / "experiments",
+                  PACKAGE_ROOT.parent / "experiments"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "base.yaml").is_file():
+            return Path(candidate)
+    raise ConfigError("cannot find experiments/base.yaml (set HKD_EXPERIMENTS to its folder)")
+
+
+def resolve_experiment_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} and path.is_file():
+        return path
+    candidate = experiments_dir() / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    available = sorted(p.stem for p in experiments_dir().glob("*.yaml") if p.stem != "base")
+    raise ConfigError(f"unknown experiment '{name_or_path}': no file {candidate}; "
+                      f"available: {', '.join(available)}")
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as error:  # yaml.YAMLError and OSError alike
+        raise ConfigError(f"{path}: cannot read YAML: {error}") from error
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return loaded
+
+
+def _experiment_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, DictConfig]]:
+    """The experiment and the ones it ``extends``, base-most first."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle")
+    cfg = _load_yaml(path)
+    parent = cfg.pop("extends", None)
+    chain = _experiment_chain(resolve_experiment_path(str(parent)), (*seen, path.resolve())) \
+        if parent else []
+    return [*chain, (path, cfg)]
+
+
+def _merge(base: DictConfig, layer: DictConfig, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, layer)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        raise ConfigError(f"{source}: key '{key}' is not valid: {error.msg}") from error
+
+
+def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Merge base, experiment file(s) and ``key=value`` overrides; resolve interpolations."""
+    base_path = experiments_dir() / "base.yaml"
+    cfg = _load_yaml(base_path)
+    OmegaConf.set_struct(cfg, True)
+    experiment_path = resolve_experiment_path(name_or_path)
+    for path, layer in _experiment_chain(experiment_path):
+        cfg = _merge(cfg, layer, str(path))
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"override '{override}' must look like key=value")
+        cfg = _merge(cfg, OmegaConf.from_dotlist([override]), f"override '{override}'")
+    if cfg.name is None:
+        cfg.name = experiment_path.stem
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"cannot resolve '{getattr(error, 'full_key', '?')}': {error.msg}") \
+            from error
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that OmegaConf's types cannot express."""
+    choices = {
+        "data.format": ("synthetic", "folder", "covid-chestxray"),
+        "method.name": ("baseline", "hkd", "rrr", "gradmask", "actdiff", "cam_align"),
+        "logging.wandb": ("offline", "online", "disabled"),
+        "data.sampler": ("random", "balanced"),
+        "augment.policy": ("none", "basic", "strong", "randaugment", "trivialaugment"),
+        "optim.name": ("adamw", "adam", "sgd"),
+        "optim.scheduler": ("cosine", "cosine_per_step", "none"),
+        "checkpoint.mode": ("min", "max"),
+    }
+    for key, allowed in choices.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    if cfg.data.format != "synthetic" and not cfg.data.root:
+        raise ConfigError(f"data.root is required for data.format={cfg.data.format}: "
+                          f"add data.root=/path/to/data to the command line "
+                          f"(make experiment NAME={cfg.name} ARGS=\"data.root=...\")")
+    if cfg.logging.wandb == "offline" and cfg.logging.log_model:
+        raise ConfigError("logging.log_model=true needs logging.wandb=online "
+                          "(offline W&B runs cannot upload checkpoints)")
+    if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:
+        raise ConfigError(f"data.mean and data.std need one value per channel "
+                          f"(data.channels={cfg.data.channels})")
+
+
+def save_config(cfg: DictConfig, path: str | Path) -> None:
+    from hkd.io import atomic_write_text
+
+    atomic_write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def to_dotlist(cfg: DictConfig) -> dict[str, object]:
+    """Flat ``{"a.b": value}`` view, for logging hyper-parameters."""
+    flat: dict[str, object] = {}
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat

@@ -1,0 +1,101 @@
+"""The LightningDataModule: records -> splits -> decoded cache -> datasets -> loaders."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from hkd.data.cache import build_cache, open_cache
+from hkd.data.dataset import PriorDataset
+from hkd.data.records import Record
+from hkd.data.sources import load_records
+from hkd.data.splits import assign_splits, check_splits, kfold_splits
+from hkd.data.transforms import build_augmentation
+
+
+class PneumoniaDataModule(L.LightningDataModule):
+    def __init__(self, cfg: DictConfig, roi_mode: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.data = cfg.data
+        self.roi_mode = roi_mode
+        self.records: list[Record] = []
+        self.classes: list[str] = []
+        self.splits: list[str] = []
+        self.datasets: dict[str, PriorDataset] = {}
+
+    def describe(self) -> None:
+        """Read the records, classes and splits (no decoding); idempotent."""
+        if not self.records:
+            self._records_and_splits()
+
+    def train_class_counts(self) -> list[int]:
+        self.describe()
+        labels = [self.classes.index(r.label) for r, s in zip(self.records, self.splits)
+                  if s == "train"]
+        return np.bincount(labels, minlength=len(self.classes)).tolist()
+
+    def _records_and_splits(self) -> None:
+        self.records, self.classes = load_records(self.data, self.cfg.seed)
+        if self.data.folds:
+            self.splits = kfold_splits(self.records, self.data.folds, self.data.fold,
+                                       self.data.val_fraction, self.cfg.seed)
+        else:
+            self.splits = assign_splits(self.records, self.data.val_fraction,
+                                        self.data.test_fraction, self.cfg.seed)
+        check_splits(self.records, self.splits, self.classes)
+
+    def prepare_data(self) -> None:
+        """Generate / validate / decode once (rank 0 of each node)."""
+        self._records_and_splits()
+        build_cache(self.records, self.data.image_size, self.data.channels, self.data.cache_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.describe()
+        folder = build_cache(self.records, self.data.image_size, self.data.channels,
+                             self.data.cache_dir)
+        cache = open_cache(folder)
+        labels = np.array([self.classes.index(r.label) for r in self.records])
+        has_prior = np.array([r.has_prior for r in self.records])
+        self.labels, self.has_prior = labels, has_prior
+        splits = np.array(self.splits)
+        imil = self.cfg.imil
+        common = dict(cache=cache, labels=labels, has_prior=has_prior, mean=list(self.data.mean),
+                      std=list(self.data.std), roi_mode=self.roi_mode,
+                      roi_fill=self.cfg.hkd.roi_fill, prior_soft_edge=self.data.prior_soft_edge,
+                      edit_fill=imil.fill, fill_mean=float(self.data.fill_mean))
+        for split in ("train", "val", "test"):
+            transform = build_augmentation(self.cfg.augment) if split == "train" else None
+            self.datasets[split] = PriorDataset(indices=np.flatnonzero(splits == split),
+                                                transform=transform, **common)
+        # The same training samples without augmentation, for evaluation passes (IMIL mining).
+        self.datasets["train_eval"] = PriorDataset(indices=np.flatnonzero(splits == "train"),
+                                                   transform=None, **common)
+
+    def _loader(self, dataset: PriorDataset, batch_size: int, shuffle: bool,
+                sampler=None) -> DataLoader:
+        workers = self.data.num_workers
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                          sampler=sampler, num_workers=workers,
+                          persistent_workers=bool(self.data.persistent_workers and workers > 0),
+                          pin_memory=self.data.pin_memory, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.datasets["train"]
+        sampler = None
+        if self.data.sampler == "balanced":
+            counts = np.array(self.train_class_counts())
+            weights = 1.0 / counts[self.labels[dataset.indices]]
+            sampler = WeightedRandomSampler(weights.tolist(), num_samples=len(dataset),
+                                            replacement=True)
+        return self._loader(dataset, self.data.batch_size, shuffle=True, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["val"], self.data.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["test"], self.data.eval_batch_size, shuffle=False)

@@ -1,0 +1,168 @@
+"""The folder format, the generic way to bring your own data.
+
+``ROOT/labels.csv``: ``image`` (path relative to ROOT), ``label``; optional ``patient_id`` and
+``split`` (train/val/test). ``ROOT/annotations.json`` (optional, COCO): boxes ``[x, y, w, h]``
+and/or polygon ``segmentation`` per image; the category named ``irrelevant`` marks regions to
+ignore, every other category marks relevant regions. ``ROOT/masks/<image stem>.png`` (optional):
+relevant-region masks (non-zero = relevant).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from PIL import Image
+
+from hkd.data.records import SPLITS, DataError, Record, Region
+
+IRRELEVANT_CATEGORY = "irrelevant"
+
+
+def read_folder(root: str | Path) -> list[Record]:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a folder")
+    records = read_labels_csv(root / "labels.csv", root)
+    annotations = root / "annotations.json"
+    if annotations.is_file():
+        apply_coco(records, annotations, root)
+    masks = root / "masks"
+    if masks.is_dir():
+        for record in records:
+            candidate = masks / f"{record.path.stem}.png"
+            if candidate.is_file():
+                record.mask_path = candidate
+    return records
+
+
+def read_labels_csv(path: Path, root: Path) -> list[Record]:
+    if not path.is_file():
+        raise DataError(f"{path} is missing: the folder format needs labels.csv with "
+                        "columns image,label[,patient_id,split]")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in ("image", "label") if c not in columns]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)}; "
+                                f"found {', '.join(columns) or 'no header'}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: not a readable CSV file: {error}") from error
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    records, seen = [], {}
+    for line, row in enumerate(rows, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        where = f"{path} row {line}"
+        image, label = row.get("image", ""), row.get("label", "")
+        if not image or not label:
+            raise DataError(f"{where}: empty 'image' or 'label'")
+        if image in seen:
+            raise DataError(f"{where}: image {image} is listed twice (also row {seen[image]})")
+        seen[image] = line
+        image_path = (root / image).resolve()
+        if not image_path.is_file():
+            raise DataError(f"{where}: image file {root / image} does not exist")
+        split = row.get("split") or None
+        if split is not None and split not in SPLITS:
+            raise DataError(f"{where}: split '{split}' is not one of {', '.join(SPLITS)}")
+        records.append(Record(path=image_path, label=label,
+                              patient_id=row.get("patient_id") or image, split=split,
+                              source=where))
+    return records
+
+
+def _number_list(value: object, where: str, what: str) -> list[float]:
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
+        raise DataError(f"{where}: '{what}' must be a list of numbers, got {value!r}")
+    if not all(math.isfinite(v) for v in value):
+        raise DataError(f"{where}: '{what}' has a non-finite number: {value!r}")
+    return [float(v) for v in value]
+
+
+def parse_region(annotation: dict, where: str) -> list[Region]:
+    """The regions of one COCO annotation: polygons if present, else its bbox."""
+    segmentation = annotation.get("segmentation")
+    regions = []
+    if isinstance(segmentation, list) and segmentation:
+        polygons = segmentation if isinstance(segmentation[0], list) else [segmentation]
+        for polygon in polygons:
+            values = _number_list(polygon, where, "segmentation")
+            if len(values) < 6 or len(values) % 2:
+                raise DataError(f"{where}: a polygon needs an even number (>= 6) of "
+                                f"coordinates, got {len(values)}")
+            regions.append(Region(tuple(zip(values[0::2], values[1::2]))))
+        return regions
+    if segmentation not in (None, [], {}):
+        raise DataError(f"{where}: only polygon 'segmentation' lists are supported (no RLE)")
+    if "bbox" not in annotation:
+        raise DataError(f"{where}: needs a 'bbox' or a polygon 'segmentation'")
+    box = _number_list(annotation["bbox"], where, "bbox")
+    if len(box) != 4:
+        raise DataError(f"{where}: bbox must be [x, y, w, h], got {box}")
+    if box[2] <= 0 or box[3] <= 0:
+        raise DataError(f"{where}: bbox {box} has a non-positive width or height")
+    return [Region.from_box(*box)]
+
+
+def check_inside(region: Region, width: int, height: int, where: str, tolerance: float = 1.0) -> None:
+    x0, y0, x1, y1 = region.bounds()
+    if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:
+        raise DataError(f"{where}: region ({x0:g}, {y0:g})-({x1:g}, {y1:g}) lies outside the "
+                        f"{width}x{height} image")
+
+
+def image_size(path: Path, where: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception as error:  # PIL raises several types for unreadable files
+        raise DataError(f"{where}: cannot read image {path}: {error}") from error
+
+
+def apply_coco(records: list[Record], path: Path, root: Path) -> None:
+    """Attach the regions of a COCO file to the records (matched by ``file_name``)."""
+    try:
+        coco = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not valid JSON: {error}") from error
+    if not isinstance(coco, dict):
+        raise DataError(f"{path}: the top level must be an object with 'images' and 'annotations'")
+    for key in ("images", "annotations"):
+        if not isinstance(coco.get(key), list):
+            raise DataError(f"{path}: key '{key}' is missing or not a list")
+    categories = coco.get("categories") or []
+    if not isinstance(categories, list):
+        raise DataError(f"{path}: key 'categories' must be a list")
+    irrelevant_ids = {c.get("id") for c in categories
+                      if isinstance(c, dict) and str(c.get("name", "")).lower() == IRRELEVANT_CATEGORY}
+    by_file = {record.path: record for record in records}
+    by_id: dict[object, Record] = {}
+    for number, image in enumerate(coco["images"]):
+        where = f"{path} images[{number}]"
+        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
+            raise DataError(f"{where}: needs 'id' and 'file_name'")
+        record = by_file.get((root / str(image["file_name"])).resolve())
+        if record is not None:
+            by_id[image["id"]] = record
+    sizes: dict[Path, tuple[int, int]] = {}
+    for number, annotation in enumerate(coco["annotations"]):
+        where = f"{path} annotations[{number}]"
+        if not isinstance(annotation, dict) or "image_id" not in annotation:
+            raise DataError(f"{where}: needs 'image_id'")
+        record = by_id.get(annotation["image_id"])
+        if record is None:
+            continue  # an image that labels.csv does not list
+        regions = parse_region(annotation, where)
+        if record.path not in sizes:
+            sizes[record.path] = image_size(record.path, record.source)
+        for region in regions:
+            check_inside(region, *sizes[record.path], where=f"{where} (image {record.path.name})")
+        target = record.irrelevant if annotation.get("category_id") in irrelevant_ids \
+            else record.relevant
+        target.extend(regions)

@@ -1,0 +1,99 @@
+"""Patient-grouped, class-stratified splits, deterministic from the seed."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from hkd.data.records import SPLITS, DataError, Record
+
+
+def patient_groups(records: list[Record]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        groups[record.patient_id].append(index)
+    return dict(groups)
+
+
+def _majority_label(records: list[Record], indices: list[int]) -> str:
+    return Counter(records[i].label for i in indices).most_common(1)[0][0]
+
+
+def assign_splits(records: list[Record], val_fraction: float, test_fraction: float,
+                  seed: int) -> list[str]:
+    """The split of every record: the ``split`` column where given, else a seeded
+    patient-grouped split stratified by each patient's majority class."""
+    given = [record.split for record in records]
+    if all(split is not None for split in given):
+        return list(given)  # type: ignore[arg-type]
+    if any(split is not None for split in given):
+        missing = next(r.source for r in records if r.split is None)
+        raise DataError(f"{missing}: 'split' is empty; give it for every row or for none")
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    groups = patient_groups(records)
+    for patient, indices in sorted(groups.items()):
+        by_class[_majority_label(records, indices)].append(patient)
+    splits = [""] * len(records)
+    for label in sorted(by_class):
+        patients = by_class[label]
+        rng.shuffle(patients)
+        n = len(patients)
+        n_test = int(round(n * test_fraction))
+        n_val = int(round(n * val_fraction))
+        if n >= 3:  # every split gets a patient of each class that has enough of them
+            n_test, n_val = max(n_test, 1 if test_fraction > 0 else 0), \
+                max(n_val, 1 if val_fraction > 0 else 0)
+        for position, patient in enumerate(patients):
+            split = "test" if position < n_test else "val" if position < n_test + n_val else "train"
+            for index in groups[patient]:
+                splits[index] = split
+    return splits
+
+
+def kfold_splits(records: list[Record], folds: int, fold: int, val_fraction: float,
+                 seed: int) -> list[str]:
+    """Fold ``fold`` of a patient-grouped, class-stratified K-fold: it is the test split;
+    a seeded share of the remaining patients is the validation split."""
+    if not 0 <= fold < folds:
+        raise DataError(f"data.fold={fold} must be in [0, data.folds={folds})")
+    rng = np.random.default_rng(seed)
+    groups = patient_groups(records)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for patient, indices in sorted(groups.items()):
+        by_class[_majority_label(records, indices)].append(patient)
+    fold_of: dict[str, int] = {}
+    offset = 0
+    for label in sorted(by_class):
+        patients = by_class[label]
+        rng.shuffle(patients)
+        for position, patient in enumerate(patients):
+            fold_of[patient] = (position + offset) % folds
+        offset += len(patients)
+    rest = sorted(p for p in groups if fold_of[p] != fold)
+    rng.shuffle(rest)
+    val = set(rest[: int(round(len(rest) * val_fraction))])
+    splits = [""] * len(records)
+    for patient, indices in groups.items():
+        split = "test" if fold_of[patient] == fold else "val" if patient in val else "train"
+        for index in indices:
+            splits[index] = split
+    return splits
+
+
+def check_splits(records: list[Record], splits: list[str], classes: list[str]) -> None:
+    for split in SPLITS:
+        if split not in splits:
+            raise DataError(f"the {split} split is empty (check the 'split' column or "
+                            "data.val_fraction / data.test_fraction)")
+    train_labels = {r.label for r, s in zip(records, splits) if s == "train"}
+    missing = [c for c in classes if c not in train_labels]
+    if missing:
+        raise DataError(f"class(es) {', '.join(missing)} have no sample in the train split")
+    patients: dict[str, set[str]] = defaultdict(set)
+    for record, split in zip(records, splits):
+        patients[record.patient_id].add(split)
+    straddling = [p for p, s in patients.items() if len(s) > 1]
+    if straddling:
+        raise DataError(f"patient(s) {', '.join(straddling[:5])} appear in more than one split")

@@ -1,0 +1,54 @@
+"""Joint augmentation of an image and its masks (prior, irrelevant regions).
+
+torchvision ``transforms.v2`` moves ``tv_tensors.Mask`` with the image through every geometric
+transform and leaves it out of the photometric ones, so priors stay aligned by construction.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+POLICIES = ("none", "basic", "strong", "randaugment", "trivialaugment")
+
+
+class AsUint8(torch.nn.Module):
+    """Run a policy that needs uint8 images (RandAugment, TrivialAugment) on float images."""
+
+    def __init__(self, policy: torch.nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, image, *masks):
+        as_uint8 = tv_tensors.wrap((image * 255).round().to(torch.uint8), like=image)
+        out = self.policy(as_uint8, *masks)
+        return (tv_tensors.wrap(out[0].float() / 255, like=image), *out[1:])
+
+
+def build_augmentation(cfg: DictConfig) -> v2.Compose:
+    """The training-time transform for ``augment.policy``; evaluation uses none."""
+    affine = v2.RandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate),
+                             scale=(1 - cfg.scale, 1 + cfg.scale))
+    steps: list[torch.nn.Module] = []
+    if cfg.hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    if cfg.policy in ("basic", "strong"):
+        steps.append(affine)
+    if cfg.policy == "strong":
+        steps += [v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.9),
+                  v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.5)]
+    if cfg.policy == "randaugment":
+        steps.append(AsUint8(v2.RandAugment()))
+    if cfg.policy == "trivialaugment":
+        steps.append(AsUint8(v2.TrivialAugmentWide()))
+    return v2.Compose(steps)
+
+
+def apply_joint(transform: v2.Compose | None, image: torch.Tensor, *masks: torch.Tensor):
+    """Apply one random draw of ``transform`` to the image and all masks together."""
+    if transform is None or not transform.transforms:
+        return (image, *masks)
+    out = transform(tv_tensors.Image(image), *(tv_tensors.Mask(m) for m in masks))
+    return tuple(t.as_subclass(torch.Tensor) for t in out)

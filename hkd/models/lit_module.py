@@ -1,0 +1,148 @@
+"""The classifier LightningModule: any timm backbone, a pluggable training method, torchmetrics
+on val/test and explanation metrics (relevance mass, pointing game) on the test split."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+from hkd.methods.registry import build_method
+from hkd.models.backbone import build_backbone, features_and_logits, grad_cam
+from hkd.models.explain import pointing_game, relevance_mass, upsample
+
+
+def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    return MetricCollection({
+        "accuracy": MulticlassAccuracy(num_classes, average="micro"),
+        "balanced_accuracy": MulticlassRecall(num_classes, average="macro"),
+        "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+        "auroc": MulticlassAUROC(num_classes, average="macro"),
+    }, prefix=prefix)
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(self, cfg: dict, classes: list[str], class_weights: list[float] | None = None,
+                 input_key: str = "image") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg: DictConfig = OmegaConf.create(cfg)
+        self.classes = list(classes)
+        self.input_key = input_key
+        num_classes, in_chans = len(classes), self.cfg.data.channels
+        self.net = build_backbone(self.cfg.model, num_classes, in_chans)
+        if self.cfg.model.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.method = build_method(self.cfg, num_classes, in_chans, input_key)
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.test_metrics = classification_metrics(num_classes, "test/")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_relevance_mass = MeanMetric()
+        self.test_pointing_game = MeanMetric()
+        self.confusion_matrix: torch.Tensor | None = None
+        self._compiled = None
+
+    # -- model -------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.cfg.model.compile and self._compiled is None:
+            self._compiled = torch.compile(self.net)
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cfg.model.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return features_and_logits(self._compiled or self.net, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(x)[1]
+
+    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, weight=self.class_weights)
+
+    # -- steps -------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.method.training_loss(self, batch)
+        batch_size = len(batch["label"])
+        for key, value in out.items():
+            if key != "logits":
+                self.log(f"train/{key}", value, prog_bar=key == "loss", batch_size=batch_size)
+        acc = (out["logits"].argmax(1) == batch["label"]).float().mean()
+        self.log("train/accuracy", acc, prog_bar=True, batch_size=batch_size)
+        return out["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch[self.input_key])
+        loss = F.cross_entropy(logits, batch["label"])
+        self.val_metrics.update(logits.softmax(1), batch["label"])
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
+        self.log_dict(self.val_metrics, batch_size=len(logits))
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        x, labels = batch[self.input_key], batch["label"]
+        with torch.enable_grad():
+            features, logits = self.features_and_logits(x.detach().requires_grad_(False))
+            features = features.detach().requires_grad_(True)
+            logits = self.net.forward_head(features)
+            cam = grad_cam(features, logits, labels).detach()
+        logits = logits.detach()
+        self.test_metrics.update(logits.softmax(1), labels)
+        self.test_confusion.update(logits, labels)
+        self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True,
+                 batch_size=len(labels))
+        self.log_dict(self.test_metrics, batch_size=len(labels))
+        annotated = batch["has_prior"].bool()
+        if annotated.any():
+            region = batch["prior"][annotated, 0] > 0.5
+            cam = upsample(cam[annotated], tuple(region.shape[-2:]))
+            self.test_relevance_mass.update(relevance_mass(cam, region.float()))
+            self.test_pointing_game.update(pointing_game(cam, region.float()))
+            self.log("test/relevance_mass", self.test_relevance_mass)
+            self.log("test/pointing_game", self.test_pointing_game)
+
+    def on_test_epoch_end(self) -> None:
+        self.confusion_matrix = self.test_confusion.compute().cpu()
+        self.test_confusion.reset()
+
+    # -- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optim = self.cfg.optim
+        params = [p for p in self.parameters() if p.requires_grad]
+        if optim.name == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+        elif optim.name == "adam":
+            optimizer = torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(params, lr=optim.lr, momentum=0.9,
+                                        weight_decay=optim.weight_decay)
+        if optim.scheduler == "none":
+            return optimizer
+        per_step = optim.scheduler == "cosine_per_step"
+        epochs = max(1, self.trainer.max_epochs or 1)
+        total = self.trainer.estimated_stepping_batches if per_step else epochs
+        warmup = optim.warmup_epochs * (total // epochs if per_step else 1)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, CosineWithWarmup(warmup, total))
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "step" if per_step else "epoch"}}
+
+
+class CosineWithWarmup:
+    """Linear warm-up then cosine decay to 0, as a picklable LambdaLR factor."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = int(warmup), max(1, int(total))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return 0.5 * (1 + torch.cos(torch.tensor(min(1.0, progress)) * torch.pi).item())

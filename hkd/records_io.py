@@ -1,0 +1,74 @@
+"""The run directory: its id, summary.json, confusion matrix and CAM overlay figures."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from hkd.io import atomic_write, atomic_write_json  # noqa: E402
+
+RUN_ID_ENV = "HKD_RUN_ID"
+
+
+def run_id() -> str:
+    """One id per launch, shared by every DDP process (children inherit the environment)."""
+    if not os.environ.get(RUN_ID_ENV):
+        os.environ[RUN_ID_ENV] = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    return os.environ[RUN_ID_ENV]
+
+
+def new_run_dir(output_dir: str, name: str) -> Path:
+    path = Path(output_dir) / name / run_id()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _save_figure(figure, path: Path) -> None:
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120,
+                                                  bbox_inches="tight"))
+    plt.close(figure)
+
+
+def save_confusion_matrix(matrix: torch.Tensor, classes: list[str], path: Path,
+                          title: str = "test") -> None:
+    matrix = matrix.numpy()
+    figure, axis = plt.subplots(figsize=(1.2 + 0.9 * len(classes), 1 + 0.8 * len(classes)))
+    axis.imshow(matrix, cmap="Blues")
+    for (row, col), value in np.ndenumerate(matrix):
+        axis.text(col, row, str(int(value)), ha="center", va="center",
+                  color="white" if value > matrix.max() / 2 else "black")
+    axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axis.set_yticks(range(len(classes)), classes)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(f"confusion matrix ({title})")
+    _save_figure(figure, path)
+
+
+def save_cam_overlays(images: np.ndarray, cams: np.ndarray, priors: np.ndarray,
+                      titles: list[str], path: Path) -> None:
+    """A row per image: the image with its prior's outline, and the CAM over it."""
+    n = len(images)
+    figure, axes = plt.subplots(2, n, figsize=(1.8 * n, 3.8), squeeze=False)
+    for column in range(n):
+        for row in range(2):
+            axis = axes[row, column]
+            axis.imshow(images[column], cmap="gray")
+            axis.contour(priors[column], levels=[0.5], colors="lime", linewidths=0.8)
+            axis.axis("off")
+        axes[1, column].imshow(cams[column], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        axes[0, column].set_title(titles[column], fontsize=7)
+    _save_figure(figure, path)
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    atomic_write_json(path, summary)

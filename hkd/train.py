@@ -1,0 +1,197 @@
+"""Run one experiment: data, (teacher,) model, Trainer, evaluation and the run record.
+
+``python -m hkd train NAME [key=value ...]`` or ``make experiment NAME=... ARGS="..."``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from hkd.config import ConfigError, save_config, to_dotlist
+from hkd.data.datamodule import PneumoniaDataModule
+from hkd.models.backbone import grad_cam
+from hkd.models.explain import upsample
+from hkd.models.lit_module import ClassifierModule
+from hkd.records_io import new_run_dir, save_cam_overlays, save_confusion_matrix, write_summary
+
+
+@dataclass
+class StageResult:
+    module: ClassifierModule
+    best_checkpoint: str
+    val: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+    is_global_zero: bool = True
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, job_type: str) -> list:
+    loggers: list = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    if cfg.logging.wandb != "disabled":
+        loggers.append(WandbLogger(
+            save_dir=str(run_dir), project=cfg.logging.project, entity=cfg.logging.entity,
+            name=f"{cfg.name}/{run_dir.name}" + ("" if job_type == "train" else f"/{job_type}"),
+            group=cfg.name, job_type=job_type, offline=cfg.logging.wandb == "offline",
+            log_model=cfg.logging.log_model,
+            tags=[cfg.method.name, cfg.model.backbone, cfg.data.format]
+            + (["imil"] if cfg.imil.enabled else [])))
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str, mode: str,
+                  job_type: str = "train", callbacks: list | None = None) -> L.Trainer:
+    t = cfg.trainer
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode=mode,
+                                 filename="best-{epoch:02d}", save_last=True, save_top_k=1)
+    progress = [TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps))] \
+        if cfg.logging.progress_bar else []
+    return L.Trainer(
+        default_root_dir=run_dir, max_epochs=max_epochs, accelerator=t.accelerator,
+        devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+        log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
+        deterministic=t.deterministic, fast_dev_run=t.fast_dev_run,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches, logger=build_loggers(cfg, run_dir, job_type),
+        callbacks=[checkpoint, *progress, *(callbacks or [])],
+        enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,
+        enable_model_summary=False)
+
+
+def strip_prefix(metrics: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: PneumoniaDataModule,
+                     module: ClassifierModule, max_epochs: int, monitor: str, mode: str,
+                     job_type: str = "train", ckpt_path: str | None = None,
+                     callbacks: list | None = None) -> StageResult:
+    """Train, then evaluate the best checkpoint on val and test; figures on rank 0."""
+    trainer = build_trainer(cfg, run_dir, max_epochs, monitor, mode, job_type, callbacks)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(to_dotlist(cfg))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    checkpoint = trainer.checkpoint_callback
+    best = "" if cfg.trainer.fast_dev_run else (checkpoint.best_model_path or checkpoint.last_model_path)
+    evaluate_from = best or None
+    val = trainer.validate(module, datamodule=datamodule, ckpt_path=evaluate_from, verbose=False)[0]
+    test = trainer.test(module, datamodule=datamodule, ckpt_path=evaluate_from, verbose=False)[0]
+    result = StageResult(module, best, strip_prefix(val, "val/"), strip_prefix(test, "test/"),
+                         trainer.is_global_zero)
+    if trainer.is_global_zero:
+        if module.confusion_matrix is not None:
+            save_confusion_matrix(module.confusion_matrix, module.classes,
+                                  run_dir / "confusion_matrix.png")
+        save_explanations(cfg, module, datamodule, run_dir, trainer)
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            logger.experiment.finish()
+    return result
+
+
+def explain_batch(module: ClassifierModule, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted probabilities and Grad-CAMs (B, H, W in [0, 1]) of the true class."""
+    module.eval()
+    x = batch[module.input_key].to(module.device)
+    with torch.enable_grad():
+        features = module.net.forward_features(x).detach().requires_grad_(True)
+        logits = module.net.forward_head(features)
+        cam = grad_cam(features, logits, batch["label"].to(module.device)).detach()
+    cam = upsample(cam, tuple(x.shape[-2:]))
+    cam = cam / cam.flatten(1).amax(1).clamp(min=1e-8).view(-1, 1, 1)
+    return logits.detach().softmax(1).cpu(), cam.cpu()
+
+
+def save_explanations(cfg: DictConfig, module: ClassifierModule, datamodule: PneumoniaDataModule,
+                      run_dir: Path, trainer: L.Trainer) -> None:
+    """CAM overlays of a fixed set of test images (the first annotated ones)."""
+    dataset = datamodule.datasets["test"]
+    annotated = [p for p in range(len(dataset)) if datamodule.has_prior[dataset.indices[p]]]
+    chosen = (annotated or list(range(len(dataset))))[: cfg.explain.n_images]
+    if not chosen:
+        return
+    samples = [dataset[p] for p in chosen]
+    batch = {key: torch.as_tensor(np.stack([np.asarray(s[key]) for s in samples]))
+             for key in ("image", "label", "prior") + (("roi",) if "roi" in samples[0] else ())}
+    probs, cams = explain_batch(module, batch)
+    images = batch[module.input_key][:, 0].numpy()
+    titles = [f"{module.classes[int(y)]}\npred {module.classes[int(p.argmax())]} {float(p.max()):.2f}"
+              for y, p in zip(batch["label"], probs)]
+    path = run_dir / "cam_overlays.png"
+    save_cam_overlays(images, cams.numpy(), batch["prior"][:, 0].numpy(), titles, path)
+    if cfg.logging.images:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image("explain/cam_overlays", images=[str(path)])
+
+
+def train_class_weights(cfg: DictConfig, datamodule: PneumoniaDataModule) -> list[float] | None:
+    if not cfg.model.class_weights:
+        return None
+    counts = np.array(datamodule.train_class_counts(), dtype=np.float64)
+    weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    return weights.tolist()
+
+
+def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The config of the run being resumed, with this command's overrides on top."""
+    run_dir = Path(cfg.resume)
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"resume={run_dir}: no config.yaml there (is it a run directory?)")
+    resumed = OmegaConf.load(saved)
+    OmegaConf.set_struct(resumed, True)
+    for override in overrides:
+        if not override.startswith("resume="):
+            resumed = OmegaConf.merge(resumed, OmegaConf.from_dotlist([override]))
+    resumed.resume = str(run_dir)
+    return resumed
+
+
+def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
+    """Train and evaluate as configured; return the run directory."""
+    started = time.time()
+    if cfg.resume:
+        cfg = resume_config(cfg, overrides or [])
+        run_dir = Path(cfg.resume)
+    else:
+        run_dir = new_run_dir(cfg.output_dir, cfg.name)
+    save_config(cfg, run_dir / "config.yaml")
+    L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision("high")
+    if cfg.method.name == "hkd":
+        from hkd.methods.hkd import run_hkd
+
+        result, extra = run_hkd(cfg, run_dir)
+    else:
+        datamodule = PneumoniaDataModule(cfg)
+        datamodule.describe()
+        module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
+                                  train_class_weights(cfg, datamodule))
+        last = run_dir / "checkpoints" / "last.ckpt"
+        result = fit_and_evaluate(cfg, run_dir, datamodule, module, cfg.trainer.max_epochs,
+                                  cfg.checkpoint.monitor, cfg.checkpoint.mode,
+                                  ckpt_path=str(last) if cfg.resume and last.is_file() else None)
+        extra = {}
+    if result.is_global_zero:
+        write_summary(run_dir / "summary.json", build_summary(cfg, run_dir, result, started, extra))
+    return run_dir
+
+
+def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: float,
+                  extra: dict) -> dict:
+    test = dict(result.test)
+    explanations = {key: test.pop(key) for key in ("relevance_mass", "pointing_game") if key in test}
+    return {"name": cfg.name, "method": cfg.method.name, "seed": cfg.seed,
+            "backbone": cfg.model.backbone, "data": cfg.data.format,
+            "imil": bool(cfg.imil.enabled), "classes": result.module.classes,
+            "val": result.val, "test": test, "explanations": explanations,
+            "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),
+            "duration_s": round(time.time() - started, 2), **extra}
