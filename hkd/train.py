@@ -13,10 +13,11 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from hkd.config import ConfigError, save_config, to_dotlist
+from hkd.csv_log import AppendingCSVLogger
 from hkd.data.datamodule import PneumoniaDataModule
 from hkd.models.backbone import grad_cam
 from hkd.models.explain import upsample
@@ -34,7 +35,7 @@ class StageResult:
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, job_type: str) -> list:
-    loggers: list = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    loggers: list = [AppendingCSVLogger(str(run_dir))]
     if cfg.logging.wandb != "disabled":
         loggers.append(WandbLogger(
             save_dir=str(run_dir), project=cfg.logging.project, entity=cfg.logging.entity,

@@ -46,7 +46,7 @@ class SyntheticSpec:
     n_val: int = 150
     n_test: int = 300
     size: int = 96
-    contrast: float = 0.3
+    contrast: float = 0.1
     shortcut_bias: float | None = 0.95
     include_healthy: bool = False
 
@@ -121,7 +121,7 @@ def _viral(anatomy: _Anatomy, rng: np.random.Generator, contrast: float):
     lung = int(rng.integers(2))
     px, py = anatomy.point_in_lung(rng, lung, margin=0.45)
     radius = rng.uniform(0.08, 0.11)
-    patch = _ellipse(anatomy.xx, anatomy.yy, px, py, radius, radius * 1.3, edge=0.3)
+    patch = _ellipse(anatomy.xx, anatomy.yy, px, py, radius, radius * 1.3, edge=0.02)
     lines = np.zeros_like(anatomy.image)
     for _ in range(int(rng.integers(5, 8))):
         angle = rng.uniform(0, np.pi)
@@ -129,7 +129,8 @@ def _viral(anatomy: _Anatomy, rng: np.random.Generator, contrast: float):
         distance = np.abs((anatomy.xx - px) * np.sin(angle) - (anatomy.yy - py) * np.cos(angle)
                           - offset)
         lines = np.maximum(lines, np.clip(1 - distance * anatomy.size / 1.2, 0, 1))
-    return 1.2 * contrast * lines * patch, [{"bbox": _box(px, py, radius, radius * 1.3, anatomy.size)}]
+    return 1.2 * contrast * lines * patch, [{"bbox": _box(px, py, 1.12 * radius, 1.12 * radius * 1.3,
+                                                            anatomy.size)}]
 
 
 def _bacterial(anatomy: _Anatomy, rng: np.random.Generator, contrast: float):
@@ -137,12 +138,12 @@ def _bacterial(anatomy: _Anatomy, rng: np.random.Generator, contrast: float):
     lung = int(rng.integers(2))
     px, py = anatomy.point_in_lung(rng, lung, margin=0.55)
     rx, ry = rng.uniform(0.06, 0.085), rng.uniform(0.07, 0.11)
-    layer = 1.1 * contrast * _ellipse(anatomy.xx, anatomy.yy, px, py, rx, ry, edge=0.15)
+    layer = 1.1 * contrast * _ellipse(anatomy.xx, anatomy.yy, px, py, rx, ry, edge=0.015)
     angles = np.linspace(0, 2 * np.pi, 12, endpoint=False)
-    polygon = np.stack([(px + 1.1 * rx * np.cos(angles)) * anatomy.size,
-                        (py + 1.1 * ry * np.sin(angles)) * anatomy.size], axis=1)
+    polygon = np.stack([(px + 1.15 * rx * np.cos(angles)) * anatomy.size,
+                        (py + 1.15 * ry * np.sin(angles)) * anatomy.size], axis=1)
     polygon = np.clip(polygon, 0, anatomy.size).round(2).reshape(-1).tolist()
-    return layer, [{"segmentation": [polygon], "bbox": _box(px, py, 1.1 * rx, 1.1 * ry, anatomy.size)}]
+    return layer, [{"segmentation": [polygon], "bbox": _box(px, py, 1.15 * rx, 1.15 * ry, anatomy.size)}]
 
 
 def _fungal(anatomy: _Anatomy, rng: np.random.Generator, contrast: float):

@@ -14,6 +14,36 @@ from torchvision.transforms import v2
 POLICIES = ("none", "basic", "strong", "randaugment", "trivialaugment")
 
 
+GEOMETRIC_OPS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
+
+
+class _MaskAware:
+    """torchvision's RandAugment / TrivialAugment reject masks: apply the geometric ops they
+    draw to the masks too (nearest neighbour), and the photometric ones to the image only."""
+
+    def forward(self, image, *masks):
+        self._masks = list(masks)
+        out = super().forward(image)
+        masks, self._masks = self._masks, []
+        return (out, *masks)
+
+    def _apply_image_or_video_transform(self, image, transform_id, magnitude, interpolation, fill):
+        if transform_id in GEOMETRIC_OPS:
+            self._masks = [super(_MaskAware, self)._apply_image_or_video_transform(
+                mask, transform_id, magnitude, v2.InterpolationMode.NEAREST, fill)
+                for mask in self._masks]
+        return super()._apply_image_or_video_transform(image, transform_id, magnitude,
+                                                       interpolation, fill)
+
+
+class JointRandAugment(_MaskAware, v2.RandAugment):
+    pass
+
+
+class JointTrivialAugment(_MaskAware, v2.TrivialAugmentWide):
+    pass
+
+
 class AsUint8(torch.nn.Module):
     """Run a policy that needs uint8 images (RandAugment, TrivialAugment) on float images."""
 
@@ -40,9 +70,9 @@ def build_augmentation(cfg: DictConfig) -> v2.Compose:
         steps += [v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.9),
                   v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.5)]
     if cfg.policy == "randaugment":
-        steps.append(AsUint8(v2.RandAugment()))
+        steps.append(AsUint8(JointRandAugment()))
     if cfg.policy == "trivialaugment":
-        steps.append(AsUint8(v2.TrivialAugmentWide()))
+        steps.append(AsUint8(JointTrivialAugment()))
     return v2.Compose(steps)
 
 

@@ -1,0 +1,46 @@
+# hkd: `make experiment NAME=quickstart` and `make test` work on a fresh clone.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# torch/torchvision pins: the newest releases this project is tested with (CPU or CUDA build).
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+NAME ?= quickstart
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help install experiment test test-full test-ddp lint sync clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install hkd with its dev extras
+
+experiment: $(STAMP)  ## train: make experiment NAME=quickstart ARGS="trainer.max_epochs=3"
+	$(PY) -m hkd train $(NAME) $(ARGS)
+
+test: $(STAMP)  ## the test suite without the slow tests (what CI runs)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-full: $(STAMP)  ## every test, the slow ones included
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-ddp: $(STAMP)  ## only the multi-process DDP tests
+	$(PY) -m pytest -m ddp $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check hkd tests benchmarks
+
+sync: $(STAMP)  ## upload offline W&B runs under runs/
+	$(VENV)/bin/wandb sync --sync-all runs/*/*/wandb 2>/dev/null || \
+	  find runs -type d -name 'offline-run-*' -exec $(VENV)/bin/wandb sync {} \;
+
+clean:  ## remove caches (keeps .venv and runs/)
+	rm -rf .cache .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+from conftest import make_folder_dataset
+from omegaconf import OmegaConf
+
+from hkd.data.datamodule import PneumoniaDataModule
+from hkd.data.masking import black_out, roi_image
+from hkd.data.transforms import apply_joint, build_augmentation
+
+
+def _augment_cfg(policy, hflip=True):
+    return OmegaConf.create({"policy": policy, "hflip": hflip, "degrees": 25,
+                             "translate": 0.15, "scale": 0.2})
+
+
+@pytest.mark.parametrize("policy", ["basic", "strong", "randaugment", "trivialaugment"])
+def test_prior_stays_on_the_bright_box_through_augmentation(policy):
+    torch.manual_seed(0)
+    image = torch.zeros(1, 48, 48)
+    image[:, 10:22, 26:40] = 1.0
+    prior = (image > 0.5).float()
+    transform = build_augmentation(_augment_cfg(policy))
+    for _ in range(20):
+        out_image, out_prior = apply_joint(transform, image, prior)
+        assert out_image.shape == (1, 48, 48) and out_prior.shape == (1, 48, 48)
+        # the box moved with the prior: photometric ops change its brightness, not where it is
+        moved = (out_image - out_image.min()) / (out_image.max() - out_image.min() + 1e-6)
+        if out_image.max() > out_image.min() + 0.2:
+            agreement = ((moved > 0.5) == (out_prior > 0.5)).float().mean()
+            assert agreement > 0.95, policy
+        assert set(out_prior.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_dataset_prior_and_roi_align_after_random_affine(tmp_path, tiny):
+    root = make_folder_dataset(tmp_path / "data", n_per_class=6, size=40)
+    cfg = tiny("data.format=folder", f"data.root={root}", "data.image_size=40",
+               "augment.policy=basic", "augment.degrees=20", "augment.translate=0.15",
+               "data.mean=[0.0]", "data.std=[1.0]")
+    datamodule = PneumoniaDataModule(cfg, roi_mode="blackout")
+    datamodule.prepare_data()
+    datamodule.setup()
+    torch.manual_seed(1)
+    for position in range(len(datamodule.datasets["train"])):
+        sample = datamodule.datasets["train"][position]
+        bright, prior = sample["image"][0] > 0.6, sample["prior"][0] > 0.5
+        assert (bright == prior).float().mean() > 0.97
+        assert sample["roi"][0][~prior].abs().max() == 0  # outside the prior: blacked out
+        inside = prior & bright
+        assert torch.allclose(sample["roi"][0][inside], sample["image"][0][inside])
+        assert sample["has_prior"] and isinstance(sample["idx"], int)
+
+
+def test_roi_without_annotations_keeps_raw_image():
+    image = torch.rand(1, 8, 8)
+    assert torch.equal(roi_image(image, torch.zeros(1, 8, 8), has_prior=False), image)
+    soft = roi_image(image, torch.full((1, 8, 8), 0.5), has_prior=True, mode="soft")
+    assert torch.allclose(soft, image * 0.5)
+
+
+@pytest.mark.parametrize("fill", ["zero", "mean", "blur", "noise"])
+def test_black_out_changes_only_marked_pixels(fill):
+    image = torch.rand(1, 16, 16)
+    remove = torch.zeros(16, 16)
+    remove[2:6, 3:9] = 1
+    out = black_out(image, remove, fill, mean_value=0.3, generator=torch.Generator().manual_seed(0))
+    keep = remove == 0
+    assert torch.equal(out[0][keep], image[0][keep])
+    if fill == "zero":
+        assert out[0][~keep].abs().max() == 0
+    if fill == "mean":
+        assert torch.allclose(out[0][~keep], torch.tensor(0.3))
+    if fill in ("blur", "noise"):
+        assert not torch.equal(out[0][~keep], image[0][~keep])
+        assert np.isfinite(out.numpy()).all()
