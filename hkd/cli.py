@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hkd.config import ConfigError, load_config
 from hkd.data.records import DataError
@@ -15,7 +16,23 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="train and evaluate an experiment")
     train.add_argument("experiment", help="experiments/NAME.yaml name, or a path to a YAML file")
     train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.max_epochs=3")
+    compare = commands.add_parser("compare", help="markdown table of runs' test metrics")
+    compare.add_argument("runs", nargs="+", help="run directories or folders holding them")
+    compare.add_argument("--by", default="name", help="summary key to group by (name, method)")
+    compare.add_argument("--plot", default=None, help="also write a PNG bar chart here")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        from hkd.compare import aggregate, find_summaries, markdown_table, plot
+
+        summaries = find_summaries(args.runs)
+        if not summaries:
+            print(f"error: no summary.json under {' '.join(args.runs)}", file=sys.stderr)
+            return 2
+        table = aggregate(summaries, args.by)
+        print(markdown_table(table))
+        if args.plot:
+            plot(table, Path(args.plot))
+        return 0
     if args.command == "train":
         from hkd.train import run_experiment
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from hkd.config import ConfigError, save_config, to_dotlist
 from hkd.csv_log import AppendingCSVLogger
 from hkd.data.datamodule import PneumoniaDataModule
-from hkd.models.backbone import grad_cam
-from hkd.models.explain import upsample
+from hkd.models.explain import explain_batch
 from hkd.models.lit_module import ClassifierModule
 from hkd.records_io import new_run_dir, save_cam_overlays, save_confusion_matrix, write_summary
 
@@ -32,6 +32,7 @@ class StageResult:
     val: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
     is_global_zero: bool = True
+    waiting_for_review: int | None = None  # an IMIL round that waits for a clinician
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, job_type: str) -> list:
@@ -62,6 +63,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches, logger=build_loggers(cfg, run_dir, job_type),
         callbacks=[checkpoint, *progress, *(callbacks or [])],
+        reload_dataloaders_every_n_epochs=1 if cfg.imil.enabled and job_type == "train" else 0,
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,
         enable_model_summary=False)
 
@@ -79,6 +81,11 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: PneumoniaDataMo
     for logger in trainer.loggers:
         logger.log_hyperparams(to_dotlist(cfg))
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    pending = [c.pending_round for c in trainer.callbacks if getattr(c, "waiting_for_review", False)]
+    if pending:
+        finish_wandb(trainer)
+        return StageResult(module, "", is_global_zero=trainer.is_global_zero,
+                           waiting_for_review=pending[0])
     checkpoint = trainer.checkpoint_callback
     best = "" if cfg.trainer.fast_dev_run else (checkpoint.best_model_path or checkpoint.last_model_path)
     evaluate_from = best or None
@@ -91,23 +98,22 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: PneumoniaDataMo
             save_confusion_matrix(module.confusion_matrix, module.classes,
                                   run_dir / "confusion_matrix.png")
         save_explanations(cfg, module, datamodule, run_dir, trainer)
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
-            logger.experiment.finish()
+    finish_wandb(trainer)
     return result
 
 
-def explain_batch(module: ClassifierModule, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted probabilities and Grad-CAMs (B, H, W in [0, 1]) of the true class."""
-    module.eval()
-    x = batch[module.input_key].to(module.device)
-    with torch.enable_grad():
-        features = module.net.forward_features(x).detach().requires_grad_(True)
-        logits = module.net.forward_head(features)
-        cam = grad_cam(features, logits, batch["label"].to(module.device)).detach()
-    cam = upsample(cam, tuple(x.shape[-2:]))
-    cam = cam / cam.flatten(1).amax(1).clamp(min=1e-8).view(-1, 1, 1)
-    return logits.detach().softmax(1).cpu(), cam.cpu()
+def finish_wandb(trainer: L.Trainer) -> None:
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            logger.experiment.finish()
+
+
+def imil_callbacks(cfg: DictConfig, run_dir: Path) -> list:
+    if not cfg.imil.enabled:
+        return []
+    from hkd.callbacks.imil import IMILCallback
+
+    return [IMILCallback(cfg.imil, run_dir)]
 
 
 def save_explanations(cfg: DictConfig, module: ClassifierModule, datamodule: PneumoniaDataModule,
@@ -168,7 +174,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
     if cfg.method.name == "hkd":
-        from hkd.methods.hkd import run_hkd
+        from hkd.hkd_pipeline import run_hkd
 
         result, extra = run_hkd(cfg, run_dir)
     else:
@@ -179,8 +185,16 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         last = run_dir / "checkpoints" / "last.ckpt"
         result = fit_and_evaluate(cfg, run_dir, datamodule, module, cfg.trainer.max_epochs,
                                   cfg.checkpoint.monitor, cfg.checkpoint.mode,
-                                  ckpt_path=str(last) if cfg.resume and last.is_file() else None)
+                                  ckpt_path=str(last) if cfg.resume and last.is_file() else None,
+                                  callbacks=imil_callbacks(cfg, run_dir))
         extra = {}
+    if result.waiting_for_review is not None:
+        if result.is_global_zero:
+            print(f"IMIL round {result.waiting_for_review} waits for review in "
+                  f"{run_dir / 'imil' / f'round_{result.waiting_for_review}'}.\n"
+                  f"  review:   hkd review {run_dir}\n"
+                  f"  continue: hkd train {cfg.name} resume={run_dir}")
+        return run_dir
     if result.is_global_zero:
         write_summary(run_dir / "summary.json", build_summary(cfg, run_dir, result, started, extra))
     return run_dir
@@ -189,6 +203,11 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
 def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: float,
                   extra: dict) -> dict:
     test = dict(result.test)
+    if cfg.imil.enabled and (run_dir / "imil" / "edits.json").is_file():
+        edits = json.loads((run_dir / "imil" / "edits.json").read_text())
+        extra = {**extra, "imil_rounds": [{k: v for k, v in r.items() if k not in ("selected",)}
+                                          for r in edits["rounds"]],
+                 "imil_edited": edits["n_edited"], "imil_clinician_edits": edits["n_clinician"]}
     explanations = {key: test.pop(key) for key in ("relevance_mass", "pointing_game") if key in test}
     return {"name": cfg.name, "method": cfg.method.name, "seed": cfg.seed,
             "backbone": cfg.model.backbone, "data": cfg.data.format,

@@ -60,9 +60,9 @@ class PneumoniaDataModule(L.LightningDataModule):
                              self.data.cache_dir)
         cache = open_cache(folder)
         labels = np.array([self.classes.index(r.label) for r in self.records])
-        has_prior = np.array([r.has_prior for r in self.records])
-        self.labels, self.has_prior = labels, has_prior
         splits = np.array(self.splits)
+        has_prior = self._used_annotations(np.array([r.has_prior for r in self.records]), splits)
+        self.labels, self.has_prior = labels, has_prior
         imil = self.cfg.imil
         common = dict(cache=cache, labels=labels, has_prior=has_prior, mean=list(self.data.mean),
                       std=list(self.data.std), roi_mode=self.roi_mode,
@@ -75,6 +75,29 @@ class PneumoniaDataModule(L.LightningDataModule):
         # The same training samples without augmentation, for evaluation passes (IMIL mining).
         self.datasets["train_eval"] = PriorDataset(indices=np.flatnonzero(splits == "train"),
                                                    transform=None, **common)
+
+    def _used_annotations(self, has_prior: np.ndarray, splits: np.ndarray) -> np.ndarray:
+        """``hkd.roi_fraction``: keep the annotations of only that (seeded) share of the
+        annotated training images; validation and test keep all of theirs."""
+        fraction = float(self.cfg.hkd.roi_fraction)
+        annotated = np.flatnonzero(has_prior & (splits == "train"))
+        if fraction >= 1.0 or len(annotated) == 0:
+            return has_prior
+        rng = np.random.default_rng(self.cfg.seed + 7)
+        keep = rng.choice(annotated, size=int(round(fraction * len(annotated))), replace=False)
+        used = has_prior.copy()
+        used[np.setdiff1d(annotated, keep)] = False
+        return used
+
+    def set_predicted_priors(self, priors: dict[int, np.ndarray]) -> None:
+        """Priors predicted for training images whose annotations are missing or unused."""
+        for name in ("train", "train_eval"):
+            self.datasets[name].predicted_priors = dict(priors)
+
+    def set_overrides(self, overrides: dict[int, np.ndarray]) -> None:
+        """The IMIL edit table ({idx: mask of pixels to black out}) for the training data."""
+        for name in ("train", "train_eval"):
+            self.datasets[name].set_overrides(overrides)
 
     def _loader(self, dataset: PriorDataset, batch_size: int, shuffle: bool,
                 sampler=None) -> DataLoader:

@@ -38,6 +38,7 @@ class PriorDataset(Dataset):
         self.edit_fill = edit_fill
         self.fill_mean = fill_mean
         self.overrides: dict[int, np.ndarray] = {}
+        self.predicted_priors: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -51,6 +52,8 @@ class PriorDataset(Dataset):
         image = torch.from_numpy(np.asarray(self.cache.images[idx], dtype=np.float32))
         relevant = torch.from_numpy(np.asarray(self.cache.relevant[idx], dtype=np.float32))[None]
         irrelevant = torch.from_numpy(np.asarray(self.cache.irrelevant[idx], dtype=np.float32))[None]
+        if not self.has_prior_all[idx] and idx in self.predicted_priors:
+            relevant = torch.from_numpy(self.predicted_priors[idx].astype(np.float32))[None]
         if idx in self.overrides:
             generator = torch.Generator().manual_seed(idx)
             image = black_out(image, torch.from_numpy(self.overrides[idx].astype(np.float32)),
@@ -67,7 +70,7 @@ class PriorDataset(Dataset):
         if self.prior_soft_edge > 0:
             kernel = int(4 * self.prior_soft_edge) | 1
             prior = TF.gaussian_blur(prior, [kernel, kernel], [self.prior_soft_edge] * 2)
-        has_prior = bool(self.has_prior_all[idx])
+        has_prior = bool(self.has_prior_all[idx]) or idx in self.predicted_priors
         sample = {"idx": idx, "image": self.normalize(image), "label": int(self.labels[idx]),
                   "prior": prior, "has_prior": has_prior,
                   "irrelevant": (irrelevant > 0.5).float(),

@@ -1,0 +1,159 @@
+"""The review queue on disk: ``RUN_DIR/imil/round_N/`` holds the round's samples (full-size
+images, CAM overlays, ``manifest.json``); the review page writes ``marks.json`` there, or a
+clinician's tool writes ``marks_coco.json`` (COCO; every region is irrelevant)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from hkd.data.cache import rasterize
+from hkd.data.folder import parse_region
+from hkd.data.records import DataError
+from hkd.io import atomic_write, atomic_write_json
+
+MANIFEST = "manifest.json"
+MARKS = "marks.json"
+MARKS_COCO = "marks_coco.json"
+MAX_REGIONS = 500
+MAX_POINTS = 20000
+
+
+def round_dir(run_dir: Path, number: int) -> Path:
+    return Path(run_dir) / "imil" / f"round_{number}"
+
+
+def write_round(folder: Path, number: int, epoch: int, samples: list[dict]) -> None:
+    """``samples``: dicts with idx, label, prediction, confidence, image (PIL), cam (PIL)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for position, sample in enumerate(samples):
+        sample_id = f"s{position:03d}"
+        image_name, cam_name = f"{sample_id}.png", f"{sample_id}_cam.png"
+        atomic_write(folder / image_name, lambda tmp, im=sample["image"]: im.save(tmp, format="PNG"))
+        atomic_write(folder / cam_name, lambda tmp, im=sample["cam"]: im.save(tmp, format="PNG"))
+        entries.append({"id": sample_id, "idx": int(sample["idx"]), "label": sample["label"],
+                        "prediction": sample["prediction"],
+                        "confidence": round(float(sample["confidence"]), 4),
+                        "image": image_name, "cam": cam_name,
+                        "width": sample["image"].width, "height": sample["image"].height})
+    atomic_write_json(folder / MANIFEST, {"round": number, "epoch": epoch, "samples": entries})
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: cannot read the round's manifest: {error}") from error
+
+
+def validate_regions(regions: object, width: int, height: int, where: str) -> list[dict]:
+    """Check a sample's drawn regions; raise DataError naming what is wrong."""
+    if not isinstance(regions, list):
+        raise DataError(f"{where}: 'regions' must be a list")
+    if len(regions) > MAX_REGIONS:
+        raise DataError(f"{where}: at most {MAX_REGIONS} regions per sample")
+    checked = []
+    for number, region in enumerate(regions):
+        at = f"{where} region {number}"
+        if not isinstance(region, dict) or region.get("type") not in ("rect", "stroke"):
+            raise DataError(f"{at}: needs type 'rect' or 'stroke'")
+        if region["type"] == "rect":
+            values = [region.get(k) for k in ("x", "y", "w", "h")]
+            if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values):
+                raise DataError(f"{at}: x, y, w, h must be numbers")
+            x, y, w, h = map(float, values)
+            if w <= 0 or h <= 0:
+                raise DataError(f"{at}: width and height must be positive")
+            if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
+                raise DataError(f"{at}: rectangle lies outside the {width}x{height} image")
+            checked.append({"type": "rect", "x": x, "y": y, "w": w, "h": h,
+                            "erase": bool(region.get("erase", False))})
+        else:
+            points, size = region.get("points"), region.get("width", 10)
+            if not isinstance(points, list) or not points or len(points) > MAX_POINTS:
+                raise DataError(f"{at}: 'points' must be a list of 1..{MAX_POINTS} [x, y] pairs")
+            if not isinstance(size, (int, float)) or not 0 < size <= max(width, height):
+                raise DataError(f"{at}: brush 'width' must be a positive number")
+            for point in points:
+                if (not isinstance(point, list) or len(point) != 2
+                        or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in point)):
+                    raise DataError(f"{at}: every point must be [x, y] numbers")
+                if not (-1 <= point[0] <= width + 1 and -1 <= point[1] <= height + 1):
+                    raise DataError(f"{at}: point {point} lies outside the {width}x{height} image")
+            checked.append({"type": "stroke", "points": points, "width": float(size),
+                            "erase": bool(region.get("erase", False))})
+    return checked
+
+
+def rasterize_marks(regions: list[dict], width: int, height: int, size: int) -> np.ndarray:
+    """Drawn regions (original pixel coordinates) as a (size, size) bool mask; erasers subtract."""
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for region in regions:
+        value = 0 if region.get("erase") else 1
+        if region["type"] == "rect":
+            draw.rectangle([region["x"], region["y"], region["x"] + region["w"],
+                            region["y"] + region["h"]], fill=value)
+        else:
+            points = [tuple(p) for p in region["points"]]
+            radius = region["width"] / 2
+            if len(points) > 1:
+                draw.line(points, fill=value, width=max(1, round(region["width"])), joint="curve")
+            for x, y in points:
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=value)
+    return np.asarray(canvas.resize((size, size), Image.NEAREST)) > 0
+
+
+def read_marks(folder: Path, size: int) -> dict[int, tuple[np.ndarray | None, dict]]:
+    """{idx: (mask or None when skipped / not an error, the sample's mark record)}.
+
+    Samples the clinician has not reached yet are left out."""
+    manifest = read_manifest(folder)
+    by_id = {s["id"]: s for s in manifest["samples"]}
+    result: dict[int, tuple[np.ndarray | None, dict]] = {}
+    marks_path = folder / MARKS
+    if marks_path.is_file():
+        try:
+            marks = json.loads(marks_path.read_text())
+        except json.JSONDecodeError as error:
+            raise DataError(f"{marks_path}: not valid JSON: {error}") from error
+        for sample_id, mark in (marks.get("samples") or {}).items():
+            if sample_id not in by_id:
+                raise DataError(f"{marks_path}: unknown sample id '{sample_id}'")
+            sample = by_id[sample_id]
+            where = f"{marks_path} sample {sample_id}"
+            regions = validate_regions(mark.get("regions", []), sample["width"], sample["height"], where)
+            mask = rasterize_marks(regions, sample["width"], sample["height"], size) \
+                if mark.get("status") == "marked" and regions else None
+            result[sample["idx"]] = (mask if mask is not None and mask.any() else None, mark)
+    coco_path = folder / MARKS_COCO
+    if coco_path.is_file():
+        result.update(_read_coco_marks(coco_path, by_id, size))
+    return result
+
+
+def _read_coco_marks(path: Path, by_id: dict, size: int) -> dict[int, tuple[np.ndarray | None, dict]]:
+    try:
+        coco = json.loads(path.read_text())
+        images = {image["id"]: image["file_name"] for image in coco["images"]}
+        annotations = coco["annotations"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: not a COCO file with images and annotations: {error}") from error
+    by_file = {s["image"]: s for s in by_id.values()}
+    regions: dict[str, list] = {}
+    for number, annotation in enumerate(annotations):
+        file_name = images.get(annotation.get("image_id"))
+        if file_name not in by_file:
+            raise DataError(f"{path} annotations[{number}]: image is not in this round")
+        regions.setdefault(file_name, []).extend(parse_region(annotation, f"{path} annotations[{number}]"))
+    result = {}
+    for file_name, polygons in regions.items():
+        sample = by_file[file_name]
+        mask = rasterize(polygons, sample["width"], sample["height"], size) > 0
+        result[sample["idx"]] = (mask if mask.any() else None, {"status": "marked", "source": "coco"})
+    return result

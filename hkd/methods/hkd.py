@@ -1,0 +1,71 @@
+"""Human Knowledge Distillation (Schaudt et al. 2023, "PneuKnowNet").
+
+Stage 1: a teacher (same timm architecture) is trained with cross-entropy on ROI images built
+from the expert annotations; the checkpoint with the lowest validation loss is kept and frozen.
+Stage 2: the student sees raw images only and minimises
+``a_e * MSE(F_teacher(ROI), F_student(raw)) + (1 - a_e) * CE`` with the last pre-pooling feature
+maps and ``a_e = a_0 * (1 - e / kd_epochs)`` until ``kd_epochs``, then 0. One student pass gives
+both its features and its logits. Only the student is deployed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from hkd.methods.base import Method
+from hkd.models.backbone import build_backbone
+
+
+def alpha_schedule(epoch: int, alpha0: float, kd_epochs: int) -> float:
+    """The distillation weight at ``epoch`` (0-based): linear decay from ``alpha0`` to 0."""
+    if kd_epochs <= 0 or epoch >= kd_epochs:
+        return 0.0
+    return alpha0 * (1.0 - epoch / kd_epochs)
+
+
+def kd_epochs(cfg: DictConfig) -> int:
+    if cfg.hkd.kd_epochs is not None:
+        return int(cfg.hkd.kd_epochs)
+    return max(1, round(2 * cfg.trainer.max_epochs / 3))
+
+
+class HKDStudent(Method):
+    name = "hkd"
+
+    def __init__(self, cfg: DictConfig, num_classes: int, in_chans: int) -> None:
+        super().__init__("image")
+        teacher_model = OmegaConf.merge(cfg.model, {"pretrained": False})
+        self.teacher = build_backbone(teacher_model, num_classes, in_chans)
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+        self.alpha0 = float(cfg.hkd.alpha)
+        self.kd_epochs = kd_epochs(cfg)
+
+    def train(self, mode: bool = True) -> HKDStudent:
+        super().train(mode)
+        self.teacher.eval()  # frozen: BatchNorm statistics and dropout stay in eval mode
+        return self
+
+    def load_teacher(self, checkpoint: str | Path) -> None:
+        """Copy the teacher network's weights out of a stage-1 checkpoint."""
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+        weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+        self.teacher.load_state_dict(weights)
+
+    def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:
+        features, logits = module.features_and_logits(batch["image"])
+        ce = module.cross_entropy(logits, batch["label"])
+        alpha = alpha_schedule(module.current_epoch, self.alpha0, self.kd_epochs)
+        if alpha == 0.0:
+            zero = ce.detach() * 0
+            return {"loss": ce, "ce": ce, "kd_mse": zero, "alpha": zero + alpha, "logits": logits}
+        with torch.no_grad():
+            teacher_features = self.teacher.forward_features(batch["roi"])
+        mse = F.mse_loss(features.flatten(1), teacher_features.flatten(1))
+        loss = alpha * mse + (1 - alpha) * ce
+        return {"loss": loss, "ce": ce, "kd_mse": mse, "alpha": ce.detach() * 0 + alpha,
+                "logits": logits}
