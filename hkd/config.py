@@ -116,6 +116,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.logging.wandb == "offline" and cfg.logging.log_model:
         raise ConfigError("logging.log_model=true needs logging.wandb=online "
                           "(offline W&B runs cannot upload checkpoints)")
+    if (cfg.augment.mixup or cfg.augment.cutmix) and cfg.method.name != "baseline":
+        raise ConfigError(f"augment.mixup / augment.cutmix mix images but not their priors: "
+                          f"use them with method.name=baseline, not {cfg.method.name}")
     if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:
         raise ConfigError(f"data.mean and data.std need one value per channel "
                           f"(data.channels={cfg.data.channels})")

@@ -17,13 +17,18 @@ import torch  # noqa: E402
 from hkd.io import atomic_write, atomic_write_json  # noqa: E402
 
 RUN_ID_ENV = "HKD_RUN_ID"
+_USED_RUN_IDS: set[str] = set()
 
 
 def run_id() -> str:
-    """One id per launch, shared by every DDP process (children inherit the environment)."""
-    if not os.environ.get(RUN_ID_ENV):
-        os.environ[RUN_ID_ENV] = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-    return os.environ[RUN_ID_ENV]
+    """A new id for each run of this process, shared with its DDP children: they inherit the
+    environment, where a launcher (or the user) may also set ``HKD_RUN_ID`` beforehand."""
+    current = os.environ.get(RUN_ID_ENV)
+    if not current or current in _USED_RUN_IDS:
+        current = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+        os.environ[RUN_ID_ENV] = current
+    _USED_RUN_IDS.add(current)
+    return current
 
 
 def new_run_dir(output_dir: str, name: str) -> Path:

@@ -78,7 +78,8 @@ class IMILCallback(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
         due = epoch >= self.cfg.start_epoch and (epoch - self.cfg.start_epoch) % self.cfg.every_n_epochs == 0
-        if not due or (self.cfg.rounds and len(self.rounds) >= self.cfg.rounds):
+        last_epoch = trainer.max_epochs is not None and epoch >= trainer.max_epochs - 1
+        if not due or last_epoch or (self.cfg.rounds and len(self.rounds) >= self.cfg.rounds):
             return
         datamodule = trainer.datamodule
         n_train = len(datamodule.datasets["train"])

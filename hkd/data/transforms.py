@@ -57,8 +57,8 @@ class AsUint8(torch.nn.Module):
         return (tv_tensors.wrap(out[0].float() / 255, like=image), *out[1:])
 
 
-def build_augmentation(cfg: DictConfig) -> v2.Compose:
-    """The training-time transform for ``augment.policy``; evaluation uses none."""
+def build_augmentation(cfg: DictConfig) -> v2.Compose | None:
+    """The training-time transform for ``augment.policy`` (None: no augmentation)."""
     affine = v2.RandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate),
                              scale=(1 - cfg.scale, 1 + cfg.scale))
     steps: list[torch.nn.Module] = []
@@ -73,12 +73,24 @@ def build_augmentation(cfg: DictConfig) -> v2.Compose:
         steps.append(AsUint8(JointRandAugment()))
     if cfg.policy == "trivialaugment":
         steps.append(AsUint8(JointTrivialAugment()))
-    return v2.Compose(steps)
+    return v2.Compose(steps) if steps else None
 
 
 def apply_joint(transform: v2.Compose | None, image: torch.Tensor, *masks: torch.Tensor):
     """Apply one random draw of ``transform`` to the image and all masks together."""
-    if transform is None or not transform.transforms:
+    if transform is None:
         return (image, *masks)
     out = transform(tv_tensors.Image(image), *(tv_tensors.Mask(m) for m in masks))
     return tuple(t.as_subclass(torch.Tensor) for t in out)
+
+
+def build_batch_mix(cfg: DictConfig, num_classes: int) -> v2.Transform | None:
+    """MixUp and/or CutMix on whole training batches (one of them per batch when both are on)."""
+    mixes = []
+    if cfg.mixup > 0:
+        mixes.append(v2.MixUp(alpha=cfg.mixup, num_classes=num_classes))
+    if cfg.cutmix > 0:
+        mixes.append(v2.CutMix(alpha=cfg.cutmix, num_classes=num_classes))
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)

@@ -18,5 +18,5 @@ class Method(nn.Module):
     def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:
         """``loss`` to optimise, ``logits`` for metrics, and any other terms to log."""
         _, logits = module.features_and_logits(batch[self.input_key])
-        ce = module.cross_entropy(logits, batch["label"])
+        ce = module.cross_entropy(logits, batch["label"], batch.get("soft_label"))
         return {"loss": ce, "ce": ce, "logits": logits}

@@ -16,6 +16,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from hkd.data.transforms import build_batch_mix
 from hkd.methods.registry import build_method
 from hkd.models.backbone import build_backbone, features_and_logits, grad_cam
 from hkd.models.explain import pointing_game, relevance_mass, upsample
@@ -50,6 +51,7 @@ class ClassifierModule(L.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_relevance_mass = MeanMetric()
         self.test_pointing_game = MeanMetric()
+        self.batch_mix = build_batch_mix(self.cfg.augment, num_classes) if input_key == "image" else None
         self.confusion_matrix: torch.Tensor | None = None
         self._compiled = None
 
@@ -66,11 +68,17 @@ class ClassifierModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_and_logits(x)[1]
 
-    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels, weight=self.class_weights)
+    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor,
+                      soft_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy with the hard labels, or with MixUp/CutMix soft labels when given."""
+        target = labels if soft_labels is None else soft_labels
+        return F.cross_entropy(logits, target, weight=self.class_weights)
 
     # -- steps -------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.batch_mix is not None:
+            image, soft = self.batch_mix(batch["image"], batch["label"])
+            batch = {**batch, "image": image, "soft_label": soft, "label": soft.argmax(1)}
         out = self.method.training_loss(self, batch)
         batch_size = len(batch["label"])
         for key, value in out.items():

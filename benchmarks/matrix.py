@@ -1,0 +1,114 @@
+"""Run experiments x seeds (each in its own process; finished runs are skipped), then print the
+comparison table and save it under benchmarks/results/.
+
+    python benchmarks/matrix.py methods        # the HKD issue's method comparison
+    python benchmarks/matrix.py imil           # IMIL budgets, start epochs, augmentations
+    python benchmarks/matrix.py calibration    # shortcut vs shortcut-free baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from hkd.compare import aggregate, find_summaries, markdown_table, plot
+
+REPO = Path(__file__).resolve().parents[1]
+
+# label -> (experiment, overrides)
+MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
+    "calibration": {
+        "baseline (shortcut)": ("synthetic_baseline", []),
+        "shortcut-free (ceiling)": ("synthetic_clean", []),
+    },
+    "methods": {
+        "baseline": ("synthetic_baseline", []),
+        "hkd": ("synthetic_hkd", []),
+        "hkd (kd all epochs)": ("synthetic_hkd_full_kd", []),
+        "rrr": ("synthetic_rrr", []),
+        "gradmask": ("synthetic_gradmask", []),
+        "actdiff": ("synthetic_actdiff", []),
+        "cam_align": ("synthetic_cam_align", []),
+        "shortcut-free (ceiling)": ("synthetic_clean", []),
+    },
+    "imil": {
+        "baseline": ("synthetic_baseline", []),
+        "baseline + aug none": ("synthetic_baseline", ["augment.policy=none"]),
+        "baseline + strong": ("synthetic_baseline", ["augment.policy=strong"]),
+        "baseline + randaugment": ("synthetic_baseline", ["augment.policy=randaugment"]),
+        "baseline + trivialaugment": ("synthetic_baseline", ["augment.policy=trivialaugment"]),
+        "baseline + mixup": ("synthetic_baseline", ["augment.mixup=0.2"]),
+        **{f"imil b={b} start={s}": ("synthetic_imil", [f"imil.budget={b}", f"imil.start_epoch={s}"])
+           for s in (1, 4) for b in (0.01, 0.04, 0.1, 1.0)},
+        "imil b=0.04 + propagate": ("synthetic_imil", ["imil.propagate=true"]),
+        "hkd + imil b=0.04": ("synthetic_hkd_imil", []),
+    },
+}
+
+
+def same_run(run_dir: Path, experiment: str, overrides: list[str]) -> bool:
+    from hkd.config import load_config
+
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    wanted = load_config(experiment, [*overrides, f"seed={saved.seed}", f"name={saved.name}",
+                                      f"output_dir={saved.output_dir}", "logging.wandb=disabled",
+                                      "logging.progress_bar=false"])
+    return OmegaConf.to_container(saved) == OmegaConf.to_container(wanted)
+
+
+def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path) -> Path | None:
+    slug = label.replace(" ", "_").replace("=", "").replace("+", "plus").replace("(", "").replace(")", "")
+    for folder in [out, *sorted(out.parent.iterdir())]:  # the same run in another matrix counts
+        existing = folder / slug / f"seed{seed}"
+        if (existing / "summary.json").is_file() and same_run(existing, experiment, overrides):
+            return existing
+    command = [sys.executable, "-m", "hkd", "train", experiment, *overrides, f"seed={seed}",
+               f"output_dir={out}", f"name={slug}", "logging.wandb=disabled", "logging.progress_bar=false"]
+    env = {"HKD_RUN_ID": f"seed{seed}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(command, cwd=REPO, env={**__import__("os").environ, **env},
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"FAILED {label} seed {seed}:\n{result.stderr[-3000:]}", file=sys.stderr)
+        return None
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["name"] = label
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"{label} seed {seed}: test acc {summary['test']['accuracy']:.3f} "
+          f"({summary['duration_s']:.0f} s)", flush=True)
+    return run_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("matrix", choices=sorted(MATRICES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="*", default=None, help="labels to run (default: all)")
+    args = parser.parse_args()
+    out = REPO / "runs" / "bench" / args.matrix
+    out.mkdir(parents=True, exist_ok=True)
+    dirs = []
+    for label, (experiment, overrides) in MATRICES[args.matrix].items():
+        if args.only and label not in args.only:
+            continue
+        for seed in args.seeds:
+            run_dir = run(label, experiment, overrides, seed, out)
+            if run_dir:
+                dirs.append(run_dir)
+    summaries = find_summaries(dirs)
+    table = aggregate(summaries, "name")
+    text = markdown_table(table)
+    print(text)
+    results = REPO / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{args.matrix}.md").write_text(text + "\n")
+    plot(table, results / f"{args.matrix}.png")
+
+
+if __name__ == "__main__":
+    main()

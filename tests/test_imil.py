@@ -1,0 +1,146 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from omegaconf import OmegaConf
+
+from hkd.callbacks.imil import IMILCallback, load_edits
+from hkd.data.datamodule import PneumoniaDataModule
+from hkd.imil.masks import decode_mask, encode_mask
+from hkd.imil.selection import deduplicate, round_limit, select_outliers, total_budget
+from hkd.models.lit_module import ClassifierModule
+from hkd.train import build_trainer, run_experiment
+
+IMIL = ["imil.enabled=true", "imil.start_epoch=0", "imil.every_n_epochs=1", "augment.policy=none"]
+
+
+def test_selection_ranks_wrong_predictions_by_loss_and_excludes_reviewed():
+    idx = np.array([10, 11, 12, 13, 14, 15])
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    predictions = np.array([1, 1, 0, 0, 0, 0])  # 10, 12, 13, 15 are wrong
+    losses = np.array([0.5, 9.0, 2.0, 3.0, 8.0, 2.0])
+    assert select_outliers(idx, labels, predictions, losses, set(), 10) == [13, 12, 15, 10]
+    assert select_outliers(idx, labels, predictions, losses, {13}, 2) == [12, 15]  # tie -> by idx
+    assert select_outliers(idx, labels, predictions, losses, set(), 0) == []
+
+
+def test_budget_spreads_over_rounds_and_never_exceeds_total():
+    total = total_budget(0.04, 600)
+    assert total == 24 and total_budget(1.0, 600) == 600 and total_budget(0.001, 600) == 1
+    assert total_budget(0.0, 600) == 0
+    used, per_round = 0, []
+    for _ in range(5):
+        limit = round_limit(total, used, rounds=3)
+        per_round.append(limit)
+        used += limit
+    assert per_round == [8, 8, 8, 0, 0] and used == total
+    assert round_limit(total, 20, None) == 4
+
+
+def test_deduplicate_drops_distributed_padding():
+    idx = np.array([4, 1, 2, 3, 4, 1])  # two ranks, padded with duplicates
+    values = np.array([40, 10, 20, 30, 40, 10])
+    unique, kept = deduplicate(idx, values)
+    assert unique.tolist() == [1, 2, 3, 4] and kept.tolist() == [10, 20, 30, 40]
+
+
+def test_mask_encoding_round_trip():
+    mask = np.random.default_rng(0).uniform(size=(13, 7)) > 0.5
+    encoded = encode_mask(mask)
+    assert json.loads(json.dumps(encoded)) == encoded
+    assert np.array_equal(decode_mask(encoded), mask)
+
+
+class _EditChecker(Callback):
+    """Asserts that every edited sample reaches training_step blacked out."""
+
+    def __init__(self):
+        self.seen_edited = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        imil = next(c for c in trainer.callbacks if isinstance(c, IMILCallback))
+        fill = (0 - trainer.datamodule.data.mean[0]) / trainer.datamodule.data.std[0]
+        for image, idx in zip(batch["image"], batch["idx"].tolist()):
+            if idx in imil.edits:
+                mask = torch.from_numpy(imil.edits[idx]["mask"])
+                assert torch.allclose(image[0][mask], torch.tensor(fill)), idx
+                self.seen_edited += 1
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_edits_reach_the_dataloader_after_the_round(tiny, tmp_path, workers):
+    cfg = tiny(*IMIL, "imil.budget=0.5", "trainer.max_epochs=3", f"data.num_workers={workers}")
+    datamodule = PneumoniaDataModule(cfg)
+    datamodule.describe()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)
+    imil, checker = IMILCallback(cfg.imil, tmp_path), _EditChecker()
+    trainer = build_trainer(cfg, tmp_path, 3, "val/loss", "min", callbacks=[imil, checker])
+    trainer.fit(module, datamodule=datamodule)
+    assert imil.edits and checker.seen_edited >= len(imil.edits)  # epochs 1 and 2 see them
+    assert all(e["source"] == "oracle" for e in imil.edits.values())
+    # the synthetic oracle removes exactly the tag (the `irrelevant` annotation)
+    cache = datamodule.datasets["train"].cache
+    for idx, edit in imil.edits.items():
+        assert np.array_equal(edit["mask"], np.asarray(cache.irrelevant[idx]) > 0)
+
+
+def test_persistent_workers_without_reload_fail_fast(tiny, tmp_path):
+    cfg = tiny(*IMIL, "data.num_workers=1", "data.persistent_workers=true")
+    datamodule = PneumoniaDataModule(cfg)
+    datamodule.describe()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)
+    trainer = build_trainer(cfg, tmp_path, 1, "val/loss", "min", job_type="teacher",
+                            callbacks=[IMILCallback(cfg.imil, tmp_path)])  # teacher: no reload
+    with pytest.raises(ValueError, match="edits would be lost"):
+        trainer.fit(module, datamodule=datamodule)
+
+
+def test_state_round_trip_and_resume_keep_the_same_edits(tiny):
+    run_dir = run_experiment(tiny(*IMIL, "imil.budget=0.2", "trainer.max_epochs=2"))
+    saved = load_edits(run_dir)
+    assert 0 < len(saved) <= 8  # 20% of 40
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]["IMILCallback"]
+    restored = IMILCallback(OmegaConf.create({}), run_dir)
+    restored.load_state_dict(state)
+    assert sorted(restored.edits) == sorted(saved)
+    assert all(np.array_equal(restored.edits[i]["mask"], saved[i]) for i in saved)
+    run_experiment(tiny(*IMIL, "imil.budget=0.2", f"resume={run_dir}", "trainer.max_epochs=4"),
+                   [f"resume={run_dir}", "trainer.max_epochs=4"])
+    after = load_edits(run_dir)
+    assert set(saved) <= set(after) and len(after) <= 8  # kept, and the budget still holds
+    assert all(np.array_equal(after[i], saved[i]) for i in saved)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["imil_edited"] == len(after) and summary["imil_rounds"][0]["round"] == 1
+
+
+def test_queue_round_trip_with_marks_and_coco(tiny):
+    overrides = [*IMIL, "imil.oracle=queue", "imil.budget=0.2", "trainer.max_epochs=3"]
+    run_dir = run_experiment(tiny(*overrides))
+    round_1 = run_dir / "imil" / "round_1"
+    manifest = json.loads((round_1 / "manifest.json").read_text())
+    assert not (run_dir / "summary.json").exists()  # stopped for review, not evaluated
+    assert len(manifest["samples"]) == 8
+    first, second, third = manifest["samples"][:3]
+    assert (round_1 / first["image"]).is_file() and (round_1 / first["cam"]).is_file()
+    resume = [f"resume={run_dir}"]
+    with pytest.raises(Exception, match="no marks yet"):
+        run_experiment(tiny(*overrides, *resume), resume)
+    w = first["width"]
+    (round_1 / "marks.json").write_text(json.dumps({"samples": {
+        first["id"]: {"status": "marked", "who": "dr. a", "when": "now",
+                      "regions": [{"type": "rect", "x": 0, "y": 0, "w": w / 2, "h": w / 2}]},
+        second["id"]: {"status": "skipped", "comment": "not an error", "regions": []}}}))
+    (round_1 / "marks_coco.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": third["image"]}],
+        "annotations": [{"image_id": 1, "bbox": [w / 2, w / 2, w / 4, w / 4]}]}))
+    run_experiment(tiny(*overrides, *resume, "imil.budget=0.2"), resume)
+    edits = json.loads((run_dir / "imil" / "edits.json").read_text())
+    applied = {e["idx"]: e for e in edits["edits"]}
+    assert set(applied) >= {first["idx"], third["idx"]} and second["idx"] not in applied
+    mask = decode_mask(applied[first["idx"]]["mask"])
+    size = mask.shape[0]
+    assert mask[: size // 2 - 1, : size // 2 - 1].all() and not mask[size // 2 + 1:, :].any()
+    assert applied[first["idx"]]["source"] == "clinician" and applied[first["idx"]]["who"] == "dr. a"
+    assert edits["rounds"][0]["status"] == "reviewed"
