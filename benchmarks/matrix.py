@@ -52,13 +52,14 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
 
 
 def same_run(run_dir: Path, experiment: str, overrides: list[str]) -> bool:
-    from hkd.config import load_config
+    from hkd.config import load_config, to_dotlist
 
     saved = OmegaConf.load(run_dir / "config.yaml")
     wanted = load_config(experiment, [*overrides, f"seed={saved.seed}", f"name={saved.name}",
                                       f"output_dir={saved.output_dir}", "logging.wandb=disabled",
                                       "logging.progress_bar=false"])
-    return OmegaConf.to_container(saved) == OmegaConf.to_container(wanted)
+    saved_keys, wanted_keys = to_dotlist(saved), to_dotlist(wanted)
+    return all(wanted_keys.get(key) == value for key, value in saved_keys.items())
 
 
 def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path) -> Path | None:

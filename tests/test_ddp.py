@@ -1,0 +1,73 @@
+"""Multi-process DDP on CPU (gloo): 2-process ddp_spawn in pytest, and the real ddp launcher."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, TINY
+from lightning.pytorch.callbacks import Callback
+from omegaconf import OmegaConf
+
+from hkd.callbacks.imil import IMILCallback
+from hkd.data.datamodule import PneumoniaDataModule
+from hkd.imil.masks import encode_mask
+from hkd.models.lit_module import ClassifierModule
+from hkd.train import build_trainer
+
+pytestmark = [pytest.mark.ddp, pytest.mark.timeout(300)]
+
+
+class RankDump(Callback):
+    """Each rank writes its IMIL edit table and the samples it trained on."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.seen = set()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen.update(batch["idx"].tolist())
+
+    def on_train_end(self, trainer, pl_module):
+        imil = next(c for c in trainer.callbacks if isinstance(c, IMILCallback))
+        edits = {str(i): encode_mask(e["mask"]) for i, e in sorted(imil.edits.items())}
+        (self.folder / f"rank{trainer.global_rank}.json").write_text(
+            json.dumps({"edits": edits, "seen": sorted(self.seen),
+                        "overrides": sorted(trainer.datamodule.datasets["train"].overrides)}))
+
+
+@pytest.mark.parametrize("method", ["baseline", "rrr"])
+def test_ddp_spawn_two_ranks_end_with_identical_edit_tables(tiny, tmp_path, method):
+    cfg = tiny("imil.enabled=true", "imil.start_epoch=0", "imil.every_n_epochs=1",
+               "imil.budget=0.5", "trainer.max_epochs=2", "trainer.strategy=ddp_spawn",
+               "trainer.devices=2", f"method.name={method}", "data.synthetic.n_train=37")
+    datamodule = PneumoniaDataModule(cfg)
+    datamodule.describe()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)
+    trainer = build_trainer(cfg, tmp_path, 2, "val/loss", "min",
+                            callbacks=[IMILCallback(cfg.imil, tmp_path), RankDump(tmp_path)])
+    trainer.fit(module, datamodule=datamodule)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["edits"] and ranks[0]["edits"] == ranks[1]["edits"]
+    assert ranks[0]["overrides"] == ranks[1]["overrides"] == sorted(map(int, ranks[0]["edits"]))
+    assert len(set(ranks[0]["seen"]) | set(ranks[1]["seen"])) == 37  # shards cover the train set
+    saved = json.loads((tmp_path / "imil" / "edits.json").read_text())
+    assert sorted(str(e["idx"]) for e in saved["edits"]) == sorted(ranks[0]["edits"])
+    assert saved["n_edited"] <= 18  # the budget (50% of 37) despite the sampler's padding
+
+
+@pytest.mark.parametrize("method", ["baseline", "hkd"])
+def test_real_ddp_launcher_writes_one_run_directory(tmp_path, method):
+    result = subprocess.run(
+        [sys.executable, "-m", "hkd", "train", "quickstart", *TINY, f"method.name={method}",
+         "trainer.strategy=ddp", "trainer.devices=2", "hkd.teacher_epochs=1",
+         f"output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=280,
+        env={**__import__("os").environ, "WANDB_MODE": "disabled"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "runs" / "quickstart").iterdir())
+    assert len(runs) == 1  # every rank wrote into the same run directory
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert 0 <= summary["test"]["accuracy"] <= 1
+    if method == "hkd":
+        assert (runs[0] / "teacher" / "summary.json").is_file()
