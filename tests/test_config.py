@@ -56,7 +56,7 @@ def test_every_experiment_file_merges_in_struct_mode():
     for path in sorted(experiments_dir().glob("*.yaml")):
         if path.stem == "base":
             continue
-        overrides = ["data.root=/tmp"] if "covid_cxr" in path.stem else []
+        overrides = ["data.root=/tmp"]
         cfg = load_config(path.stem, overrides)
         assert OmegaConf.is_config(cfg) and cfg.name == path.stem
 
