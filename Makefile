@@ -9,7 +9,10 @@ NAME ?= quickstart
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install experiment test test-full test-ddp lint sync clean
+RUN ?=
+PORT ?= 8765
+
+.PHONY: help install experiment review compare test test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +28,12 @@ install: $(STAMP)  ## create .venv and install hkd with its dev extras
 
 experiment: $(STAMP)  ## train: make experiment NAME=quickstart ARGS="trainer.max_epochs=3"
 	$(PY) -m hkd train $(NAME) $(ARGS)
+
+review: $(STAMP)  ## serve the IMIL review page: make review RUN=runs/NAME/RUN_ID [PORT=8765]
+	$(PY) -m hkd review $(RUN) --port $(PORT)
+
+compare: $(STAMP)  ## markdown table of runs: make compare RUN="runs/a runs/b"
+	$(PY) -m hkd compare $(RUN)
 
 test: $(STAMP)  ## the test suite without the slow tests (what CI runs)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

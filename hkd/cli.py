@@ -20,7 +20,21 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("runs", nargs="+", help="run directories or folders holding them")
     compare.add_argument("--by", default="name", help="summary key to group by (name, method)")
     compare.add_argument("--plot", default=None, help="also write a PNG bar chart here")
+    review = commands.add_parser("review", help="serve the clinician's review page for IMIL rounds")
+    review.add_argument("run_dir", help="a run directory with imil/round_N/ folders")
+    review.add_argument("--port", type=int, default=8765)
+    review.add_argument("--host", default="127.0.0.1", help="other than loopback needs --token")
+    review.add_argument("--token", default=None, help="access token every request must carry")
     args = parser.parse_args(argv)
+    if args.command == "review":
+        from hkd.review.app import serve
+
+        try:
+            serve(args.run_dir, args.host, args.port, args.token)
+        except (ValueError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "compare":
         from hkd.compare import aggregate, find_summaries, markdown_table, plot
 

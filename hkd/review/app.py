@@ -1,0 +1,221 @@
+"""The clinician's review page for IMIL rounds: a small Starlette app over ``RUN_DIR/imil/``.
+
+Samples are addressed by round number and sample id from the round's manifest, never by path, so
+nothing outside the run's ``imil/`` folder can be read or written. Marks are validated (geometry
+inside the image, sizes bounded), written atomically, and versioned per sample: a save based on an
+outdated version gets 409 instead of silently overwriting another tab's work.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hkd.data.records import DataError
+from hkd.imil.queue import MANIFEST, MARKS, read_manifest, validate_regions
+from hkd.io import atomic_write_json
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 2 * 1024 * 1024
+STATUSES = ("marked", "skipped", "not_an_error")
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class TokenMiddleware(BaseHTTPMiddleware):
+    """Every request must carry the token (``Authorization: Bearer T`` or ``?token=T``)."""
+
+    def __init__(self, app, token: str) -> None:
+        super().__init__(app)
+        self.token = token
+
+    async def dispatch(self, request: Request, call_next):
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return error(401, "missing or wrong access token")
+        return await call_next(request)
+
+
+class ReviewStore:
+    """Reads rounds and writes marks under ``RUN_DIR/imil`` only."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.imil = Path(run_dir).resolve() / "imil"
+        if not self.imil.is_dir():
+            raise FileNotFoundError(f"{run_dir} has no imil/ folder: run with imil.oracle=queue first")
+        self.lock = threading.Lock()
+
+    def rounds(self) -> list[int]:
+        numbers = []
+        for folder in self.imil.glob("round_*"):
+            suffix = folder.name.split("_", 1)[1]
+            if suffix.isdigit() and (folder / MANIFEST).is_file():
+                numbers.append(int(suffix))
+        return sorted(numbers)
+
+    def folder(self, number: int) -> Path:
+        if number not in self.rounds():
+            raise KeyError(f"no IMIL round {number}")
+        return self.imil / f"round_{number}"
+
+    def manifest(self, number: int) -> dict:
+        return read_manifest(self.folder(number))
+
+    def sample(self, number: int, sample_id: str) -> dict:
+        for sample in self.manifest(number)["samples"]:
+            if sample["id"] == sample_id:
+                return sample
+        raise KeyError(f"round {number} has no sample '{sample_id}'")
+
+    def marks(self, number: int) -> dict:
+        path = self.folder(number) / MARKS
+        if not path.is_file():
+            return {"samples": {}}
+        return json.loads(path.read_text())
+
+    def save_mark(self, number: int, sample_id: str, body: dict) -> dict:
+        sample = self.sample(number, sample_id)
+        status = body.get("status")
+        if status not in STATUSES:
+            raise DataError(f"'status' must be one of {', '.join(STATUSES)}")
+        where = f"round {number} sample {sample_id}"
+        regions = validate_regions(body.get("regions", []), sample["width"], sample["height"], where)
+        comment, who = body.get("comment", ""), body.get("who", "")
+        if not isinstance(comment, str) or not isinstance(who, str) or len(comment) > 2000 or len(who) > 200:
+            raise DataError("'comment' and 'who' must be short strings")
+        with self.lock:
+            marks = self.marks(number)
+            current = marks["samples"].get(sample_id)
+            version = current["version"] if current else 0
+            if "version" in body and body["version"] != version:
+                raise ConflictError(f"{sample_id} was saved elsewhere meanwhile (version {version}, "
+                                    f"yours {body['version']}): reload to see it")
+            record = {"status": status, "regions": regions, "comment": comment, "who": who,
+                      "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "version": version + 1}
+            marks["samples"][sample_id] = record
+            atomic_write_json(self.folder(number) / MARKS, marks)
+        return record
+
+    def coco(self, number: int) -> dict:
+        manifest, marks = self.manifest(number), self.marks(number)["samples"]
+        images, annotations = [], []
+        for image_id, sample in enumerate(manifest["samples"], start=1):
+            images.append({"id": image_id, "file_name": sample["image"], "width": sample["width"],
+                           "height": sample["height"]})
+            mark = marks.get(sample["id"])
+            for region in (mark or {}).get("regions", []):
+                if region["type"] == "rect" and not region.get("erase"):
+                    annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                        "bbox": [region["x"], region["y"], region["w"], region["h"]]})
+        return {"images": images, "annotations": annotations,
+                "categories": [{"id": 1, "name": "irrelevant"}]}
+
+
+class ConflictError(Exception):
+    pass
+
+
+def create_app(run_dir: str | Path, token: str | None = None) -> Starlette:
+    store = ReviewStore(run_dir)
+
+    def round_number(request: Request) -> int:
+        text = request.path_params["number"]
+        if not text.isdigit():
+            raise KeyError(f"round '{text}' is not a number")
+        return int(text)
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def list_rounds(request: Request) -> Response:
+        rounds = []
+        for number in store.rounds():
+            manifest, marks = store.manifest(number), store.marks(number)["samples"]
+            rounds.append({"round": number, "epoch": manifest["epoch"],
+                           "total": len(manifest["samples"]), "done": len(marks)})
+        return JSONResponse({"rounds": rounds})
+
+    async def get_round(request: Request) -> Response:
+        number = round_number(request)
+        return JSONResponse({**store.manifest(number), "marks": store.marks(number)["samples"]})
+
+    async def sample_file(request: Request) -> Response:
+        number = round_number(request)
+        sample = store.sample(number, request.path_params["sample_id"])
+        kind = request.path_params["kind"]
+        if kind not in ("image", "cam"):
+            raise KeyError(f"unknown file kind '{kind}'")
+        path = store.folder(number) / sample[kind]  # a name from the manifest, never the request
+        if path.resolve().parent != store.folder(number).resolve():
+            return error(403, "refused: the manifest points outside the round folder")
+        return FileResponse(path, media_type="image/png")
+
+    async def put_marks(request: Request) -> Response:
+        number = round_number(request)
+        length = int(request.headers.get("content-length") or 0)
+        if length > MAX_BODY:
+            return error(413, f"request body over {MAX_BODY} bytes")
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            return error(413, f"request body over {MAX_BODY} bytes")
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return error(400, f"body is not valid JSON: {exc}")
+        if not isinstance(body, dict):
+            return error(400, "body must be a JSON object")
+        try:
+            record = store.save_mark(number, request.path_params["sample_id"], body)
+        except ConflictError as exc:
+            return error(409, str(exc))
+        except DataError as exc:
+            return error(422, str(exc))
+        return JSONResponse(record)
+
+    async def coco(request: Request) -> Response:
+        return JSONResponse(store.coco(round_number(request)))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, str(exc).strip("'\""))
+
+    routes = [
+        Route("/", index),
+        Route("/api/rounds", list_rounds),
+        Route("/api/rounds/{number}", get_round),
+        Route("/api/rounds/{number}/coco", coco),
+        Route("/api/rounds/{number}/samples/{sample_id}/{kind}", sample_file),
+        Route("/api/rounds/{number}/samples/{sample_id}/marks", put_marks, methods=["PUT"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    middleware = [Middleware(TokenMiddleware, token=token)] if token else []
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={KeyError: not_found})
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
+    """Serve the page; any address but loopback needs a token."""
+    import uvicorn
+
+    if host not in LOOPBACK and not token:
+        raise ValueError(f"listening on {host} exposes patient images: pass --token (and share it "
+                         "only with the reviewers), or keep the default 127.0.0.1")
+    app = create_app(run_dir, token)
+    suffix = f"?token={token}" if token else ""
+    print(f"review page: http://{host}:{port}/{suffix}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
