@@ -77,8 +77,8 @@ async function openSample(index) {
   [state.image, state.cam] = await Promise.all([
     loadImage(`api/rounds/${state.round}/samples/${s.id}/image`),
     loadImage(`api/rounds/${state.round}/samples/${s.id}/cam`)]);
-  const fit = Math.min(1, ($("stage").clientWidth - 4) / state.image.width, ($("stage").clientHeight - 4) / state.image.height);
-  state.zoom = Math.max(0.1, fit);
+  const fit = Math.min(($("stage").clientWidth - 4) / state.image.width, ($("stage").clientHeight - 4) / state.image.height);
+  state.zoom = Math.max(0.1, Math.min(8, fit));  // fit the stage: small images are enlarged
   renderQueue();
   draw();
 }
