@@ -36,16 +36,19 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "cam_align": ("synthetic_cam_align", []),
         "shortcut-free (ceiling)": ("synthetic_clean", []),
     },
+    "prior": {
+        "hkd roi_fraction=0.1": ("synthetic_hkd", ["hkd.roi_fraction=0.1"]),
+        "hkd roi_fraction=0.1 + predicted prior": ("synthetic_hkd",
+                                                   ["hkd.roi_fraction=0.1", "hkd.prior=predicted"]),
+    },
     "imil": {
         "baseline": ("synthetic_baseline", []),
-        "baseline + strong": ("synthetic_baseline", ["augment.policy=strong"]),
         "baseline + randaugment": ("synthetic_baseline", ["augment.policy=randaugment"]),
         "baseline + trivialaugment": ("synthetic_baseline", ["augment.policy=trivialaugment"]),
         "baseline + mixup": ("synthetic_baseline", ["augment.mixup=0.2"]),
         **{f"imil b={b} start=1": ("synthetic_imil", [f"imil.budget={b}", "imil.start_epoch=1"])
            for b in (0.01, 0.04, 0.1, 1.0)},
-        **{f"imil b={b} start=5": ("synthetic_imil", [f"imil.budget={b}", "imil.start_epoch=5"])
-           for b in (0.04, 1.0)},
+        "imil b=0.04 start=5": ("synthetic_imil", ["imil.budget=0.04", "imil.start_epoch=5"]),
         "imil b=0.04 + propagate": ("synthetic_imil", ["imil.propagate=true"]),
         "hkd + imil b=0.04": ("synthetic_hkd_imil", []),
     },

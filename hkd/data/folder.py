@@ -125,8 +125,15 @@ def image_size(path: Path, where: str) -> tuple[int, int]:
         raise DataError(f"{where}: cannot read image {path}: {error}") from error
 
 
-def apply_coco(records: list[Record], path: Path, root: Path) -> None:
-    """Attach the regions of a COCO file to the records (matched by ``file_name``)."""
+def clip_region(region: Region, width: int, height: int) -> Region:
+    return Region(tuple((min(max(x, 0.0), width), min(max(y, 0.0), height)) for x, y in region.polygon))
+
+
+def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False) -> int:
+    """Attach the regions of a COCO file to the records (matched by ``file_name``).
+
+    A region outside its image is an error, or with ``clip`` (public data sets whose boxes were
+    rescaled) clipped to the image; returns how many were clipped."""
     try:
         coco = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -151,6 +158,7 @@ def apply_coco(records: list[Record], path: Path, root: Path) -> None:
         if record is not None:
             by_id[image["id"]] = record
     sizes: dict[Path, tuple[int, int]] = {}
+    total_clipped = 0
     for number, annotation in enumerate(coco["annotations"]):
         where = f"{path} annotations[{number}]"
         if not isinstance(annotation, dict) or "image_id" not in annotation:
@@ -161,8 +169,15 @@ def apply_coco(records: list[Record], path: Path, root: Path) -> None:
         regions = parse_region(annotation, where)
         if record.path not in sizes:
             sizes[record.path] = image_size(record.path, record.source)
-        for region in regions:
-            check_inside(region, *sizes[record.path], where=f"{where} (image {record.path.name})")
+        clipped = 0
+        for position, region in enumerate(regions):
+            if clip:
+                regions[position] = clip_region(region, *sizes[record.path])
+                clipped += regions[position] != region
+            else:
+                check_inside(region, *sizes[record.path], where=f"{where} (image {record.path.name})")
+        total_clipped += clipped
         target = record.irrelevant if annotation.get("category_id") in irrelevant_ids \
             else record.relevant
         target.extend(regions)
+    return total_clipped
