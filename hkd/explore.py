@@ -15,7 +15,8 @@ from hkd.models.lit_module import ClassifierModule
 from hkd.records_io import plt
 
 
-def datamodule_for(experiment: str, *overrides: str, roi_mode: str | None = "blackout") -> PneumoniaDataModule:
+def datamodule_for(experiment: str, *overrides: str,
+                   roi_mode: str | None = "blackout") -> PneumoniaDataModule:
     """A prepared, set-up DataModule for an experiment (with ROI images by default)."""
     datamodule = PneumoniaDataModule(load_config(experiment, list(overrides)), roi_mode=roi_mode)
     datamodule.prepare_data()
