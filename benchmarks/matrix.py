@@ -29,7 +29,6 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
     "methods": {
         "baseline": ("synthetic_baseline", []),
         "hkd": ("synthetic_hkd", []),
-        "hkd (kd all epochs)": ("synthetic_hkd_full_kd", []),
         "rrr": ("synthetic_rrr", []),
         "gradmask": ("synthetic_gradmask", []),
         "actdiff": ("synthetic_actdiff", []),

@@ -17,12 +17,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from hkd.callbacks.media import MediaCallback, fixed_test_batch, wandb_loggers, write_cam_overlays
 from hkd.config import ConfigError, save_config, to_dotlist
 from hkd.csv_log import AppendingCSVLogger
 from hkd.data.datamodule import PneumoniaDataModule
-from hkd.models.explain import explain_batch
 from hkd.models.lit_module import ClassifierModule
-from hkd.records_io import new_run_dir, save_cam_overlays, save_confusion_matrix, write_summary
+from hkd.records_io import new_run_dir, save_confusion_matrix, write_summary
 
 
 @dataclass
@@ -62,7 +62,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         deterministic=t.deterministic, fast_dev_run=t.fast_dev_run,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches, logger=build_loggers(cfg, run_dir, job_type),
-        callbacks=[checkpoint, *progress, *(callbacks or [])],
+        callbacks=[checkpoint, *progress, MediaCallback(run_dir, cfg.explain.n_images), *(callbacks or [])],
         reload_dataloaders_every_n_epochs=1 if cfg.imil.enabled and job_type == "train" else 0,
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,
         enable_model_summary=False)
@@ -118,25 +118,15 @@ def imil_callbacks(cfg: DictConfig, run_dir: Path) -> list:
 
 def save_explanations(cfg: DictConfig, module: ClassifierModule, datamodule: PneumoniaDataModule,
                       run_dir: Path, trainer: L.Trainer) -> None:
-    """CAM overlays of a fixed set of test images (the first annotated ones)."""
-    dataset = datamodule.datasets["test"]
-    annotated = [p for p in range(len(dataset)) if datamodule.has_prior[dataset.indices[p]]]
-    chosen = (annotated or list(range(len(dataset))))[: cfg.explain.n_images]
-    if not chosen:
-        return
-    samples = [dataset[p] for p in chosen]
-    batch = {key: torch.as_tensor(np.stack([np.asarray(s[key]) for s in samples]))
-             for key in ("image", "label", "prior") + (("roi",) if "roi" in samples[0] else ())}
-    probs, cams = explain_batch(module, batch)
-    images = batch[module.input_key][:, 0].numpy()
-    titles = [f"{module.classes[int(y)]}\npred {module.classes[int(p.argmax())]} {float(p.max()):.2f}"
-              for y, p in zip(batch["label"], probs)]
-    path = run_dir / "cam_overlays.png"
-    save_cam_overlays(images, cams.numpy(), batch["prior"][:, 0].numpy(), titles, path)
-    if cfg.logging.images:
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image("explain/cam_overlays", images=[str(path)])
+    """Final CAM overlays of the fixed test images; both figures to W&B."""
+    batch = fixed_test_batch(datamodule, cfg.explain.n_images)
+    figures = {"test/confusion_matrix": run_dir / "confusion_matrix.png"}
+    if batch is not None:
+        figures["explain/cam_overlays_best"] = write_cam_overlays(module, batch, run_dir / "cam_overlays.png")
+    for logger in wandb_loggers(trainer):
+        for key, path in figures.items():
+            if path.is_file():
+                logger.log_image(key, images=[str(path)])
 
 
 def train_class_weights(cfg: DictConfig, datamodule: PneumoniaDataModule) -> list[float] | None:

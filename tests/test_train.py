@@ -48,11 +48,20 @@ def test_resume_continues_from_last_checkpoint(tiny):
     assert OmegaConf.load(run_dir / "config.yaml").trainer.max_epochs == 2
 
 
-def test_wandb_offline_writes_a_local_run(tiny, monkeypatch):
+@pytest.mark.parametrize("images", [True, False])
+def test_wandb_offline_writes_a_local_run_with_media_unless_disabled(tiny, monkeypatch, images):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    run_dir = run_experiment(tiny("logging.wandb=offline"))
+    run_dir = run_experiment(tiny("logging.wandb=offline", f"logging.images={images}",
+                                  "trainer.max_epochs=2"))
     offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1 and list(offline_runs[0].glob("*.wandb"))
+    media = sorted(p.name for p in offline_runs[0].rglob("media/images/**/*.png"))
+    if images:  # priors, per-epoch CAMs, final CAMs, confusion matrix
+        assert any(name.startswith("priors_and_roi") for name in media), media
+        assert any(name.startswith("confusion_matrix") for name in media), media
+        assert sum(name.startswith("cam_overlays") for name in media) >= 3, media  # 2 epochs + best
+    else:
+        assert media == []
 
 
 def test_pretrained_weights_from_a_local_file(tmp_path):
