@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     compare = commands.add_parser("compare", help="markdown table of runs' test metrics")
     compare.add_argument("runs", nargs="+", help="run directories or folders holding them")
     compare.add_argument("--by", default="name", help="summary key to group by (name, method)")
-    compare.add_argument("--plot", default=None, help="also write a PNG bar chart here")
+    compare.add_argument("--plot", default="compare.png", help="where to write the PNG bar chart")
     review = commands.add_parser("review", help="serve the clinician's review page for IMIL rounds")
     review.add_argument("run_dir", help="a run directory with imil/round_N/ folders")
     review.add_argument("--port", type=int, default=8765)
