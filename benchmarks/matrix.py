@@ -35,6 +35,9 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "cam_align": ("synthetic_cam_align", []),
         "shortcut-free (ceiling)": ("synthetic_clean", []),
     },
+    "hkd_variant": {
+        "hkd (mean fill, kd all epochs)": ("synthetic_hkd_full_kd", []),
+    },
     "prior": {
         "hkd roi_fraction=0.1": ("synthetic_hkd", ["hkd.roi_fraction=0.1"]),
         "hkd roi_fraction=0.1 + predicted prior": ("synthetic_hkd",

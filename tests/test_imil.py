@@ -144,3 +144,53 @@ def test_queue_round_trip_with_marks_and_coco(tiny):
     assert mask[: size // 2 - 1, : size // 2 - 1].all() and not mask[size // 2 + 1:, :].any()
     assert applied[first["idx"]]["source"] == "clinician" and applied[first["idx"]]["who"] == "dr. a"
     assert edits["rounds"][0]["status"] == "reviewed"
+
+
+def test_queue_propagation_proposals_are_confirmed_or_rejected_in_review(tiny):
+    from starlette.testclient import TestClient
+
+    from hkd.review.app import create_app
+
+    overrides = [*IMIL, "imil.oracle=queue", "imil.budget=0.2", "imil.rounds=2", "imil.propagate=true",
+                 "imil.propagate_confidence=0.5", "trainer.max_epochs=4"]
+    run_dir = run_experiment(tiny(*overrides))
+    datamodule = PneumoniaDataModule(tiny(*overrides))
+    datamodule.describe()
+    round_1 = run_dir / "imil" / "round_1"
+    manifest = json.loads((round_1 / "manifest.json").read_text())
+    marks = {}
+    for sample in manifest["samples"]:  # the clinician marks each sample's tag
+        x0, y0, x1, y1 = datamodule.records[sample["idx"]].irrelevant[0].bounds()
+        marks[sample["id"]] = {"status": "marked", "regions": [
+            {"type": "rect", "x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0}]}
+    (round_1 / "marks.json").write_text(json.dumps({"samples": marks}))
+    resume = [f"resume={run_dir}"]
+    run_experiment(tiny(*overrides, *resume), resume)
+    edits = json.loads((run_dir / "imil" / "edits.json").read_text())
+    proposals = edits["rounds"][1]
+    assert proposals["kind"] == "proposals" and proposals["selected"]
+    propagated = {e["idx"] for e in edits["edits"] if e["source"] == "propagated"}
+    assert propagated == set(proposals["selected"])  # applied, logged apart from the clinician's
+    client = TestClient(create_app(run_dir))
+    listed = client.get("/api/rounds").json()["rounds"]
+    assert [r["kind"] for r in listed[:2]] == ["outliers", "proposals"]
+    samples = client.get("/api/rounds/2").json()["samples"]
+    assert client.get(f"/api/rounds/2/samples/{samples[0]['id']}/proposal").content[:4] == b"\x89PNG"
+    assert client.put(f"/api/rounds/2/samples/{samples[0]['id']}/marks",
+                      json={"status": "accepted", "regions": []}).status_code == 200
+    rejected = samples[-1]
+    if len(samples) > 1:
+        assert client.put(f"/api/rounds/2/samples/{rejected['id']}/marks",
+                          json={"status": "not_an_error", "regions": []}).status_code == 200
+    pending = max(r["round"] for r in listed)  # the next mining round, also waiting
+    assert pending == 3
+    first = json.loads((run_dir / "imil" / f"round_{pending}" / "manifest.json").read_text())["samples"][0]
+    (run_dir / "imil" / f"round_{pending}" / "marks.json").write_text(
+        json.dumps({"samples": {first["id"]: {"status": "skipped", "regions": []}}}))
+    run_experiment(tiny(*overrides, *resume), resume)
+    final = json.loads((run_dir / "imil" / "edits.json").read_text())
+    by_idx = {e["idx"]: e for e in final["edits"]}
+    assert by_idx[samples[0]["idx"]].get("confirmed") is True
+    if len(samples) > 1:
+        assert rejected["idx"] not in by_idx
+    assert final["rounds"][1]["status"] == "confirmed"

@@ -72,6 +72,7 @@ class IMILCallback(Callback):
                              "copy of the dataset; set reload_dataloaders_every_n_epochs=1 or "
                              "data.persistent_workers=false")
         if self.pending_round is not None:
+            self._apply_confirmations(trainer)
             self._apply_review(trainer, self.pending_round)
         self._publish(trainer)
 
@@ -79,7 +80,8 @@ class IMILCallback(Callback):
         epoch = trainer.current_epoch
         due = epoch >= self.cfg.start_epoch and (epoch - self.cfg.start_epoch) % self.cfg.every_n_epochs == 0
         last_epoch = trainer.max_epochs is not None and epoch >= trainer.max_epochs - 1
-        if not due or last_epoch or (self.cfg.rounds and len(self.rounds) >= self.cfg.rounds):
+        mining_rounds = sum(1 for r in self.rounds if r.get("kind") != "proposals")
+        if not due or last_epoch or (self.cfg.rounds and mining_rounds >= self.cfg.rounds):
             return
         datamodule = trainer.datamodule
         n_train = len(datamodule.datasets["train"])
@@ -250,6 +252,49 @@ class IMILCallback(Callback):
         self.pending_round = None
         if self.cfg.propagate and self.clinician_edits():
             record["propagated"] = self._propagate(trainer, number, record["epoch"])
+            if record["propagated"]:
+                self._queue_proposals(trainer, record)
+
+    def _queue_proposals(self, trainer: L.Trainer, record: dict) -> None:
+        """Show the applied proposals in the review page, as a round of their own, so the
+        clinician can accept, correct or reject them; decisions apply at the next resume."""
+        number = len(self.rounds) + 1
+        chosen = record["propagated"]
+        datamodule = trainer.datamodule
+        if trainer.is_global_zero:
+            proposal_record = {"selected": chosen, "labels": [], "predictions": []}
+            samples = self._round_samples(datamodule, trainer.lightning_module, proposal_record)
+            for sample in samples:
+                mask = Image.fromarray((self.edits[sample["idx"]]["mask"] * 255).astype(np.uint8))
+                sample["proposal"] = _proposal_overlay(mask.resize(sample["image"].size, Image.NEAREST))
+            write_round(round_dir(self.run_dir, number), number, record["epoch"], samples,
+                        kind="proposals")
+        self.rounds.append({"round": number, "kind": "proposals", "epoch": record["epoch"],
+                            "selected": chosen, "status": "applied, awaiting confirmation"})
+
+    def _apply_confirmations(self, trainer: L.Trainer) -> None:
+        """Accepted proposals stay (confirmed), rejected ones are undone, corrected ones take the
+        clinician's drawing; proposals nobody looked at stay applied."""
+        for record in self.rounds:
+            if record.get("kind") != "proposals" or record["status"] != "applied, awaiting confirmation":
+                continue
+            marks = read_marks(round_dir(self.run_dir, record["round"]), trainer.datamodule.data.image_size)
+            decisions = {"accepted": [], "rejected": [], "corrected": []}
+            for i, (mask, mark) in marks.items():
+                if i not in self.edits:
+                    continue
+                if mark.get("status") == "accepted":
+                    self.edits[i].update(confirmed=True, who=mark.get("who", ""))
+                    decisions["accepted"].append(i)
+                elif mask is None:
+                    del self.edits[i]
+                    decisions["rejected"].append(i)
+                else:
+                    self.edits[i].update(mask=mask, source="clinician", who=mark.get("who", ""),
+                                         reason="corrected proposal")
+                    decisions["corrected"].append(i)
+            if marks:
+                record.update(status="confirmed", **decisions)
 
     # -- propagation -------------------------------------------------------------------------
     def _propagate(self, trainer: L.Trainer, number: int, epoch: int) -> list[int]:
@@ -268,6 +313,14 @@ def _label_of(record: dict, idx: int) -> int:
 
 def _prediction_of(record: dict, idx: int) -> int:
     return record["predictions"][record["selected"].index(idx)] if idx in record["selected"] else -1
+
+
+def _proposal_overlay(mask: Image.Image) -> Image.Image:
+    """A translucent blue layer over the proposed region."""
+    alpha = (np.asarray(mask) > 127).astype(np.uint8) * 140
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
+    rgba[..., 2], rgba[..., 1], rgba[..., 3] = 255, 120, alpha
+    return Image.fromarray(rgba, mode="RGBA")
 
 
 def _heatmap(gray: Image.Image) -> Image.Image:

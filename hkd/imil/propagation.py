@@ -57,7 +57,7 @@ def propose_irrelevant_regions(trainer, callback, number: int) -> dict[int, np.n
                                       tuple(cfg.prior_generator.features), cfg.prior_generator.lr)
         train = datamodule.datasets["train"]
         loader = DataLoader(MarkedSamples(train, marks), batch_size=min(16, len(marks)), shuffle=True)
-        steps = max(cfg.prior_generator.epochs, 300 // max(1, len(loader)))
+        steps = max(cfg.prior_generator.epochs, 100 // max(1, len(loader)))  # >= ~100 updates
         fit_generator(module, loader, steps)
         train_eval = datamodule.datasets["train_eval"]
         positions = [p for p, i in enumerate(train_eval.indices) if int(i) not in callback.edits]

@@ -26,8 +26,9 @@ def round_dir(run_dir: Path, number: int) -> Path:
     return Path(run_dir) / "imil" / f"round_{number}"
 
 
-def write_round(folder: Path, number: int, epoch: int, samples: list[dict]) -> None:
-    """``samples``: dicts with idx, label, prediction, confidence, image (PIL), cam (PIL)."""
+def write_round(folder: Path, number: int, epoch: int, samples: list[dict], kind: str = "outliers") -> None:
+    """``samples``: dicts with idx, label, prediction, confidence, image (PIL), cam (PIL) and,
+    for a ``proposals`` round, proposal (PIL overlay of the proposed region)."""
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for position, sample in enumerate(samples):
@@ -35,12 +36,17 @@ def write_round(folder: Path, number: int, epoch: int, samples: list[dict]) -> N
         image_name, cam_name = f"{sample_id}.png", f"{sample_id}_cam.png"
         atomic_write(folder / image_name, lambda tmp, im=sample["image"]: im.save(tmp, format="PNG"))
         atomic_write(folder / cam_name, lambda tmp, im=sample["cam"]: im.save(tmp, format="PNG"))
-        entries.append({"id": sample_id, "idx": int(sample["idx"]), "label": sample["label"],
-                        "prediction": sample["prediction"],
-                        "confidence": round(float(sample["confidence"]), 4),
-                        "image": image_name, "cam": cam_name,
-                        "width": sample["image"].width, "height": sample["image"].height})
-    atomic_write_json(folder / MANIFEST, {"round": number, "epoch": epoch, "samples": entries})
+        entry = {"id": sample_id, "idx": int(sample["idx"]), "label": sample["label"],
+                 "prediction": sample["prediction"], "confidence": round(float(sample["confidence"]), 4),
+                 "image": image_name, "cam": cam_name,
+                 "width": sample["image"].width, "height": sample["image"].height}
+        if "proposal" in sample:
+            entry["proposal"] = f"{sample_id}_proposal.png"
+            atomic_write(folder / entry["proposal"],
+                         lambda tmp, im=sample["proposal"]: im.save(tmp, format="PNG"))
+        entries.append(entry)
+    atomic_write_json(folder / MANIFEST, {"round": number, "epoch": epoch, "kind": kind,
+                                          "samples": entries})
 
 
 def read_manifest(folder: Path) -> dict:

@@ -28,7 +28,7 @@ from hkd.io import atomic_write_json
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024
-STATUSES = ("marked", "skipped", "not_an_error")
+STATUSES = ("marked", "skipped", "not_an_error", "accepted")  # accepted: a propagated proposal
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -146,6 +146,7 @@ def create_app(run_dir: str | Path, token: str | None = None) -> Starlette:
         for number in store.rounds():
             manifest, marks = store.manifest(number), store.marks(number)["samples"]
             rounds.append({"round": number, "epoch": manifest["epoch"],
+                           "kind": manifest.get("kind", "outliers"),
                            "total": len(manifest["samples"]), "done": len(marks)})
         return JSONResponse({"rounds": rounds})
 
@@ -157,8 +158,8 @@ def create_app(run_dir: str | Path, token: str | None = None) -> Starlette:
         number = round_number(request)
         sample = store.sample(number, request.path_params["sample_id"])
         kind = request.path_params["kind"]
-        if kind not in ("image", "cam"):
-            raise KeyError(f"unknown file kind '{kind}'")
+        if kind not in ("image", "cam", "proposal") or kind not in sample:
+            raise KeyError(f"sample has no file of kind '{kind}'")
         path = store.folder(number) / sample[kind]  # a name from the manifest, never the request
         if path.resolve().parent != store.folder(number).resolve():
             return error(403, "refused: the manifest points outside the round folder")

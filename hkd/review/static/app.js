@@ -29,7 +29,7 @@ async function loadRounds() {
   for (const r of rounds) {
     const option = document.createElement("option");
     option.value = r.round;
-    option.textContent = `round ${r.round} (epoch ${r.epoch})`;
+    option.textContent = `round ${r.round} (epoch ${r.epoch})` + (r.kind === "proposals" ? " · proposals to confirm" : "");
     select.appendChild(option);
   }
   if (!rounds.length) { $("message").textContent = "No IMIL round is waiting for review."; return; }
@@ -40,6 +40,9 @@ async function openRound(number) {
   const data = await api(`api/rounds/${number}`);
   state.round = number;
   state.samples = data.samples;
+  state.proposals = data.kind === "proposals";
+  $("accept").hidden = $("proposal-toggle").hidden = !state.proposals;
+  $("skip").textContent = state.proposals ? "reject proposal" : "not an error / skip";
   state.marks = data.marks;
   $("export").href = withToken(`api/rounds/${number}/coco`);
   const firstOpen = state.samples.findIndex((s) => !state.marks[s.id]);
@@ -74,9 +77,10 @@ async function openSample(index) {
   $("confidence").textContent = (100 * s.confidence).toFixed(0) + "%";
   $("status").textContent = mark ? `${mark.status} by ${mark.who || "?"} (${mark.regions.length} regions)` : "not reviewed";
   $("comment").value = mark ? mark.comment : "";
-  [state.image, state.cam] = await Promise.all([
+  [state.image, state.cam, state.proposal] = await Promise.all([
     loadImage(`api/rounds/${state.round}/samples/${s.id}/image`),
-    loadImage(`api/rounds/${state.round}/samples/${s.id}/cam`)]);
+    loadImage(`api/rounds/${state.round}/samples/${s.id}/cam`),
+    s.proposal ? loadImage(`api/rounds/${state.round}/samples/${s.id}/proposal`) : null]);
   const fit = Math.min(($("stage").clientWidth - 4) / state.image.width, ($("stage").clientHeight - 4) / state.image.height);
   state.zoom = Math.max(0.1, Math.min(8, fit));  // fit the stage: small images are enlarged
   renderQueue();
@@ -116,6 +120,7 @@ function draw() {
   context.imageSmoothingEnabled = state.zoom < 1;
   context.drawImage(state.image, 0, 0);
   if ($("cam").checked) context.drawImage(state.cam, 0, 0, state.image.width, state.image.height);
+  if (state.proposal && $("show-proposal").checked) context.drawImage(state.proposal, 0, 0, state.image.width, state.image.height);
   drawRegions(context);
   $("zoom").textContent = Math.round(state.zoom * 100) + "%";
 }
@@ -194,6 +199,8 @@ $("zoom-in").onclick = () => setZoom(1.25);
 $("zoom-out").onclick = () => setZoom(0.8);
 $("save").onclick = () => save("marked");
 $("skip").onclick = () => save("not_an_error");
+$("accept").onclick = () => save("accepted");
+$("show-proposal").onchange = draw;
 $("round").onchange = (e) => openRound(Number(e.target.value));
 $("who").value = localStorage.getItem("hkd-reviewer") || "";
 const canvas = $("canvas");
@@ -206,7 +213,7 @@ window.addEventListener("keydown", (e) => {
   const keys = { ArrowRight: () => openSample(state.index + 1), ArrowLeft: () => openSample(state.index - 1),
     r: () => setTool("rect"), b: () => setTool("brush"), e: () => setTool("eraser"),
     z: () => $("undo").click(), c: () => { $("cam").checked = !$("cam").checked; draw(); },
-    s: () => save("marked"), x: () => save("not_an_error"), "+": () => setZoom(1.25), "-": () => setZoom(0.8) };
+    s: () => save("marked"), x: () => save("not_an_error"), a: () => state.proposals && save("accepted"), "+": () => setZoom(1.25), "-": () => setZoom(0.8) };
   if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
 });
 loadRounds().catch((error) => ($("message").textContent = error.message));
