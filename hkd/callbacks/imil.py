@@ -39,6 +39,7 @@ class IMILCallback(Callback):
         self.run_dir = Path(run_dir)
         self.edits: dict[int, dict] = {}  # idx -> {"mask": bool array, "round", "epoch", "source", ...}
         self.reviewed: set[int] = set()  # mined and shown to the oracle (edited or skipped)
+        self.rejected: set[int] = set()  # propagated proposals a clinician rejected: never again
         self.rounds: list[dict] = []
         self.pending_round: int | None = None
         self.waiting_for_review = False
@@ -50,12 +51,14 @@ class IMILCallback(Callback):
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"edits": {int(i): {**e, "mask": encode_mask(e["mask"])} for i, e in self.edits.items()},
-                "reviewed": sorted(self.reviewed), "rounds": self.rounds,
+                "reviewed": sorted(self.reviewed), "rejected": sorted(self.rejected),
+                "rounds": self.rounds,
                 "pending_round": self.pending_round}
 
     def load_state_dict(self, state: dict) -> None:
         self.edits = {int(i): {**e, "mask": decode_mask(e["mask"])} for i, e in state["edits"].items()}
         self.reviewed = set(state["reviewed"])
+        self.rejected = set(state.get("rejected", []))
         self.rounds = list(state["rounds"])
         self.pending_round = state.get("pending_round")
 
@@ -288,6 +291,7 @@ class IMILCallback(Callback):
                     decisions["accepted"].append(i)
                 elif mask is None:
                     del self.edits[i]
+                    self.rejected.add(i)
                     decisions["rejected"].append(i)
                 else:
                     self.edits[i].update(mask=mask, source="clinician", who=mark.get("who", ""),

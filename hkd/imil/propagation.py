@@ -60,7 +60,8 @@ def propose_irrelevant_regions(trainer, callback, number: int) -> dict[int, np.n
         steps = max(cfg.prior_generator.epochs, 100 // max(1, len(loader)))  # >= ~100 updates
         fit_generator(module, loader, steps)
         train_eval = datamodule.datasets["train_eval"]
-        positions = [p for p, i in enumerate(train_eval.indices) if int(i) not in callback.edits]
+        excluded = set(callback.edits) | callback.rejected
+        positions = [p for p, i in enumerate(train_eval.indices) if int(i) not in excluded]
         originals = train_eval.overrides
         train_eval.overrides = {}
         try:
