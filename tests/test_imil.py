@@ -194,3 +194,12 @@ def test_queue_propagation_proposals_are_confirmed_or_rejected_in_review(tiny):
     if len(samples) > 1:
         assert rejected["idx"] not in by_idx
     assert final["rounds"][1]["status"] == "confirmed"
+
+
+def test_hkd_student_with_imil_composes(tiny):
+    run_dir = run_experiment(tiny("method.name=hkd", *IMIL, "imil.budget=0.5", "hkd.teacher_epochs=1",
+                                  "trainer.max_epochs=2"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["method"] == "hkd" and summary["imil"] and summary["imil_edited"] > 0
+    assert (run_dir / "teacher" / "summary.json").is_file()
+    assert not (run_dir / "teacher" / "imil").exists()  # only the student is edited
