@@ -39,7 +39,7 @@ def _first(client):
 def test_rounds_and_sample_files_are_served(client):
     assert "IMIL review" in client.get("/").text
     rounds = client.get("/api/rounds").json()["rounds"]
-    assert rounds == [{"round": 1, "epoch": 0, "total": 4, "done": 0}]
+    assert rounds == [{"round": 1, "epoch": 0, "kind": "outliers", "total": 4, "done": 0}]
     sample = _first(client)
     image = client.get(f"/api/rounds/1/samples/{sample['id']}/image")
     assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
