@@ -67,7 +67,7 @@ def markdown_table(table: dict[str, dict[str, tuple[float, float, int]]], scale:
 def plot(table: dict[str, dict[str, tuple[float, float, int]]], path: Path,
          metrics: tuple[str, ...] = ("test.balanced_accuracy", "explanations.relevance_mass")) -> None:
     """A bar chart (mean with std error bars) per metric."""
-    from hkd.records_io import _save_figure, plt
+    from hkd.records_io import plt, save_figure
 
     groups = list(table)
     figure, axes = plt.subplots(1, len(metrics), figsize=(4 + 0.6 * len(groups), 3.5), squeeze=False)
@@ -78,4 +78,4 @@ def plot(table: dict[str, dict[str, tuple[float, float, int]]], path: Path,
         axis.set_xticks(range(len(groups)), groups, rotation=45, ha="right")
         axis.set_title(metric)
         axis.set_ylim(0, 1)
-    _save_figure(figure, path)
+    save_figure(figure, path)

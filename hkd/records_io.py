@@ -39,7 +39,7 @@ def new_run_dir(output_dir: str, name: str) -> Path:
     return path
 
 
-def _save_figure(figure, path: Path) -> None:
+def save_figure(figure, path: Path) -> None:
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120,
                                                   bbox_inches="tight"))
     plt.close(figure)
@@ -58,7 +58,7 @@ def save_confusion_matrix(matrix: torch.Tensor, classes: list[str], path: Path,
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     axis.set_title(f"confusion matrix ({title})")
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def save_cam_overlays(images: np.ndarray, cams: np.ndarray, priors: np.ndarray,
@@ -74,7 +74,7 @@ def save_cam_overlays(images: np.ndarray, cams: np.ndarray, priors: np.ndarray,
             axis.axis("off")
         axes[1, column].imshow(cams[column], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         axes[0, column].set_title(titles[column], fontsize=7)
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def write_summary(path: Path, summary: dict) -> None:

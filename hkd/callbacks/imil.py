@@ -246,8 +246,8 @@ class IMILCallback(Callback):
                 continue
             self.edits[i] = {"mask": mask, "round": number, "epoch": record["epoch"],
                              "source": "clinician", "reason": mark.get("comment", ""),
-                             "who": mark.get("who", ""), "label": _label_of(record, i),
-                             "prediction": _prediction_of(record, i)}
+                             "who": mark.get("who", ""), "label": _selected_value(record, "labels", i),
+                             "prediction": _selected_value(record, "predictions", i)}
             edited.append(i)
         record.update(status="reviewed", edited=edited, skipped=skipped,
                       unreviewed=[i for i in record["selected"] if i not in marks],
@@ -311,12 +311,9 @@ class IMILCallback(Callback):
         return sorted(proposals)
 
 
-def _label_of(record: dict, idx: int) -> int:
-    return record["labels"][record["selected"].index(idx)] if idx in record["selected"] else -1
-
-
-def _prediction_of(record: dict, idx: int) -> int:
-    return record["predictions"][record["selected"].index(idx)] if idx in record["selected"] else -1
+def _selected_value(record: dict, column: str, idx: int) -> int:
+    """``record[column]`` of a selected sample (``labels`` or ``predictions``); -1 if not selected."""
+    return record[column][record["selected"].index(idx)] if idx in record["selected"] else -1
 
 
 def _proposal_overlay(mask: Image.Image) -> Image.Image:

@@ -54,10 +54,10 @@ class MediaCallback(Callback):
         if not loggers:
             return
         from hkd.explore import sample_grid
-        from hkd.records_io import _save_figure
+        from hkd.records_io import save_figure
 
         path = self.run_dir / "priors.png"
-        _save_figure(sample_grid(trainer.datamodule, "train", per_class=2), path)
+        save_figure(sample_grid(trainer.datamodule, "train", per_class=2), path)
         for logger in loggers:
             logger.log_image("data/priors_and_roi", images=[str(path)])
 
