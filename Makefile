@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 RUN ?=
 PORT ?= 8765
 
-.PHONY: help install experiment review compare test test-full test-ddp lint sync clean
+.PHONY: help install experiment cv review compare test test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ install: $(STAMP)  ## create .venv and install hkd with its dev extras
 
 experiment: $(STAMP)  ## train: make experiment NAME=quickstart ARGS="trainer.max_epochs=3"
 	$(PY) -m hkd train $(NAME) $(ARGS)
+
+cv: $(STAMP)  ## all K folds + mean/spread: make cv NAME=covid_cxr_baseline ARGS="data.root=... data.folds=5"
+	$(PY) -m hkd cv $(NAME) $(ARGS)
 
 review: $(STAMP)  ## serve the IMIL review page: make review RUN=runs/NAME/RUN_ID [PORT=8765]
 	$(PY) -m hkd review $(RUN) --port $(PORT)

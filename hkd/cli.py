@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="train and evaluate an experiment")
     train.add_argument("experiment", help="experiments/NAME.yaml name, or a path to a YAML file")
     train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.max_epochs=3")
+    cv = commands.add_parser("cv", help="run all K folds (data.folds=K) and aggregate them")
+    cv.add_argument("experiment", help="experiments/NAME.yaml name, or a path to a YAML file")
+    cv.add_argument("overrides", nargs="*", help="key=value overrides; must include data.folds=K")
     compare = commands.add_parser("compare", help="markdown table of runs' test metrics")
     compare.add_argument("runs", nargs="+", help="run directories or folders holding them")
     compare.add_argument("--by", default="name", help="summary key to group by (name, method)")
@@ -46,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table(table))
         if args.plot:
             plot(table, Path(args.plot))
+        return 0
+    if args.command == "cv":
+        from hkd.cv import run_folds
+
+        try:
+            report, table = run_folds(args.experiment, args.overrides)
+        except (ConfigError, DataError, RuntimeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(table)
+        print(report)
         return 0
     if args.command == "train":
         from hkd.train import run_experiment

@@ -96,7 +96,8 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
 def validate(cfg: DictConfig) -> None:
     """Checks that OmegaConf's types cannot express."""
     choices = {
-        "data.format": ("synthetic", "folder", "covid-chestxray"),
+        "data.format": ("synthetic", "folder", "covid-chestxray", "siim-covid", "rsna-pneumonia",
+                        "vindr-cxr"),
         "method.name": ("baseline", "hkd", "rrr", "gradmask", "actdiff", "cam_align"),
         "logging.wandb": ("offline", "online", "disabled"),
         "data.sampler": ("random", "balanced"),
@@ -113,6 +114,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.root is required for data.format={cfg.data.format}: "
                           f"add data.root=/path/to/data to the command line "
                           f"(make experiment NAME={cfg.name} ARGS=\"data.root=...\")")
+    if cfg.data.folds and not 0 <= cfg.data.fold < cfg.data.folds:
+        raise ConfigError(f"data.fold={cfg.data.fold} must be in 0..{cfg.data.folds - 1} "
+                          f"(data.folds={cfg.data.folds})")
     if cfg.logging.wandb == "offline" and cfg.logging.log_model:
         raise ConfigError("logging.log_model=true needs logging.wandb=online "
                           "(offline W&B runs cannot upload checkpoints)")

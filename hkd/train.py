@@ -201,6 +201,7 @@ def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: 
     explanations = {key: test.pop(key) for key in ("relevance_mass", "pointing_game") if key in test}
     return {"name": cfg.name, "method": cfg.method.name, "seed": cfg.seed,
             "backbone": cfg.model.backbone, "data": cfg.data.format,
+            "fold": cfg.data.fold if cfg.data.folds else None,
             "imil": bool(cfg.imil.enabled), "classes": result.module.classes,
             "val": result.val, "test": test, "explanations": explanations,
             "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),

@@ -3,8 +3,10 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from hkd.data.folder import read_folder
+from hkd.data.records import DataError
 from hkd.data.synthetic import TAG_POSITIONS, SyntheticSpec, ensure_synthetic, render_sample
 
 SPEC = SyntheticSpec(seed=3, n_train=200, n_val=20, n_test=200, size=48, shortcut_bias=0.9)
@@ -37,9 +39,9 @@ def test_shortcut_agrees_with_bias_in_train_and_is_random_in_test(tmp_path):
 
 def test_annotations_findings_in_lungs_and_tag_as_irrelevant(tmp_path):
     root = ensure_synthetic(SPEC, tmp_path)
-    records = read_folder(root)
+    records = read_folder(root, ["finding"])
     coco = json.loads((root / "annotations.json").read_text())
-    assert {c["name"] for c in coco["categories"]} == {"finding", "irrelevant"}
+    assert {c["name"] for c in coco["categories"]} == {"finding", "irrelevant", "lung"}
     for record in records[:40]:
         assert record.has_prior and len(record.irrelevant) == 1
         tag_x0, tag_y0, tag_x1, tag_y1 = record.irrelevant[0].bounds()
@@ -47,12 +49,23 @@ def test_annotations_findings_in_lungs_and_tag_as_irrelevant(tmp_path):
             x0, y0, x1, y1 = region.bounds()
             assert 0.15 * 48 < (x0 + x1) / 2 < 0.85 * 48  # inside the chest, not a corner
             assert x1 < tag_x0 or x0 > tag_x1 or y1 < tag_y0 or y0 > tag_y1  # no overlap
+    lungs = read_folder(root, ["lung"])
+    for record, with_lungs in zip(records[:40], lungs[:40]):
+        assert len(with_lungs.relevant) == 2 and with_lungs.irrelevant == record.irrelevant
+        centres = sorted((b[0] + b[2]) / 2 for b in (r.bounds() for r in with_lungs.relevant))
+        assert centres[0] < 0.5 * 48 < centres[1]  # one outline per lung
+        for finding in record.relevant:  # every finding lies inside a lung outline's bounds
+            x0, y0, x1, y1 = finding.bounds()
+            assert any(b[0] - 2 <= x0 and x1 <= b[2] + 2 and b[1] - 2 <= y0 and y1 <= b[3] + 2
+                       for b in (r.bounds() for r in with_lungs.relevant))
+    with pytest.raises(DataError, match="relevant_categories names lesion.*finding, irrelevant, lung"):
+        read_folder(root, ["lesion"])
 
 
 def test_tag_position_encodes_the_shortcut_class():
     spec = SyntheticSpec(size=64)
     for tag_class, (tx, ty) in enumerate(TAG_POSITIONS[:4]):
-        image, _, box = render_sample(np.random.default_rng(tag_class), 0, tag_class, spec)
+        image, _, box, _ = render_sample(np.random.default_rng(tag_class), 0, tag_class, spec)
         x, y, w, h = box
         assert abs((x + w / 2) / 64 - tx) < 0.05 and abs((y + h / 2) / 64 - ty) < 0.05
         assert image[int(y + h / 2), int(x + 1)] > 0.9  # the tag is bright
@@ -61,9 +74,9 @@ def test_tag_position_encodes_the_shortcut_class():
 def test_each_finding_lies_inside_its_annotations():
     for label in range(4):
         for seed in range(5):
-            with_finding, regions, _ = render_sample(np.random.default_rng(seed), label, 0,
+            with_finding, regions, _, _ = render_sample(np.random.default_rng(seed), label, 0,
                                                      SyntheticSpec(size=64, contrast=0.4))
-            without, _, _ = render_sample(np.random.default_rng(seed), label, 0,
+            without, _, _, _ = render_sample(np.random.default_rng(seed), label, 0,
                                           SyntheticSpec(size=64, contrast=0.0))
             difference = np.abs(with_finding - without)
             inside = np.zeros(difference.shape, dtype=bool)

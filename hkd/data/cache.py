@@ -18,17 +18,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from hkd.data.dicom import decode_dicom, is_dicom
 from hkd.data.records import DataError, Record, Region
 
 CACHE_VERSION = 1
 
 
 def decode_image(path: Path, channels: int, where: str = "") -> np.ndarray:
-    """Any PIL-readable image as float32 (C, H, W) in [0, 1]; EXIF rotation applied.
+    """Any PIL-readable or DICOM image as float32 (C, H, W) in [0, 1]; EXIF rotation applied.
 
     8-bit images are divided by 255; 16-bit and 32-bit ones are min-max scaled (their bit depth
-    in use varies by scanner).
+    in use varies by scanner); DICOM as in :func:`hkd.data.dicom.decode_dicom`.
     """
+    if is_dicom(path):
+        return _to_channels(decode_dicom(path, where), channels)
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
@@ -39,13 +42,15 @@ def decode_image(path: Path, channels: int, where: str = "") -> np.ndarray:
         array = np.asarray(image, dtype=np.float32)
         low, high = float(array.min()), float(array.max())
         array = (array - low) / (high - low) if high > low else np.zeros_like(array)
-        array = array[None]
-        if channels == 3:
-            array = np.repeat(array, 3, axis=0)
-        return array
+        return _to_channels(array, channels)
     image = image.convert("L" if channels == 1 else "RGB")
     array = np.asarray(image, dtype=np.float32) / 255.0
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def _to_channels(gray: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W) grayscale to (channels, H, W)."""
+    return np.repeat(gray[None], channels, axis=0) if channels == 3 else gray[None]
 
 
 def resize(array: np.ndarray, size: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 ``ROOT/labels.csv``: ``image`` (path relative to ROOT), ``label``; optional ``patient_id`` and
 ``split`` (train/val/test). ``ROOT/annotations.json`` (optional, COCO): boxes ``[x, y, w, h]``
 and/or polygon ``segmentation`` per image; the category named ``irrelevant`` marks regions to
-ignore, every other category marks relevant regions. ``ROOT/masks/<image stem>.png`` (optional):
+ignore, every other category marks relevant regions (or only those named in
+``data.relevant_categories``; the others are then ignored). ``ROOT/masks/<image stem>.png`` (optional):
 relevant-region masks (non-zero = relevant).
 """
 
@@ -16,19 +17,21 @@ from pathlib import Path
 
 from PIL import Image
 
+from hkd.data.dicom import dicom_size, is_dicom
 from hkd.data.records import SPLITS, DataError, Record, Region
 
 IRRELEVANT_CATEGORY = "irrelevant"
+EXIF_ORIENTATION = 0x0112  # orientations 5-8 swap width and height
 
 
-def read_folder(root: str | Path) -> list[Record]:
+def read_folder(root: str | Path, relevant_categories: list[str] | None = None) -> list[Record]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data.root {root} is not a folder")
     records = read_labels_csv(root / "labels.csv", root)
     annotations = root / "annotations.json"
     if annotations.is_file():
-        apply_coco(records, annotations, root)
+        apply_coco(records, annotations, root, relevant_categories=relevant_categories)
     masks = root / "masks"
     if masks.is_dir():
         for record in records:
@@ -118,9 +121,14 @@ def check_inside(region: Region, width: int, height: int, where: str, tolerance:
 
 
 def image_size(path: Path, where: str) -> tuple[int, int]:
+    """(width, height) as decoded: DICOM from its header, others after EXIF rotation."""
+    if is_dicom(path):
+        return dicom_size(path, where)
     try:
         with Image.open(path) as image:
-            return image.size
+            width, height = image.size
+            transposed = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+            return (height, width) if transposed else (width, height)
     except Exception as error:  # PIL raises several types for unreadable files
         raise DataError(f"{where}: cannot read image {path}: {error}") from error
 
@@ -129,11 +137,13 @@ def clip_region(region: Region, width: int, height: int) -> Region:
     return Region(tuple((min(max(x, 0.0), width), min(max(y, 0.0), height)) for x, y in region.polygon))
 
 
-def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False) -> int:
+def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False,
+               relevant_categories: list[str] | None = None) -> int:
     """Attach the regions of a COCO file to the records (matched by ``file_name``).
 
     A region outside its image is an error, or with ``clip`` (public data sets whose boxes were
-    rescaled) clipped to the image; returns how many were clipped."""
+    rescaled) clipped to the image; returns how many were clipped. With ``relevant_categories``
+    only those categories count as relevant (the ``irrelevant`` one always counts as irrelevant)."""
     try:
         coco = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -146,8 +156,15 @@ def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False
     categories = coco.get("categories") or []
     if not isinstance(categories, list):
         raise DataError(f"{path}: key 'categories' must be a list")
-    irrelevant_ids = {c.get("id") for c in categories
-                      if isinstance(c, dict) and str(c.get("name", "")).lower() == IRRELEVANT_CATEGORY}
+    names = {c.get("id"): str(c.get("name", "")) for c in categories if isinstance(c, dict)}
+    irrelevant_ids = {i for i, name in names.items() if name.lower() == IRRELEVANT_CATEGORY}
+    relevant_ids = None
+    if relevant_categories is not None:
+        unknown = sorted(set(relevant_categories) - set(names.values()))
+        if unknown:
+            raise DataError(f"{path}: data.relevant_categories names {', '.join(unknown)}, which "
+                            f"the file's categories ({', '.join(sorted(names.values()))}) do not have")
+        relevant_ids = {i for i, name in names.items() if name in relevant_categories}
     by_file = {record.path: record for record in records}
     by_id: dict[object, Record] = {}
     for number, image in enumerate(coco["images"]):
@@ -166,6 +183,9 @@ def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False
         record = by_id.get(annotation["image_id"])
         if record is None:
             continue  # an image that labels.csv does not list
+        category = annotation.get("category_id")
+        if relevant_ids is not None and category not in irrelevant_ids and category not in relevant_ids:
+            continue  # a category the experiment does not use as relevant
         regions = parse_region(annotation, where)
         if record.path not in sizes:
             sizes[record.path] = image_size(record.path, record.source)
@@ -177,7 +197,6 @@ def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False
             else:
                 check_inside(region, *sizes[record.path], where=f"{where} (image {record.path.name})")
         total_clipped += clipped
-        target = record.irrelevant if annotation.get("category_id") in irrelevant_ids \
-            else record.relevant
+        target = record.irrelevant if category in irrelevant_ids else record.relevant
         target.extend(regions)
     return total_clipped

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
+
 from omegaconf import DictConfig
 
 from hkd.data.folder import read_folder
 from hkd.data.records import DataError, Record
 from hkd.data.synthetic import SyntheticSpec, ensure_synthetic
+
+# data.format -> (module, loader function) of the public chest X-ray data sets
+PUBLIC_LOADERS = {
+    "covid-chestxray": ("hkd.data.covid_chestxray", "read_covid_chestxray"),
+    "siim-covid": ("hkd.data.siim_covid", "read_siim_covid"),
+    "rsna-pneumonia": ("hkd.data.rsna_pneumonia", "read_rsna_pneumonia"),
+    "vindr-cxr": ("hkd.data.vindr_cxr", "read_vindr_cxr"),
+}
 
 
 def synthetic_spec(data: DictConfig, seed: int) -> SyntheticSpec:
@@ -20,15 +30,16 @@ def load_records(data: DictConfig, seed: int) -> tuple[list[Record], list[str]]:
     """The records of the configured data set and its ordered class names."""
     if data.format == "synthetic":
         spec = synthetic_spec(data, data.synthetic.seed if data.synthetic.seed is not None else seed)
-        records = read_folder(ensure_synthetic(spec, data.cache_dir))
+        categories = list(data.relevant_categories or ["finding"])
+        records = read_folder(ensure_synthetic(spec, data.cache_dir), categories)
         classes = list(spec.classes)
     elif data.format == "folder":
-        records = read_folder(data.root)
+        categories = list(data.relevant_categories) if data.relevant_categories else None
+        records = read_folder(data.root, categories)
         classes = list(data.classes) if data.classes else sorted({r.label for r in records})
-    elif data.format == "covid-chestxray":
-        from hkd.data.covid_chestxray import read_covid_chestxray
-
-        records, classes = read_covid_chestxray(data)
+    elif data.format in PUBLIC_LOADERS:
+        module, function = PUBLIC_LOADERS[data.format]
+        records, classes = getattr(importlib.import_module(module), function)(data)
     else:
         raise DataError(f"unknown data.format '{data.format}'")
     for record in records:

@@ -13,7 +13,9 @@ The expert annotations are boxes (and one polygon) around the findings. A **shor
 outside the lungs: a bright label in a corner whose *position* names a class. In train/val it names
 the true class with probability ``shortcut_bias`` (else one of the other classes); in the test split
 it is random, so test accuracy measures whether a model looks at the lungs. The tag's box is written
-as an ``irrelevant`` annotation. The data set is written in the folder format (``labels.csv``,
+as an ``irrelevant`` annotation and each lung's outline as a ``lung`` polygon (the anatomical prior
+real data sets such as covid-chestxray provide; pick it with ``data.relevant_categories=[lung]``).
+The data set is written in the folder format (``labels.csv``,
 ``annotations.json``, ``images/``) and read back by the same loader as users' data.
 """
 
@@ -34,7 +36,7 @@ FINDING_CLASSES = ("covid19", "viral", "bacterial", "fungal")
 HEALTHY_CLASS = "healthy"
 # Where the shortcut tag of each class sits (x, y as a fraction of the image), outside the lungs.
 TAG_POSITIONS = ((0.09, 0.09), (0.91, 0.09), (0.09, 0.91), (0.91, 0.91), (0.5, 0.07))
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lung outlines written as the `lung` category
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,17 @@ class _Anatomy:
         heart = _ellipse(xx, yy, cx + 0.06, 0.66, 0.11, 0.1, edge=0.3)
         self.image = (0.06 + 0.5 * body - 0.32 * lungs_soft + 0.06 * ribs * lungs_soft
                       + 0.18 * spine * body + 0.16 * heart).astype(np.float32)
+
+    def lung_polygons(self, points: int = 16) -> list[dict]:
+        """Each lung's outline as a COCO polygon (pixels): the anatomical prior of real data sets."""
+        angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
+        polygons = []
+        for cx, cy, rx, ry in self.lungs:
+            xs = np.clip((cx + rx * np.cos(angles)) * self.size, 0, self.size)
+            ys = np.clip((cy + ry * np.sin(angles)) * self.size, 0, self.size)
+            flat = np.stack([xs, ys], axis=1).round(2).ravel().tolist()
+            polygons.append({"segmentation": [flat]})
+        return polygons
 
     def point_in_lung(self, rng: np.random.Generator, lung: int, margin: float) -> tuple[float, float]:
         cx, cy, rx, ry = self.lungs[lung]
@@ -188,7 +201,7 @@ def _tag_class(rng: np.random.Generator, label: int, n_classes: int, split: str,
 
 
 def render_sample(rng: np.random.Generator, label: int, tag_class: int, spec: SyntheticSpec):
-    """One image in [0, 1] with its relevant regions and the tag's (irrelevant) box."""
+    """One image in [0, 1], its finding regions, the tag's (irrelevant) box and the lung outlines."""
     anatomy = _Anatomy(rng, spec.size)
     name = spec.classes[label]
     regions: list[dict] = []
@@ -201,7 +214,7 @@ def render_sample(rng: np.random.Generator, label: int, tag_class: int, spec: Sy
     image = image + 0.03 * shading + rng.normal(0, 0.025, image.shape).astype(np.float32)
     image = np.clip(image, 0.0, 1.0)
     tag_box = _draw_tag(image, TAG_POSITIONS[tag_class], rng)
-    return image, regions, tag_box
+    return image, regions, tag_box, anatomy.lung_polygons()
 
 
 def generate(spec: SyntheticSpec, root: Path) -> Path:
@@ -228,12 +241,13 @@ def _write(spec: SyntheticSpec, out: Path) -> None:
     (out / "images").mkdir()
     n_classes = len(spec.classes)
     rows, images, annotations = [], [], []
-    categories = [{"id": 1, "name": "finding"}, {"id": 2, "name": "irrelevant"}]
+    categories = [{"id": 1, "name": "finding"}, {"id": 2, "name": "irrelevant"},
+                  {"id": 3, "name": "lung"}]
     splits = ["train"] * spec.n_train + ["val"] * spec.n_val + ["test"] * spec.n_test
     for index, split in enumerate(splits):
         label = index % n_classes  # balanced classes
         tag = _tag_class(rng, label, n_classes, split, spec.shortcut_bias)
-        image, regions, tag_box = render_sample(rng, label, tag, spec)
+        image, regions, tag_box, lungs = render_sample(rng, label, tag, spec)
         file_name = f"images/{index:05d}.png"
         Image.fromarray((image * 255).round().astype(np.uint8)).save(out / file_name)
         rows.append({"image": file_name, "label": spec.classes[label],
@@ -243,6 +257,7 @@ def _write(spec: SyntheticSpec, out: Path) -> None:
         for region in regions:
             annotations.append({"image_id": index + 1, "category_id": 1, **region})
         annotations.append({"image_id": index + 1, "category_id": 2, "bbox": tag_box})
+        annotations.extend({"image_id": index + 1, "category_id": 3, **lung} for lung in lungs)
     for number, annotation in enumerate(annotations, start=1):
         annotation["id"] = number
     with open(out / "labels.csv", "w", newline="") as handle:

@@ -1,0 +1,63 @@
+"""DICOM decoding with pydicom: modality LUT, VOI LUT / windowing, MONOCHROME1 inverted.
+
+Pixel values stay in float32 until the final scaling to [0, 1], so 12- and 16-bit data keep their
+precision. Compressed transfer syntaxes (JPEG 2000 in SIIM, JPEG-LS) need a pixel-data plugin such
+as ``pylibjpeg[all]`` or ``python-gdcm``; without one the error names the file and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hkd.data.records import DataError
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def is_dicom(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_SUFFIXES
+
+
+def _read(path: Path, where: str, pixels: bool):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=not pixels)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as error:
+        raise DataError(f"{where or path}: cannot read DICOM file {path}: {error}") from error
+
+
+def dicom_size(path: Path, where: str = "") -> tuple[int, int]:
+    """(width, height) from the header, without decoding the pixels."""
+    dataset = _read(path, where, pixels=False)
+    if "Rows" not in dataset or "Columns" not in dataset:
+        raise DataError(f"{where or path}: DICOM file {path} has no Rows/Columns (not an image)")
+    return int(dataset.Columns), int(dataset.Rows)
+
+
+def decode_dicom(path: Path, where: str = "") -> np.ndarray:
+    """A DICOM image as float32 (H, W) in [0, 1], bright = dense (bone white, as on a film)."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    dataset = _read(path, where, pixels=True)
+    try:
+        array = dataset.pixel_array
+    except Exception as error:  # pydicom raises several types for missing decoders/broken data
+        raise DataError(f"{where or path}: cannot decode the pixels of {path} "
+                        f"(transfer syntax {dataset.file_meta.get('TransferSyntaxUID', '?')}; compressed "
+                        f"files need `pip install pylibjpeg[all]` or python-gdcm): {error}") from error
+    if array.ndim != 2:
+        raise DataError(f"{where or path}: {path} holds {array.shape} pixels; expected one 2-D "
+                        "grayscale frame")
+    array = apply_modality_lut(array, dataset).astype(np.float32)
+    has_window = "WindowCenter" in dataset and "WindowWidth" in dataset
+    if has_window or "VOILUTSequence" in dataset:
+        array = np.asarray(apply_voi_lut(array, dataset, index=0), dtype=np.float32)
+    low, high = float(array.min()), float(array.max())
+    array = (array - low) / (high - low) if high > low else np.zeros_like(array)
+    if str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
+        array = 1.0 - array  # MONOCHROME1: low values are white
+    return array

@@ -1,0 +1,66 @@
+"""SIIM-FISABIO-RSNA COVID-19 (Kaggle ``siim-covid19-detection``): DICOM images at
+``train/<study>/<series>/<image_id>.dcm``, ``train_study_level.csv`` (one-hot appearance classes
+per study) and ``train_image_level.csv`` (opacity boxes per image, the relevant regions).
+
+The classes are radiological appearances, not aetiologies. The CSVs carry no patient id, so the
+study is the grouping unit for splits (all images of a study stay together).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from hkd.data.dicom import DICOM_SUFFIXES
+from hkd.data.records import DataError, Record, Region
+from hkd.data.tables import csv_rows, index_files, number
+
+STUDY_COLUMNS = {"Negative for Pneumonia": "negative", "Typical Appearance": "typical",
+                 "Indeterminate Appearance": "indeterminate", "Atypical Appearance": "atypical"}
+
+
+def read_siim_covid(data: DictConfig) -> tuple[list[Record], list[str]]:
+    root = Path(data.root)
+    hint = "data.root must be the Kaggle siim-covid19-detection folder"
+    study_csv = root / "train_study_level.csv"
+    labels: dict[str, str] = {}
+    for line, row in csv_rows(study_csv, {"id", *STUDY_COLUMNS}, hint):
+        where = f"{study_csv} row {line}"
+        hot = [name for column, name in STUDY_COLUMNS.items() if number(row, column, where) == 1]
+        if len(hot) != 1:
+            raise DataError(f"{where}: expected exactly one class column set to 1, found {len(hot)}")
+        labels[row["id"].removesuffix("_study")] = hot[0]
+    files = index_files(root / "train", DICOM_SUFFIXES)
+    image_csv = root / "train_image_level.csv"
+    records = []
+    for line, row in csv_rows(image_csv, {"id", "boxes", "StudyInstanceUID"}, hint):
+        where = f"{image_csv} row {line}"
+        study, image_id = row["StudyInstanceUID"], row["id"].removesuffix("_image")
+        if study not in labels:
+            raise DataError(f"{where}: study {study} is not in {study_csv.name}")
+        if image_id not in files:
+            raise DataError(f"{where}: no DICOM file {image_id}.dcm under {root / 'train'}")
+        records.append(Record(path=files[image_id], label=labels[study], patient_id=study,
+                              relevant=parse_boxes(row["boxes"], where), source=where))
+    return records, list(data.classes) if data.classes else list(STUDY_COLUMNS.values())
+
+
+def parse_boxes(text: str, where: str) -> list[Region]:
+    """The ``boxes`` column: a Python-literal list of {'x', 'y', 'width', 'height'}, or empty."""
+    if text in ("", "nan", "NaN", "[]"):
+        return []
+    try:
+        boxes = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as error:
+        raise DataError(f"{where}: column 'boxes' is not a list of boxes: {error}") from None
+    if not isinstance(boxes, list) or not all(isinstance(box, dict) for box in boxes):
+        raise DataError(f"{where}: column 'boxes' must be a list of {{'x', 'y', 'width', 'height'}}")
+    regions = []
+    for box in boxes:
+        values = {key: number({key: str(box.get(key))}, key, where) for key in ("x", "y", "width", "height")}
+        if values["width"] <= 0 or values["height"] <= 0:
+            raise DataError(f"{where}: box {box} has no area")
+        regions.append(Region.from_box(values["x"], values["y"], values["width"], values["height"]))
+    return regions

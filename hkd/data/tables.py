@@ -1,0 +1,52 @@
+"""Small helpers the public data-set loaders share: CSV rows with checked columns, box parsing
+and an index of image files by name."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+from hkd.data.records import DataError, Region
+
+
+def csv_rows(path: Path, required: set[str], hint: str = "") -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV file whose header must hold ``required``."""
+    if not path.is_file():
+        raise DataError(f"{path} is missing{': ' + hint if hint else ''}")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = required - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        try:
+            for line, row in enumerate(reader, start=2):
+                yield line, {key: (value or "").strip() for key, value in row.items() if key}
+        except csv.Error as error:
+            raise DataError(f"{path}: not a readable CSV file: {error}") from error
+
+
+def number(row: dict[str, str], key: str, where: str) -> float:
+    try:
+        value = float(row[key])
+    except (KeyError, ValueError):
+        raise DataError(f"{where}: column '{key}' must be a number, got {row.get(key)!r}") from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: column '{key}' is {value}")
+    return value
+
+
+def corner_box(x0: float, y0: float, x1: float, y1: float, where: str) -> Region:
+    """A box given by two corners; an empty or inverted box is an error."""
+    if x1 <= x0 or y1 <= y0:
+        raise DataError(f"{where}: box ({x0}, {y0}, {x1}, {y1}) has no area")
+    return Region.from_box(x0, y0, x1 - x0, y1 - y0)
+
+
+def index_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Every file under ``folder`` with one of the suffixes, by file stem."""
+    if not folder.is_dir():
+        raise DataError(f"image folder {folder} does not exist")
+    return {path.stem: path.resolve() for path in folder.rglob("*")
+            if path.suffix.lower() in suffixes and path.is_file()}
