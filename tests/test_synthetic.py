@@ -54,9 +54,9 @@ def test_annotations_findings_in_lungs_and_tag_as_irrelevant(tmp_path):
         assert len(with_lungs.relevant) == 2 and with_lungs.irrelevant == record.irrelevant
         centres = sorted((b[0] + b[2]) / 2 for b in (r.bounds() for r in with_lungs.relevant))
         assert centres[0] < 0.5 * 48 < centres[1]  # one outline per lung
-        for finding in record.relevant:  # every finding lies inside a lung outline's bounds
+        for finding in record.relevant:  # every finding's centre lies inside a lung outline's bounds
             x0, y0, x1, y1 = finding.bounds()
-            assert any(b[0] - 2 <= x0 and x1 <= b[2] + 2 and b[1] - 2 <= y0 and y1 <= b[3] + 2
+            assert any(b[0] <= (x0 + x1) / 2 <= b[2] and b[1] <= (y0 + y1) / 2 <= b[3]
                        for b in (r.bounds() for r in with_lungs.relevant))
     with pytest.raises(DataError, match="relevant_categories names lesion.*finding, irrelevant, lung"):
         read_folder(root, ["lesion"])
