@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 RUN ?=
 PORT ?= 8765
 
-.PHONY: help install experiment cv review compare test test-full test-ddp lint sync clean
+.PHONY: help install experiment cv bench review compare test test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test-full: $(STAMP)  ## every test, the slow ones included
 
 test-ddp: $(STAMP)  ## only the multi-process DDP tests
 	$(PY) -m pytest -m ddp $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## speed and memory ratios against their targets (benchmarks/speed.py)
+	$(PY) benchmarks/speed.py $(ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check hkd tests benchmarks

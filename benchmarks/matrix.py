@@ -76,7 +76,7 @@ def same_run(run_dir: Path, experiment: str, overrides: list[str]) -> bool:
                                       f"output_dir={saved.output_dir}", "logging.wandb=disabled",
                                       "logging.progress_bar=false"])
     saved_keys, wanted_keys = to_dotlist(saved), to_dotlist(wanted)
-    return all(wanted_keys.get(key) == value for key, value in saved_keys.items())
+    return all(saved_keys.get(key) == wanted_keys.get(key) for key in {*saved_keys, *wanted_keys})
 
 
 def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path) -> Path | None:

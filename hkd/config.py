@@ -93,6 +93,10 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     return cfg
 
 
+# methods whose loss needs the gradient of a gradient (input gradients or a differentiable Grad-CAM)
+DOUBLE_BACKWARD_METHODS = ("rrr", "gradmask", "cam_align")
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that OmegaConf's types cannot express."""
     choices = {
@@ -114,6 +118,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.root is required for data.format={cfg.data.format}: "
                           f"add data.root=/path/to/data to the command line "
                           f"(make experiment NAME={cfg.name} ARGS=\"data.root=...\")")
+    if cfg.model.compile and cfg.method.name in DOUBLE_BACKWARD_METHODS:
+        raise ConfigError(f"model.compile=true cannot train method.name={cfg.method.name}: its loss "
+                          "differentiates a gradient (double backward), which torch.compile does not support")
     if cfg.data.folds and not 0 <= cfg.data.fold < cfg.data.folds:
         raise ConfigError(f"data.fold={cfg.data.fold} must be in 0..{cfg.data.folds - 1} "
                           f"(data.folds={cfg.data.folds})")

@@ -58,12 +58,17 @@ class ClassifierModule(L.LightningModule):
     # -- model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
         if self.cfg.model.compile and self._compiled is None:
-            self._compiled = torch.compile(self.net)
+            # compile the whole pass (features + head); compiling `self.net` alone would not
+            # cover forward_features/forward_head, which bypass the compiled forward
+            net = self.net
+            self._compiled = torch.compile(lambda x: features_and_logits(net, x))
 
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.cfg.model.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return features_and_logits(self._compiled or self.net, x)
+        if self._compiled is not None:
+            return self._compiled(x)
+        return features_and_logits(self.net, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_and_logits(x)[1]

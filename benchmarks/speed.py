@@ -1,0 +1,284 @@
+"""Speed and memory of the framework against its targets (`make bench`); prints a table of ratios.
+
+    python benchmarks/speed.py                 # every figure (about 5 minutes on 2 CPU cores)
+    python benchmarks/speed.py --only overhead hkd
+    python benchmarks/speed.py --rss-images 1000 20000
+
+Every figure is measured in this process on the same model, data and batch size:
+  overhead  Lightning baseline throughput / a plain PyTorch loop's            target >= 0.9
+  hkd       HKD student step time / baseline step time                        target <= 1.5
+  mining    IMIL mining pass time / one training epoch's time                 target <= 0.4
+  loader    loader throughput from the cache / the model's consumption rate   target >= 5
+  large     first epoch (decode + cache) / cached epoch on 2048 px images     (reported)
+  rss       peak memory training on 1,000 vs 20,000 images (fresh processes)  anonymous memory flat
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from hkd.callbacks.imil import IMILCallback
+from hkd.config import load_config
+from hkd.data.datamodule import PneumoniaDataModule
+from hkd.models.backbone import build_backbone
+from hkd.models.lit_module import ClassifierModule
+
+WORK = Path(tempfile.gettempdir()) / "hkd-bench"
+EPOCHS = 4  # the first epoch is a warm-up; the median of the others is reported
+COMMON = ["logging.wandb=disabled", "logging.progress_bar=false", "augment.policy=basic",
+          "data.batch_size=32", "data.eval_batch_size=128", "model.backbone=test_resnet"]
+
+
+def bench_config(*overrides: str) -> DictConfig:
+    return load_config("quickstart", [*COMMON, f"data.cache_dir={WORK / 'cache'}",
+                                      f"output_dir={WORK / 'runs'}", *overrides])
+
+
+SYNTHETIC = ("data.synthetic.n_train=512", "data.synthetic.n_val=32", "data.synthetic.n_test=32",
+             "data.synthetic.size=64", "data.image_size=64")
+
+
+def device_of(cfg: DictConfig) -> torch.device:
+    wanted = cfg.trainer.accelerator
+    return torch.device("cuda" if torch.cuda.is_available() and wanted in ("auto", "gpu", "cuda") else "cpu")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class EpochTimer(L.Callback):
+    """Wall time of every training epoch (the GPU synchronised at both ends)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        synchronize(pl_module.device)
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        synchronize(pl_module.device)
+        self.times.append(time.perf_counter() - self._start)
+
+
+def steady(times: list[float]) -> float:
+    return float(np.median(times[1:] if len(times) > 1 else times))
+
+
+def lightning_fit(cfg: DictConfig, datamodule: PneumoniaDataModule) -> tuple[float, L.Trainer, ClassifierModule]:
+    """Steady-state epoch time of a Lightning fit (no validation, no checkpoints, no logger)."""
+    L.seed_everything(cfg.seed)
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)
+    timer = EpochTimer()
+    trainer = L.Trainer(max_epochs=EPOCHS, accelerator=cfg.trainer.accelerator, devices=1,
+                        precision=cfg.trainer.precision, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        num_sanity_val_steps=0, callbacks=[timer], inference_mode=False)
+    trainer.fit(module, datamodule=datamodule)
+    return steady(timer.times), trainer, module
+
+
+def plain_fit(cfg: DictConfig, datamodule: PneumoniaDataModule) -> float:
+    """The same model, loader, optimiser and loss in a hand-written PyTorch loop."""
+    L.seed_everything(cfg.seed)
+    device = device_of(cfg)
+    net = build_backbone(cfg.model, len(datamodule.classes), cfg.data.channels).to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    loader = datamodule.train_dataloader()
+    times = []
+    net.train()
+    for _ in range(EPOCHS):
+        synchronize(device)
+        start = time.perf_counter()
+        for batch in loader:
+            logits = net(batch["image"].to(device, non_blocking=True))
+            loss = F.cross_entropy(logits, batch["label"].to(device, non_blocking=True))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return steady(times)
+
+
+def loader_epoch(datamodule: PneumoniaDataModule) -> float:
+    start = time.perf_counter()
+    for _ in datamodule.train_dataloader():
+        pass
+    return time.perf_counter() - start
+
+
+def ready(cfg: DictConfig, roi_mode: str | None = None) -> PneumoniaDataModule:
+    datamodule = PneumoniaDataModule(cfg, roi_mode=roi_mode)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
+    rows = []
+    cfg = bench_config(*SYNTHETIC)
+    datamodule = ready(cfg)
+    n_train = len(datamodule.datasets["train"])
+    lightning_epoch, trainer, module = lightning_fit(cfg, datamodule)
+    if "overhead" in only:
+        plain_epoch = plain_fit(cfg, datamodule)
+        rows.append(("Lightning / plain PyTorch throughput", plain_epoch / lightning_epoch, ">= 0.9",
+                     f"{n_train / lightning_epoch:.0f} vs {n_train / plain_epoch:.0f} img/s"))
+    if "hkd" in only:
+        hkd_cfg = bench_config(*SYNTHETIC, "method.name=hkd", "hkd.kd_epochs=1000")
+        hkd_epoch, _, _ = lightning_fit(hkd_cfg, ready(hkd_cfg, roi_mode=hkd_cfg.hkd.roi_mode))
+        rows.append(("HKD student step / baseline step", hkd_epoch / lightning_epoch, "<= 1.5",
+                     f"{1000 * hkd_epoch / len(datamodule.train_dataloader()):.1f} ms/step"))
+    if "mining" in only:
+        callback = IMILCallback(cfg.imil, WORK / "imil-run")
+        start = time.perf_counter()
+        callback.mine(trainer, module.to(device_of(cfg)))
+        mining = time.perf_counter() - start
+        rows.append(("IMIL mining pass / training epoch", mining / lightning_epoch, "<= 0.4",
+                     f"{mining:.2f} s vs {lightning_epoch:.2f} s"))
+    if "loader" in only:
+        loader = min(loader_epoch(datamodule) for _ in range(2))
+        rows.append(("loader throughput / model consumption", lightning_epoch / loader, ">= 5",
+                     f"{n_train / loader:.0f} vs {n_train / lightning_epoch:.0f} img/s"))
+    return rows
+
+
+def write_large_images(root: Path, count: int, size: int) -> Path:
+    """A folder data set of big 16-bit-like grayscale scans (smooth anatomy plus noise)."""
+    if (root / "labels.csv").is_file():
+        return root
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = 120 + 60 * np.sin(6 * xx) * np.cos(4 * yy)
+    lines = ["image,label,patient_id"]
+    for i in range(count):
+        pixels = (base + rng.normal(0, 8, base.shape)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / "images" / f"{i}.png", compress_level=1)
+        lines.append(f"images/{i}.png,{'ab'[i % 2]},p{i}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def measure_large() -> list[tuple[str, float, str, str]]:
+    root = write_large_images(WORK / "large", count=48, size=2048)
+    cfg = bench_config("data.format=folder", f"data.root={root}", "data.image_size=256",
+                       f"data.cache_dir={WORK / 'large-cache'}")
+    import shutil
+
+    shutil.rmtree(WORK / "large-cache", ignore_errors=True)
+    start = time.perf_counter()
+    datamodule = ready(cfg)  # decodes every 2048 px image once into the cache
+    first = time.perf_counter() - start + loader_epoch(datamodule)
+    cached = min(loader_epoch(ready(cfg)) for _ in range(2))
+    return [("2048 px: first epoch / cached epoch (loader)", first / cached, "reported",
+             f"{first:.1f} s vs {cached:.2f} s for {len(datamodule.datasets['train'])} images")]
+
+
+def write_small_images(root: Path, count: int) -> Path:
+    if (root / "labels.csv").is_file():
+        return root
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(count)
+    lines = ["image,label,patient_id"]
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(root / "images" / f"{i}.png")
+        lines.append(f"images/{i}.png,{'abcd'[i % 4]},p{i}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def anonymous_kib() -> int:
+    """Resident anonymous memory (heap, tensors) in KiB, not counting file-backed pages such as the
+    memory-mapped cache, which the kernel can drop at any time."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    return 0
+
+
+class AnonymousPeak(L.Callback):
+    def __init__(self) -> None:
+        self.peak = 0
+
+    def on_train_batch_end(self, *args) -> None:
+        self.peak = max(self.peak, anonymous_kib())
+
+
+def rss_child(count: int) -> None:
+    """One epoch on `count` images in this fresh process; prints peak RSS figures as JSON."""
+    import resource
+
+    root = write_small_images(WORK / f"small-{count}", count)
+    cfg = bench_config("data.format=folder", f"data.root={root}", "data.image_size=32",
+                       f"data.cache_dir={WORK / 'small-cache'}", "data.batch_size=64")
+    datamodule = ready(cfg)
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)
+    peak = AnonymousPeak()
+    trainer = L.Trainer(max_epochs=1, accelerator=cfg.trainer.accelerator, devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0, callbacks=[peak])
+    trainer.fit(module, datamodule=datamodule)
+    cache_mib = sum(f.stat().st_size for f in datamodule.datasets["train"].cache.folder.iterdir()) / 2**20
+    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_anonymous_mib": peak.peak / 1024, "cache_mib": cache_mib}))
+
+
+def measure_rss(counts: list[int]) -> list[tuple[str, float, str, str]]:
+    figures = {}
+    for count in counts:
+        result = subprocess.run([sys.executable, __file__, "--rss-child", str(count)], capture_output=True,
+                                text=True, check=True)
+        figures[count] = json.loads(result.stdout.strip().splitlines()[-1])
+    small, large = figures[counts[0]], figures[counts[-1]]
+    detail = (f"anon {small['peak_anonymous_mib']:.0f} -> {large['peak_anonymous_mib']:.0f} MiB; "
+              f"RSS {small['peak_rss_mib']:.0f} -> {large['peak_rss_mib']:.0f} MiB; memory-mapped cache "
+              f"{small['cache_mib']:.0f} -> {large['cache_mib']:.0f} MiB")
+    return [(f"peak anonymous memory {counts[-1]} / {counts[0]} images",
+             large["peak_anonymous_mib"] / small["peak_anonymous_mib"], "~1 (flat)", detail)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", nargs="*", default=["overhead", "hkd", "mining", "loader", "large", "rss"])
+    parser.add_argument("--rss-images", type=int, nargs=2, default=[1000, 20000])
+    parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+    only = set(args.only)
+    rows = []
+    if only & {"overhead", "hkd", "mining", "loader"}:
+        rows += measure_synthetic(only)
+    if "large" in only:
+        rows += measure_large()
+    if "rss" in only:
+        rows += measure_rss(args.rss_images)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    print(f"\n{platform.node()} · {device} · torch {torch.__version__} · {time.strftime('%Y-%m-%d')}\n")
+    print("| figure | ratio | target | measured |\n|---|---|---|---|")
+    for name, ratio, target, detail in rows:
+        print(f"| {name} | {ratio:.2f} | {target} | {detail} |")
+
+
+if __name__ == "__main__":
+    main()
