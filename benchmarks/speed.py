@@ -82,7 +82,8 @@ def steady(times: list[float]) -> float:
     return float(np.median(times[1:] if len(times) > 1 else times))
 
 
-def lightning_fit(cfg: DictConfig, datamodule: PneumoniaDataModule) -> tuple[float, L.Trainer, ClassifierModule]:
+def lightning_fit(cfg: DictConfig,
+                  datamodule: PneumoniaDataModule) -> tuple[float, L.Trainer, ClassifierModule]:
     """Steady-state epoch time of a Lightning fit (no validation, no checkpoints, no logger)."""
     L.seed_everything(cfg.seed)
     module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)

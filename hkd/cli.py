@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report)
         return 0
     if args.command == "train":
-        from hkd.train import run_experiment
+        from hkd.train import NonFiniteLossError, run_experiment
 
         try:
             cfg = load_config(args.experiment, args.overrides)
@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ConfigError, DataError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        except NonFiniteLossError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 3
         print(run_dir)
     return 0
 

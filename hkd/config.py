@@ -109,6 +109,7 @@ def validate(cfg: DictConfig) -> None:
         "optim.name": ("adamw", "adam", "sgd"),
         "optim.scheduler": ("cosine", "cosine_per_step", "none"),
         "checkpoint.mode": ("min", "max"),
+        "trainer.nonfinite_loss": ("stop", "skip"),
     }
     for key, allowed in choices.items():
         value = OmegaConf.select(cfg, key)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hkd.checkpoints import resume_checkpoint
 from hkd.data.datamodule import PneumoniaDataModule
 from hkd.models.lit_module import ClassifierModule
 from hkd.records_io import write_summary
-from hkd.train import StageResult, fit_and_evaluate, imil_callbacks, train_class_weights
+from hkd.train import StageResult, fit_and_evaluate, imil_callbacks, resume_path, train_class_weights
 
 TEACHER_NOTE = ("the teacher classifies ROI images built from expert annotations: its figures "
                 "need annotations at test time and are an upper reference, not a deployable model")
@@ -30,10 +31,10 @@ def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: PneumoniaDataModul
         return json.loads(summary_path.read_text())
     teacher = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, class_weights,
                                input_key="roi")
-    last = teacher_dir / "checkpoints" / "last.ckpt"
+    last = resume_checkpoint(teacher_dir / "checkpoints")  # a run killed in stage 1 continues there
     result = fit_and_evaluate(cfg, teacher_dir, datamodule, teacher,
                               cfg.hkd.teacher_epochs or cfg.trainer.max_epochs, "val/loss", "min",
-                              job_type="teacher", ckpt_path=str(last) if last.is_file() else None)
+                              job_type="teacher", ckpt_path=str(last) if last else None)
     test = dict(result.test)
     summary = {"val": result.val, "test_on_roi": test, "best_checkpoint": result.best_checkpoint,
                "note": TEACHER_NOTE}
@@ -55,9 +56,8 @@ def run_hkd(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, dict]:
     student = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, class_weights)
     if teacher["best_checkpoint"]:
         student.method.load_teacher(teacher["best_checkpoint"])
-    last = run_dir / "checkpoints" / "last.ckpt"
     result = fit_and_evaluate(cfg, run_dir, datamodule, student, cfg.trainer.max_epochs,
                               cfg.checkpoint.monitor, cfg.checkpoint.mode,
-                              ckpt_path=str(last) if cfg.resume and last.is_file() else None,
+                              ckpt_path=resume_path(cfg, run_dir),
                               callbacks=imil_callbacks(cfg, run_dir))
     return result, {"teacher": teacher, **extra}

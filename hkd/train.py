@@ -18,10 +18,11 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from hkd.callbacks.media import MediaCallback, fixed_test_batch, wandb_loggers, write_cam_overlays
+from hkd.checkpoints import AtomicCheckpointIO, resume_checkpoint
 from hkd.config import ConfigError, save_config, to_dotlist
 from hkd.csv_log import AppendingCSVLogger
 from hkd.data.datamodule import PneumoniaDataModule
-from hkd.models.lit_module import ClassifierModule
+from hkd.models.lit_module import ClassifierModule, NonFiniteLossError
 from hkd.records_io import new_run_dir, save_confusion_matrix, write_summary
 
 
@@ -65,7 +66,15 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         callbacks=[checkpoint, *progress, MediaCallback(run_dir, cfg.explain.n_images), *(callbacks or [])],
         reload_dataloaders_every_n_epochs=1 if cfg.imil.enabled and job_type == "train" else 0,
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,
-        enable_model_summary=False)
+        enable_model_summary=False, plugins=[AtomicCheckpointIO()])
+
+
+def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
+    """Where a resumed stage continues from (a damaged last.ckpt falls back to a good one)."""
+    if not cfg.resume:
+        return None
+    found = resume_checkpoint(run_dir / "checkpoints")
+    return str(found) if found else None
 
 
 def strip_prefix(metrics: dict, prefix: str) -> dict:
@@ -80,7 +89,15 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: PneumoniaDataMo
     trainer = build_trainer(cfg, run_dir, max_epochs, monitor, mode, job_type, callbacks)
     for logger in trainer.loggers:
         logger.log_hyperparams(to_dotlist(cfg))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except NonFiniteLossError as error:
+        finish_wandb(trainer)
+        good = resume_checkpoint(run_dir / "checkpoints")
+        good_text = f"the last good checkpoint is {good}" if good else "there is no good checkpoint yet"
+        raise NonFiniteLossError(f"{error}. Training stopped before that step; {good_text}. "
+                                 f"Lower optim.lr or set trainer.gradient_clip_val and resume={run_dir}, "
+                                 "or skip such batches with trainer.nonfinite_loss=skip") from None
     pending = [c.pending_round for c in trainer.callbacks if getattr(c, "waiting_for_review", False)]
     if pending:
         finish_wandb(trainer)
@@ -172,10 +189,9 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         datamodule.describe()
         module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
                                   train_class_weights(cfg, datamodule))
-        last = run_dir / "checkpoints" / "last.ckpt"
         result = fit_and_evaluate(cfg, run_dir, datamodule, module, cfg.trainer.max_epochs,
                                   cfg.checkpoint.monitor, cfg.checkpoint.mode,
-                                  ckpt_path=str(last) if cfg.resume and last.is_file() else None,
+                                  ckpt_path=resume_path(cfg, run_dir),
                                   callbacks=imil_callbacks(cfg, run_dir))
         extra = {}
     if result.waiting_for_review is not None:
@@ -205,4 +221,5 @@ def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: 
             "imil": bool(cfg.imil.enabled), "classes": result.module.classes,
             "val": result.val, "test": test, "explanations": explanations,
             "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),
+            "skipped_batches": result.module.skipped_batches,
             "duration_s": round(time.time() - started, 2), **extra}

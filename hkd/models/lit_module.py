@@ -3,6 +3,8 @@ on val/test and explanation metrics (relevance mass, pointing game) on the test 
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,12 @@ from hkd.data.transforms import build_batch_mix
 from hkd.methods.registry import build_method
 from hkd.models.backbone import build_backbone, features_and_logits, grad_cam
 from hkd.models.explain import pointing_game, relevance_mass, upsample
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training met a NaN/inf loss and ``trainer.nonfinite_loss=stop``."""
 
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -54,6 +62,7 @@ class ClassifierModule(L.LightningModule):
         self.batch_mix = build_batch_mix(self.cfg.augment, num_classes) if input_key == "image" else None
         self.confusion_matrix: torch.Tensor | None = None
         self._compiled = None
+        self.skipped_batches = 0  # batches skipped for a non-finite loss
 
     # -- model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -85,6 +94,8 @@ class ClassifierModule(L.LightningModule):
             image, soft = self.batch_mix(batch["image"], batch["label"])
             batch = {**batch, "image": image, "soft_label": soft, "label": soft.argmax(1)}
         out = self.method.training_loss(self, batch)
+        if not self.loss_is_finite(out["loss"], batch, batch_idx):
+            return None  # no backward, no optimizer step: the weights stay as they were
         batch_size = len(batch["label"])
         for key, value in out.items():
             if key != "logits":
@@ -92,6 +103,24 @@ class ClassifierModule(L.LightningModule):
         acc = (out["logits"].argmax(1) == batch["label"]).float().mean()
         self.log("train/accuracy", acc, prog_bar=True, batch_size=batch_size)
         return out["loss"]
+
+    def loss_is_finite(self, loss: torch.Tensor, batch: dict, batch_idx: int) -> bool:
+        """Check the loss before backward; on a NaN/inf skip the batch or stop the run
+        (``trainer.nonfinite_loss``). Under DDP the decision is taken by all ranks together, so
+        they skip or stop in step."""
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            return True
+        where = (f"step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}); "
+                 f"samples idx {batch['idx'].tolist()}")
+        if self.cfg.trainer.nonfinite_loss == "skip":
+            self.skipped_batches += 1
+            log.warning("non-finite loss at %s: batch skipped", where)
+            return False
+        # raise rather than stop at the epoch's end: no checkpoint may be written from here on
+        raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at {where}")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch[self.input_key])

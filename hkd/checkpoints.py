@@ -1,0 +1,61 @@
+"""Checkpoints that survive crashes: written atomically, checked before a resume uses them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, but into a temporary file renamed into place: a run killed while
+    saving leaves the previous checkpoint intact instead of a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path,
+                        storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def is_good_checkpoint(path: Path) -> bool:
+    """True when the file loads and every floating-point weight is finite."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        weights = state["state_dict"]
+    except Exception:  # truncated, corrupt or not a Lightning checkpoint
+        return False
+    return all(torch.isfinite(value).all() for value in weights.values()
+               if torch.is_tensor(value) and value.is_floating_point())
+
+
+def resume_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint to continue from: ``last.ckpt``, or when that is damaged (half-written,
+    non-finite weights) the newest other good checkpoint in the folder; None when there is none."""
+    if not folder.is_dir():
+        return None
+    others = sorted((p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in [folder / "last.ckpt", *others]:
+        if not candidate.is_file():
+            continue
+        if is_good_checkpoint(candidate):
+            return candidate
+        log.warning("checkpoint %s is damaged (half-written or non-finite weights); skipping it", candidate)
+    return None
