@@ -50,6 +50,9 @@ def resume_checkpoint(folder: Path) -> Path | None:
     non-finite weights) the newest other good checkpoint in the folder; None when there is none."""
     if not folder.is_dir():
         return None
+    for stale in folder.glob(".*.ckpt.*"):  # a save that a crash interrupted before its rename
+        log.warning("removing %s, an unfinished checkpoint write", stale)
+        stale.unlink(missing_ok=True)
     others = sorted((p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
                     key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in [folder / "last.ckpt", *others]:

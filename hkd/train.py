@@ -53,7 +53,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
                   job_type: str = "train", callbacks: list | None = None) -> L.Trainer:
     t = cfg.trainer
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode=mode,
-                                 filename="best-{epoch:02d}", save_last=True, save_top_k=1)
+                                 filename="best-{epoch:02d}", save_top_k=1)
+    # every epoch, improved or not (Lightning's save_last only follows a top-k save): what resume uses
+    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False)
     progress = [TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps))] \
         if cfg.logging.progress_bar else []
     return L.Trainer(
@@ -63,7 +66,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         deterministic=t.deterministic, fast_dev_run=t.fast_dev_run,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches, logger=build_loggers(cfg, run_dir, job_type),
-        callbacks=[checkpoint, *progress, MediaCallback(run_dir, cfg.explain.n_images), *(callbacks or [])],
+        callbacks=[checkpoint, last, *progress, MediaCallback(run_dir, cfg.explain.n_images),
+                   *(callbacks or [])],
         reload_dataloaders_every_n_epochs=1 if cfg.imil.enabled and job_type == "train" else 0,
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,
         enable_model_summary=False, plugins=[AtomicCheckpointIO()])
