@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from hkd.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +21,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path,
                         storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: _save(checkpoint, tmp))
+
+
+def _save(checkpoint: dict[str, Any], path: Path) -> None:
+    # serialise in memory first (as Lightning does), so a full disk raises a plain OSError
+    # rather than torch's zip writer's RuntimeError
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    path.write_bytes(buffer.getbuffer())
 
 
 def is_good_checkpoint(path: Path) -> bool:

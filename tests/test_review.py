@@ -165,3 +165,55 @@ def test_browser_draw_save_reload_and_resume_applies_the_mark(pending_run, tmp_p
     size = mask.shape[0]
     assert mask[int(0.12 * size):int(0.3 * size), int(0.12 * size):int(0.3 * size)].all()
     assert not mask[int(0.5 * size):, :].any() and np.mean(mask) < 0.25
+
+
+FULL_DISK_SCRIPT = """
+import json, resource, signal, sys
+from pathlib import Path
+import torch
+from starlette.testclient import TestClient
+from hkd.checkpoints import AtomicCheckpointIO
+from hkd.review.app import create_app
+
+run_dir = Path(sys.argv[1])
+client = TestClient(create_app(run_dir))
+sample = client.get("/api/rounds/1").json()["samples"][0]
+url = f"/api/rounds/1/samples/{sample['id']}/marks"
+rect = {"type": "rect", "x": 1, "y": 1, "w": 4, "h": 4}
+first = client.put(url, json={"status": "marked", "regions": [rect]})
+checkpoint = run_dir / "checkpoints" / "last.ckpt"
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))  # the disk is now full
+strokes = [{"type": "stroke", "points": [[2, 2], [3, 3]] * 20, "width": 3} for _ in range(40)]
+second = client.put(url, json={"status": "marked", "regions": strokes, "comment": "x" * 1500, "version": 1})
+try:
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(100_000)}}, checkpoint)
+    saved = "saved"
+except OSError as error:
+    saved = str(error)
+print(json.dumps({"first": first.status_code, "second": second.status_code,
+                  "error": second.json().get("error"), "checkpoint": saved}))
+"""
+
+
+def test_full_disk_keeps_marks_and_checkpoints_and_says_so(pending_run):
+    """A real write limit (RLIMIT_FSIZE) in a separate process: saving marks and a checkpoint fail
+    with a clear message, and the previous files stay intact."""
+    import subprocess
+    import sys
+
+    checkpoint = pending_run / "checkpoints" / "last.ckpt"
+    checkpoint_before = checkpoint.read_bytes()
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(pending_run)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["first"] == 200 and outcome["second"] == 507
+    assert "could not write" in outcome["error"] and "unchanged" in outcome["error"]
+    assert "could not write" in outcome["checkpoint"] and "unchanged" in outcome["checkpoint"]
+    marks = json.loads((pending_run / "imil" / "round_1" / "marks.json").read_text())
+    (saved,) = marks["samples"].values()
+    assert saved["version"] == 1 and saved["regions"][0]["type"] == "rect"  # the first save survived
+    assert checkpoint.read_bytes() == checkpoint_before
+    leftovers = list(pending_run.rglob(".*.tmp"))
+    assert not leftovers

@@ -185,6 +185,8 @@ def create_app(run_dir: str | Path, token: str | None = None) -> Starlette:
             return error(409, str(exc))
         except DataError as exc:
             return error(422, str(exc))
+        except OSError as exc:  # disk full or read-only: saved marks unchanged, the page keeps its drawing
+            return error(507, str(exc))
         return JSONResponse(record)
 
     async def coco(request: Request) -> Response:
