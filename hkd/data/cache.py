@@ -40,6 +40,8 @@ def decode_image(path: Path, channels: int, where: str = "") -> np.ndarray:
         raise DataError(f"{where or path}: cannot decode image {path}: {error}") from error
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(array).all():
+            raise DataError(f"{where or path}: image {path} has NaN or infinite pixel values")
         low, high = float(array.min()), float(array.max())
         array = (array - low) / (high - low) if high > low else np.zeros_like(array)
         return _to_channels(array, channels)

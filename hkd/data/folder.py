@@ -81,7 +81,8 @@ def read_labels_csv(path: Path, root: Path) -> list[Record]:
 
 
 def _number_list(value: object, where: str, what: str) -> list[float]:
-    if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in value):
         raise DataError(f"{where}: '{what}' must be a list of numbers, got {value!r}")
     if not all(math.isfinite(v) for v in value):
         raise DataError(f"{where}: '{what}' has a non-finite number: {value!r}")
@@ -99,7 +100,10 @@ def parse_region(annotation: dict, where: str) -> list[Region]:
             if len(values) < 6 or len(values) % 2:
                 raise DataError(f"{where}: a polygon needs an even number (>= 6) of "
                                 f"coordinates, got {len(values)}")
-            regions.append(Region(tuple(zip(values[0::2], values[1::2]))))
+            region = Region(tuple(zip(values[0::2], values[1::2])))
+            if polygon_area(region) <= 0:
+                raise DataError(f"{where}: a polygon has no area (its points are on one line)")
+            regions.append(region)
         return regions
     if segmentation not in (None, [], {}):
         raise DataError(f"{where}: only polygon 'segmentation' lists are supported (no RLE)")
@@ -108,9 +112,16 @@ def parse_region(annotation: dict, where: str) -> list[Region]:
     box = _number_list(annotation["bbox"], where, "bbox")
     if len(box) != 4:
         raise DataError(f"{where}: bbox must be [x, y, w, h], got {box}")
-    if box[2] <= 0 or box[3] <= 0:
+    region = Region.from_box(*box)
+    if box[2] <= 0 or box[3] <= 0 or polygon_area(region) <= 0:
         raise DataError(f"{where}: bbox {box} has a non-positive width or height")
-    return [Region.from_box(*box)]
+    return [region]
+
+
+def polygon_area(region: Region) -> float:
+    """Shoelace area (absolute) of a region's polygon."""
+    xs, ys = zip(*region.polygon)
+    return abs(sum(x0 * y1 - x1 * y0 for x0, y0, x1, y1 in zip(xs, ys, xs[1:] + xs[:1], ys[1:] + ys[:1]))) / 2
 
 
 def check_inside(region: Region, width: int, height: int, where: str, tolerance: float = 1.0) -> None:
