@@ -1,8 +1,12 @@
 """Multi-process DDP on CPU (gloo): 2-process ddp_spawn in pytest, and the real ddp launcher."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO, TINY
@@ -36,12 +40,13 @@ class RankDump(Callback):
                         "overrides": sorted(trainer.datamodule.datasets["train"].overrides)}))
 
 
-@pytest.mark.parametrize("method", ["baseline", "rrr"])
+@pytest.mark.parametrize("method", ["baseline", "hkd", "rrr", "gradmask", "actdiff", "cam_align"])
 def test_ddp_spawn_two_ranks_end_with_identical_edit_tables(tiny, tmp_path, method):
+    """Every method trains under 2-process DDP with IMIL rounds; all ranks hold the same edits."""
     cfg = tiny("imil.enabled=true", "imil.start_epoch=0", "imil.every_n_epochs=1",
                "imil.budget=0.5", "trainer.max_epochs=2", "trainer.strategy=ddp_spawn",
                "trainer.devices=2", f"method.name={method}", "data.synthetic.n_train=37")
-    datamodule = PneumoniaDataModule(cfg)
+    datamodule = PneumoniaDataModule(cfg, roi_mode=cfg.hkd.roi_mode if method == "hkd" else None)
     datamodule.describe()
     module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)
     trainer = build_trainer(cfg, tmp_path, 2, "val/loss", "min",
@@ -71,3 +76,43 @@ def test_real_ddp_launcher_writes_one_run_directory(tmp_path, method):
     assert 0 <= summary["test"]["accuracy"] <= 1
     if method == "hkd":
         assert (runs[0] / "teacher" / "summary.json").is_file()
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_rank_that_dies_ends_the_job_with_an_error(tmp_path):
+    """SIGKILL rank 1 of a real 2-process ddp job mid-training: rank 0 must not hang."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hkd", "train", "quickstart", *TINY, "trainer.strategy=ddp",
+         "trainer.devices=2", "trainer.max_epochs=200", f"output_dir={tmp_path / 'runs'}",
+         f"data.cache_dir={tmp_path / 'cache'}"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "WANDB_MODE": "disabled", "HKD_RUN_ID": "job"})
+    last = tmp_path / "runs" / "quickstart" / "job" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 200
+    while not last.exists():  # both ranks are training once an epoch has ended
+        assert process.poll() is None and time.time() < deadline, "the job never started training"
+        time.sleep(0.2)
+    ranks = [pid for pid in children_of(process.pid)
+             if b"LOCAL_RANK=1" in Path(f"/proc/{pid}/environ").read_bytes()]
+    assert len(ranks) == 1
+    os.kill(ranks[0], signal.SIGKILL)
+    started = time.time()
+    try:
+        process.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("rank 0 hung after rank 1 died") from None
+    assert process.returncode != 0
+    assert time.time() - started < 180
