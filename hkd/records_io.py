@@ -16,18 +16,37 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from hkd.config import ConfigError  # noqa: E402
 from hkd.io import atomic_write, atomic_write_json  # noqa: E402
 
 RUN_ID_ENV = "HKD_RUN_ID"
 _USED_RUN_IDS: set[str] = set()
 
 
+def launcher_run_id(env: os._Environ | dict) -> str | None:
+    """An id every rank of a torchrun or multi-task srun job computes alike (all ranks run the
+    same sequence of runs, so the count keeps successive runs apart); None outside such jobs."""
+    torchrun = env.get("TORCHELASTIC_RUN_ID", "none")
+    if torchrun != "none":
+        return f"torchrun-{torchrun[:8]}-{len(_USED_RUN_IDS)}"
+    if "SLURM_STEP_ID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        return f"slurm-{env['SLURM_JOB_ID']}.{env['SLURM_STEP_ID']}-{len(_USED_RUN_IDS)}"
+    return None
+
+
 def run_id() -> str:
     """A new id for each run of this process, shared with its DDP children: they inherit the
-    environment, where a launcher (or the user) may also set ``HKD_RUN_ID`` beforehand."""
+    environment, where a launcher (or the user) may also set ``HKD_RUN_ID`` beforehand. Ranks
+    started independently (torchrun, srun) derive it from the launcher's job id."""
     current = os.environ.get(RUN_ID_ENV)
     if not current or current in _USED_RUN_IDS:
-        current = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+        current = launcher_run_id(os.environ)
+        if current is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError(f"this process is one of WORLD_SIZE={os.environ['WORLD_SIZE']} ranks started "
+                               f"by a launcher: set {RUN_ID_ENV} to the same value on every rank (e.g. "
+                               f"{RUN_ID_ENV}=$(date +%Y%m%d-%H%M%S) on each node), so they share one run "
+                               "directory")
+        current = current or time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
         os.environ[RUN_ID_ENV] = current
     _USED_RUN_IDS.add(current)
     return current

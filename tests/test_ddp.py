@@ -116,3 +116,31 @@ def test_a_rank_that_dies_ends_the_job_with_an_error(tmp_path):
         raise AssertionError("rank 0 hung after rank 1 died") from None
     assert process.returncode != 0
     assert time.time() - started < 180
+
+
+def test_torchrun_ranks_share_one_run_directory(tmp_path):
+    """torchrun starts every rank itself; they agree on the run id without HKD_RUN_ID."""
+    env = {k: v for k, v in os.environ.items() if k != "HKD_RUN_ID"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "hkd",
+         "train", "quickstart", *TINY, "trainer.strategy=ddp", "trainer.devices=2",
+         f"output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=280, env={**env, "WANDB_MODE": "disabled"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "runs" / "quickstart").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("torchrun-")
+    assert (runs[0] / "summary.json").is_file()
+
+
+def test_independent_ranks_without_a_shared_id_are_refused(monkeypatch):
+    from hkd.config import ConfigError
+    from hkd.records_io import launcher_run_id, run_id
+
+    monkeypatch.delenv("HKD_RUN_ID", raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(ConfigError, match="set HKD_RUN_ID to the same value on every rank"):
+        run_id()
+    slurm = {"SLURM_JOB_ID": "991", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "8"}
+    assert launcher_run_id(slurm) == launcher_run_id(dict(slurm))  # identical on every task
+    assert launcher_run_id(slurm).startswith("slurm-991.0-")
+    assert launcher_run_id({"SLURM_JOB_ID": "991", "SLURM_NTASKS": "8"}) is None  # sbatch shell, no srun
