@@ -53,6 +53,9 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "hkd roi_fraction=0.1": ("synthetic_hkd", ["hkd.roi_fraction=0.1"]),
         "hkd roi_fraction=0.1 + predicted prior": ("synthetic_hkd",
                                                    ["hkd.roi_fraction=0.1", "hkd.prior=predicted"]),
+        "hkd (lung) roi_fraction=0.1": ("synthetic_hkd_lung", ["hkd.roi_fraction=0.1"]),
+        "hkd (lung) roi_fraction=0.1 + predicted prior": ("synthetic_hkd_lung",
+                                                          ["hkd.roi_fraction=0.1", "hkd.prior=predicted"]),
     },
     "imil": {
         "baseline": ("synthetic_baseline", []),
@@ -64,6 +67,7 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "imil b=0.04 start=5": ("synthetic_imil", ["imil.budget=0.04", "imil.start_epoch=5"]),
         "imil b=0.04 + propagate": ("synthetic_imil", ["imil.propagate=true"]),
         "hkd + imil b=0.04": ("synthetic_hkd_imil", []),
+        "hkd (lung prior) + imil b=0.04": ("synthetic_hkd_imil", ["data.relevant_categories=[lung]"]),
     },
 }
 
