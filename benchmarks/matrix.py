@@ -21,31 +21,18 @@ from hkd.compare import aggregate, find_summaries, markdown_table, plot
 REPO = Path(__file__).resolve().parents[1]
 
 # label -> (experiment, overrides)
+METHODS = {method: (f"synthetic_{method}", []) for method in
+           ("baseline", "hkd", "rrr", "gradmask", "actdiff", "cam_align")}
 MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
     "calibration": {
         "baseline (shortcut)": ("synthetic_baseline", []),
         "shortcut-free (ceiling)": ("synthetic_clean", []),
     },
-    "methods": {
-        "baseline": ("synthetic_baseline", []),
-        "hkd": ("synthetic_hkd", []),
-        "rrr": ("synthetic_rrr", []),
-        "gradmask": ("synthetic_gradmask", []),
-        "actdiff": ("synthetic_actdiff", []),
-        "cam_align": ("synthetic_cam_align", []),
-        "shortcut-free (ceiling)": ("synthetic_clean", []),
-    },
+    "methods": {**METHODS, "shortcut-free (ceiling)": ("synthetic_clean", [])},
     # The same comparison with the lungs as every method's prior (the anatomical prior real data sets
     # provide): the finding boxes' shape names the class, so a teacher on them needs no image.
     "methods_lung": {label: (experiment, [*overrides, "data.relevant_categories=[lung]"])
-                     for label, (experiment, overrides) in {
-                         "baseline": ("synthetic_baseline", []),
-                         "hkd": ("synthetic_hkd", []),
-                         "rrr": ("synthetic_rrr", []),
-                         "gradmask": ("synthetic_gradmask", []),
-                         "actdiff": ("synthetic_actdiff", []),
-                         "cam_align": ("synthetic_cam_align", []),
-                     }.items()},
+                     for label, (experiment, overrides) in METHODS.items()},
     "hkd_variant": {
         "hkd (mean fill, kd all epochs)": ("synthetic_hkd_full_kd", []),
     },
