@@ -9,6 +9,8 @@ applied on read so they are data, not copies of images.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -17,6 +19,22 @@ from torch.utils.data import Dataset
 from hkd.data.cache import CacheArrays
 from hkd.data.masking import black_out, roi_image
 from hkd.data.transforms import apply_joint
+
+
+@contextmanager
+def one_thread():
+    """Run a sample's many tiny tensor ops on one thread. In the main process (num_workers=0)
+    torch would spread each of them over all cores, which the model is using: measured 15 ms
+    instead of 0.3 ms per affine warp on 2 busy cores. DataLoader workers are single-threaded."""
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class PriorDataset(Dataset):
@@ -64,7 +82,10 @@ class PriorDataset(Dataset):
         return (image - self.mean) / self.std
 
     def __getitem__(self, position: int) -> dict:
-        idx = int(self.indices[position])
+        with one_thread():
+            return self.sample(int(self.indices[position]))
+
+    def sample(self, idx: int) -> dict:
         image, relevant, irrelevant = apply_joint(self.transform, *self.raw(idx))
         prior = (relevant > 0.5).float()
         if self.prior_soft_edge > 0:
