@@ -133,20 +133,26 @@ def ready(cfg: DictConfig, roi_mode: str | None = None) -> PneumoniaDataModule:
 
 
 def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
+    """The baseline is timed before and after the other loops (its best time counts), so a slow
+    first run in a fresh process cannot flatter the ratios."""
     rows = []
     cfg = bench_config(*SYNTHETIC)
     datamodule = ready(cfg)
     n_train = len(datamodule.datasets["train"])
-    lightning_epoch, trainer, module = lightning_fit(cfg, datamodule)
-    if "overhead" in only:
-        plain_epoch = plain_fit(cfg, datamodule)
-        rows.append(("Lightning / plain PyTorch throughput", plain_epoch / lightning_epoch, ">= 0.9",
-                     f"{n_train / lightning_epoch:.0f} vs {n_train / plain_epoch:.0f} img/s"))
+    first_epoch, trainer, module = lightning_fit(cfg, datamodule)
+    plain_epoch = plain_fit(cfg, datamodule) if "overhead" in only else None
+    hkd_epoch = None
     if "hkd" in only:
         hkd_cfg = bench_config(*SYNTHETIC, "method.name=hkd", "hkd.kd_epochs=1000")
         hkd_epoch, _, _ = lightning_fit(hkd_cfg, ready(hkd_cfg, roi_mode=hkd_cfg.hkd.roi_mode))
+    lightning_epoch = min(first_epoch, lightning_fit(cfg, datamodule)[0])
+    if plain_epoch is not None:
+        rows.append(("Lightning / plain PyTorch throughput", plain_epoch / lightning_epoch, ">= 0.9",
+                     f"{n_train / lightning_epoch:.0f} vs {n_train / plain_epoch:.0f} img/s"))
+    if hkd_epoch is not None:
+        steps = len(datamodule.train_dataloader())
         rows.append(("HKD student step / baseline step", hkd_epoch / lightning_epoch, "<= 1.5",
-                     f"{1000 * hkd_epoch / len(datamodule.train_dataloader()):.1f} ms/step"))
+                     f"{1000 * hkd_epoch / steps:.0f} vs {1000 * lightning_epoch / steps:.0f} ms/step"))
     if "mining" in only:
         callback = IMILCallback(cfg.imil, WORK / "imil-run")
         start = time.perf_counter()
