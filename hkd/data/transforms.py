@@ -44,6 +44,20 @@ class JointTrivialAugment(_MaskAware, v2.TrivialAugmentWide):
     pass
 
 
+class StackedRandomAffine(v2.RandomAffine):
+    """RandomAffine drawn once and applied to the image and its masks in one warp: one sampling
+    grid instead of one per tensor (the loader's main cost). Masks are interpolated bilinearly
+    with the image; the dataset thresholds them at 0.5."""
+
+    def forward(self, image, *masks):
+        stacked = torch.cat([image.as_subclass(torch.Tensor), *(m.as_subclass(torch.Tensor) for m in masks)])
+        params = self.make_params([image])
+        warped = self.transform(tv_tensors.Image(stacked), params).as_subclass(torch.Tensor)
+        parts = warped.split([image.shape[0], *(m.shape[0] for m in masks)])
+        return (tv_tensors.wrap(parts[0], like=image),
+                *(tv_tensors.wrap(part, like=mask) for part, mask in zip(parts[1:], masks)))
+
+
 class AsUint8(torch.nn.Module):
     """Run a policy that needs uint8 images (RandAugment, TrivialAugment) on float images."""
 
@@ -59,8 +73,8 @@ class AsUint8(torch.nn.Module):
 
 def build_augmentation(cfg: DictConfig) -> v2.Compose | None:
     """The training-time transform for ``augment.policy`` (None: no augmentation)."""
-    affine = v2.RandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate),
-                             scale=(1 - cfg.scale, 1 + cfg.scale))
+    affine = StackedRandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate),
+                                 scale=(1 - cfg.scale, 1 + cfg.scale))
     steps: list[torch.nn.Module] = []
     if cfg.hflip:
         steps.append(v2.RandomHorizontalFlip())
