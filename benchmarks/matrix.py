@@ -49,9 +49,10 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "baseline + randaugment": ("synthetic_baseline", ["augment.policy=randaugment"]),
         "baseline + trivialaugment": ("synthetic_baseline", ["augment.policy=trivialaugment"]),
         "baseline + mixup": ("synthetic_baseline", ["augment.mixup=0.2"]),
-        **{f"imil b={b} start=1": ("synthetic_imil", [f"imil.budget={b}", "imil.start_epoch=1"])
-           for b in (0.01, 0.04, 0.1, 1.0)},
-        "imil b=0.04 start=5": ("synthetic_imil", ["imil.budget=0.04", "imil.start_epoch=5"]),
+        "baseline + cutmix": ("synthetic_baseline", ["augment.cutmix=1.0"]),
+        "baseline, no augmentation": ("synthetic_baseline", ["augment.policy=none"]),
+        **{f"imil b={b} start={start}": ("synthetic_imil", [f"imil.budget={b}", f"imil.start_epoch={start}"])
+           for start in (1, 5) for b in (0.01, 0.04, 0.1, 1.0)},
         "imil b=0.04 + propagate": ("synthetic_imil", ["imil.propagate=true"]),
         "hkd + imil b=0.04": ("synthetic_hkd_imil", []),
         "hkd (lung prior) + imil b=0.04": ("synthetic_hkd_imil", ["data.relevant_categories=[lung]"]),
