@@ -33,6 +33,10 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
     # provide): the finding boxes' shape names the class, so a teacher on them needs no image.
     "methods_lung": {label: (experiment, [*overrides, "data.relevant_categories=[lung]"])
                      for label, (experiment, overrides) in METHODS.items()},
+    "no_augmentation": {
+        "baseline, no augmentation": ("synthetic_baseline", ["augment.policy=none"]),
+        "hkd (lung), no augmentation": ("synthetic_hkd_lung", ["augment.policy=none"]),
+    },
     "hkd_variant": {
         "hkd (mean fill, kd all epochs)": ("synthetic_hkd_full_kd", []),
     },
