@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -188,8 +189,6 @@ def measure_large() -> list[tuple[str, float, str, str]]:
     root = write_large_images(WORK / "large", count=48, size=2048)
     cfg = bench_config("data.format=folder", f"data.root={root}", "data.image_size=256",
                        f"data.cache_dir={WORK / 'large-cache'}")
-    import shutil
-
     shutil.rmtree(WORK / "large-cache", ignore_errors=True)
     start = time.perf_counter()
     datamodule = ready(cfg)  # decodes every 2048 px image once into the cache

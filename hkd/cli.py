@@ -10,6 +10,12 @@ from hkd.config import ConfigError, load_config
 from hkd.data.records import DataError
 
 
+def fail(message: object, code: int = 2) -> int:
+    """Report an error without a traceback; return the exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hkd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -35,16 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             serve(args.run_dir, args.host, args.port, args.token)
         except (ValueError, FileNotFoundError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+            return fail(error)
         return 0
     if args.command == "compare":
         from hkd.compare import aggregate, find_summaries, markdown_table, plot
 
         summaries = find_summaries(args.runs)
         if not summaries:
-            print(f"error: no summary.json under {' '.join(args.runs)}", file=sys.stderr)
-            return 2
+            return fail(f"no summary.json under {' '.join(args.runs)}")
         table = aggregate(summaries, args.by)
         print(markdown_table(table))
         if args.plot:
@@ -56,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report, table = run_folds(args.experiment, args.overrides)
         except (ConfigError, DataError, RuntimeError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+            return fail(error)
         print(table)
         print(report)
         return 0
@@ -68,11 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(args.experiment, args.overrides)
             run_dir = run_experiment(cfg, args.overrides)
         except (ConfigError, DataError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+            return fail(error)
         except NonFiniteLossError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 3
+            return fail(error, code=3)
         print(run_dir)
     return 0
 

@@ -6,6 +6,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +24,7 @@ RUN_ID_ENV = "HKD_RUN_ID"
 _USED_RUN_IDS: set[str] = set()
 
 
-def launcher_run_id(env: os._Environ | dict) -> str | None:
+def launcher_run_id(env: Mapping[str, str]) -> str | None:
     """An id every rank of a torchrun or multi-task srun job computes alike (all ranks run the
     same sequence of runs, so the count keeps successive runs apart); None outside such jobs."""
     torchrun = env.get("TORCHELASTIC_RUN_ID", "none")

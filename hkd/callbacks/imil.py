@@ -32,6 +32,8 @@ from hkd.imil.selection import deduplicate, round_limit, select_outliers, total_
 from hkd.io import atomic_write_json
 from hkd.models.explain import explain_batch
 
+AWAITING_CONFIRMATION = "applied, awaiting confirmation"  # a proposals round nobody reviewed yet
+
 
 class IMILCallback(Callback):
     def __init__(self, imil: DictConfig, run_dir: str | Path) -> None:
@@ -273,13 +275,13 @@ class IMILCallback(Callback):
             write_round(round_dir(self.run_dir, number), number, record["epoch"], samples,
                         kind="proposals")
         self.rounds.append({"round": number, "kind": "proposals", "epoch": record["epoch"],
-                            "selected": chosen, "status": "applied, awaiting confirmation"})
+                            "selected": chosen, "status": AWAITING_CONFIRMATION})
 
     def _apply_confirmations(self, trainer: L.Trainer) -> None:
         """Accepted proposals stay (confirmed), rejected ones are undone, corrected ones take the
         clinician's drawing; proposals nobody looked at stay applied."""
         for record in self.rounds:
-            if record.get("kind") != "proposals" or record["status"] != "applied, awaiting confirmation":
+            if record.get("kind") != "proposals" or record["status"] != AWAITING_CONFIRMATION:
                 continue
             marks = read_marks(round_dir(self.run_dir, record["round"]), trainer.datamodule.data.image_size)
             decisions = {"accepted": [], "rejected": [], "corrected": []}

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from hkd.data.folder import apply_coco
 from hkd.data.records import DataError, Record
+from hkd.data.tables import map_finding
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,6 @@ DEFAULT_FINDING_MAP = {
     "No Finding": "healthy",
 }
 CLASSES = ("covid19", "viral", "bacterial", "fungal")
-
-
-def map_finding(finding: str, table: dict[str, str]) -> str | None:
-    lowered = finding.lower()
-    for pattern, label in table.items():
-        if pattern.lower() in lowered:
-            return label
-    return None
 
 
 def read_covid_chestxray(data: DictConfig) -> tuple[list[Record], list[str]]:

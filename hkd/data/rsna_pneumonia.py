@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from hkd.data.records import DataError, Record, Region
-from hkd.data.tables import csv_rows, number
+from hkd.data.tables import csv_rows, number, sized_box
 
 DETAILED_CLASSES = {"Normal": "normal", "No Lung Opacity / Not Normal": "not_normal",
                     "Lung Opacity": "opacity"}
@@ -37,10 +37,8 @@ def read_rsna_pneumonia(data: DictConfig) -> tuple[list[Record], list[str]]:
         boxes.setdefault(patient, [])
         targets[patient] = "opacity" if target == "1" else targets.get(patient, "no_opacity")
         if target == "1":
-            x, y, w, h = (number(row, key, where) for key in ("x", "y", "width", "height"))
-            if w <= 0 or h <= 0:
-                raise DataError(f"{where}: box has no area (width {w}, height {h})")
-            boxes[patient].append(Region.from_box(x, y, w, h))
+            x, y, width, height = (number(row, key, where) for key in ("x", "y", "width", "height"))
+            boxes[patient].append(sized_box(x, y, width, height, where))
     classes = ["no_opacity", "opacity"]
     detailed = root / "stage_2_detailed_class_info.csv"
     if detailed.is_file():

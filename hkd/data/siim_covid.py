@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from hkd.data.dicom import DICOM_SUFFIXES
 from hkd.data.records import DataError, Record, Region
-from hkd.data.tables import csv_rows, index_files, number
+from hkd.data.tables import csv_rows, index_files, number, sized_box
 
 STUDY_COLUMNS = {"Negative for Pneumonia": "negative", "Typical Appearance": "typical",
                  "Indeterminate Appearance": "indeterminate", "Atypical Appearance": "atypical"}
@@ -57,10 +57,5 @@ def parse_boxes(text: str, where: str) -> list[Region]:
         raise DataError(f"{where}: column 'boxes' is not a list of boxes: {error}") from None
     if not isinstance(boxes, list) or not all(isinstance(box, dict) for box in boxes):
         raise DataError(f"{where}: column 'boxes' must be a list of {{'x', 'y', 'width', 'height'}}")
-    regions = []
-    for box in boxes:
-        values = {key: number({key: str(box.get(key))}, key, where) for key in ("x", "y", "width", "height")}
-        if values["width"] <= 0 or values["height"] <= 0:
-            raise DataError(f"{where}: box {box} has no area")
-        regions.append(Region.from_box(values["x"], values["y"], values["width"], values["height"]))
-    return regions
+    return [sized_box(*(number(box, key, where) for key in ("x", "y", "width", "height")), where=where)
+            for box in boxes]

@@ -1,11 +1,11 @@
-"""Small helpers the public data-set loaders share: CSV rows with checked columns, box parsing
-and an index of image files by name."""
+"""Small helpers the public data-set loaders share: CSV rows with checked columns, finding-to-class
+tables, box parsing and an index of image files by name."""
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hkd.data.records import DataError, Region
@@ -27,7 +27,7 @@ def csv_rows(path: Path, required: set[str], hint: str = "") -> Iterator[tuple[i
             raise DataError(f"{path}: not a readable CSV file: {error}") from error
 
 
-def number(row: dict[str, str], key: str, where: str) -> float:
+def number(row: Mapping[str, object], key: str, where: str) -> float:
     try:
         value = float(row[key])
     except (KeyError, ValueError):
@@ -37,11 +37,25 @@ def number(row: dict[str, str], key: str, where: str) -> float:
     return value
 
 
+def map_finding(finding: str, table: Mapping[str, str]) -> str | None:
+    """The class of the first ``table`` pattern found in ``finding`` (case-insensitive), or None."""
+    lowered = finding.lower()
+    for pattern, label in table.items():
+        if pattern.lower() in lowered:
+            return label
+    return None
+
+
+def sized_box(x: float, y: float, width: float, height: float, where: str) -> Region:
+    """A box given by its top-left corner and size; an empty box is an error."""
+    if width <= 0 or height <= 0:
+        raise DataError(f"{where}: box has no area (width {width}, height {height})")
+    return Region.from_box(x, y, width, height)
+
+
 def corner_box(x0: float, y0: float, x1: float, y1: float, where: str) -> Region:
     """A box given by two corners; an empty or inverted box is an error."""
-    if x1 <= x0 or y1 <= y0:
-        raise DataError(f"{where}: box ({x0}, {y0}, {x1}, {y1}) has no area")
-    return Region.from_box(x0, y0, x1 - x0, y1 - y0)
+    return sized_box(x0, y0, x1 - x0, y1 - y0, where)
 
 
 def index_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:

@@ -46,8 +46,8 @@ class JointTrivialAugment(_MaskAware, v2.TrivialAugmentWide):
 
 class StackedRandomAffine(v2.RandomAffine):
     """RandomAffine drawn once and applied to the image and its masks in one warp: one sampling
-    grid instead of one per tensor (the loader's main cost). Masks are interpolated bilinearly
-    with the image; the dataset thresholds them at 0.5."""
+    grid instead of one per tensor (the loader's main cost). The interpolation is RandomAffine's
+    (nearest by default), the same for image and masks, so masks stay binary."""
 
     def forward(self, image, *masks):
         stacked = torch.cat([image.as_subclass(torch.Tensor), *(m.as_subclass(torch.Tensor) for m in masks)])

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from hkd.data.covid_chestxray import map_finding
 from hkd.data.dicom import DICOM_SUFFIXES
 from hkd.data.records import DataError, Record, Region
-from hkd.data.tables import corner_box, csv_rows, index_files, number
+from hkd.data.tables import corner_box, csv_rows, index_files, map_finding, number
 
 log = logging.getLogger(__name__)
 
