@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,10 +83,14 @@ def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path)
         existing = folder / slug / f"seed{seed}"
         if (existing / "summary.json").is_file() and same_run(existing, experiment, overrides):
             return existing
+    unfinished = out / slug / f"seed{seed}"
+    if unfinished.exists():  # killed before its summary: start it again from scratch
+        print(f"removing the unfinished {unfinished}", flush=True)
+        shutil.rmtree(unfinished)
     command = [sys.executable, "-m", "hkd", "train", experiment, *overrides, f"seed={seed}",
                f"output_dir={out}", f"name={slug}", "logging.wandb=disabled", "logging.progress_bar=false"]
     env = {"HKD_RUN_ID": f"seed{seed}", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(command, cwd=REPO, env={**__import__("os").environ, **env},
+    result = subprocess.run(command, cwd=REPO, env={**os.environ, **env},
                             capture_output=True, text=True)
     if result.returncode != 0:
         print(f"FAILED {label} seed {seed}:\n{result.stderr[-3000:]}", file=sys.stderr)

@@ -27,11 +27,11 @@ def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: PneumoniaDataModul
         return {"best_checkpoint": str(path), "reused": True}
     teacher_dir = run_dir / "teacher"
     summary_path = teacher_dir / "summary.json"
-    if summary_path.is_file():
+    if cfg.resume and summary_path.is_file():
         return json.loads(summary_path.read_text())
     teacher = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, class_weights,
                                input_key="roi")
-    last = resume_checkpoint(teacher_dir / "checkpoints")  # a run killed in stage 1 continues there
+    last = resume_checkpoint(teacher_dir / "checkpoints") if cfg.resume else None  # killed in stage 1
     result = fit_and_evaluate(cfg, teacher_dir, datamodule, teacher,
                               cfg.hkd.teacher_epochs or cfg.trainer.max_epochs, "val/loss", "min",
                               job_type="teacher", ckpt_path=str(last) if last else None)

@@ -23,7 +23,7 @@ from hkd.config import ConfigError, save_config, to_dotlist
 from hkd.csv_log import AppendingCSVLogger
 from hkd.data.datamodule import PneumoniaDataModule
 from hkd.models.lit_module import ClassifierModule, NonFiniteLossError
-from hkd.records_io import new_run_dir, save_confusion_matrix, write_summary
+from hkd.records_io import RUN_ID_ENV, new_run_dir, save_confusion_matrix, write_summary
 
 
 @dataclass
@@ -173,6 +173,16 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return resumed
 
 
+def refuse_used_run_dir(run_dir: Path) -> None:
+    """A fresh run must not train into a directory an earlier run left checkpoints in (a reused
+    ``HKD_RUN_ID``): it would mix their metrics and continue a stale HKD teacher."""
+    used = [path for path in (run_dir / "checkpoints", run_dir / "teacher" / "checkpoints")
+            if path.is_dir() and any(path.iterdir())]
+    if used:
+        raise ConfigError(f"{run_dir} already holds a run (checkpoints in {used[0]}): continue it with "
+                          f"resume={run_dir}, or start a new one with another {RUN_ID_ENV}")
+
+
 def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     """Train and evaluate as configured; return the run directory."""
     started = time.time()
@@ -181,6 +191,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         run_dir = Path(cfg.resume)
     else:
         run_dir = new_run_dir(cfg.output_dir, cfg.name)
+        refuse_used_run_dir(run_dir)
     save_config(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import REPO, TINY
 
@@ -137,3 +138,26 @@ def test_sigkill_after_an_imil_round_keeps_exactly_those_edits(tmp_path):
     after = load_edits(run_dir)
     assert sorted(after) == sorted(before)  # one round only: the same samples ...
     assert all(np.array_equal(after[i], before[i]) for i in before)  # ... with the same masks
+
+
+def test_a_reused_run_id_is_refused_unless_resumed(tiny, monkeypatch):
+    """A second process with the same HKD_RUN_ID must not mix its run into the first one's folder
+    (nor continue its HKD teacher); resume= continues it."""
+    from hkd import records_io
+    from hkd.config import ConfigError
+    from hkd.train import run_experiment
+
+    monkeypatch.setenv("HKD_RUN_ID", "fixed")
+    cfg = tiny("method.name=hkd", "hkd.teacher_epochs=1", "name=reuse")
+    first = run_experiment(cfg)
+    monkeypatch.setattr(records_io, "_USED_RUN_IDS", set())  # as in a new process
+    monkeypatch.setenv("HKD_RUN_ID", "fixed")
+    with pytest.raises(ConfigError, match=f"already holds a run.*resume={first}"):
+        run_experiment(cfg)
+    assert json.loads((first / "summary.json").read_text())["method"] == "hkd"  # untouched
+    teacher_summary = (first / "teacher" / "summary.json").read_text()
+    more = [f"resume={first}", "trainer.max_epochs=2"]
+    resumed = run_experiment(tiny(*more), more)
+    assert resumed == first
+    assert (first / "teacher" / "summary.json").read_text() == teacher_summary  # stage 1 not rerun
+    assert json.loads((first / "summary.json").read_text())["teacher"] == json.loads(teacher_summary)
