@@ -35,8 +35,8 @@ cv: $(STAMP)  ## all K folds + mean/spread: make cv NAME=covid_cxr_baseline ARGS
 review: $(STAMP)  ## serve the IMIL review page: make review RUN=runs/NAME/RUN_ID [PORT=8765]
 	$(PY) -m hkd review $(RUN) --port $(PORT)
 
-compare: $(STAMP)  ## markdown table of runs: make compare RUN="runs/a runs/b"
-	$(PY) -m hkd compare $(RUN)
+compare: $(STAMP)  ## markdown table of runs: make compare RUN="runs/a runs/b" [ARGS="--against baseline"]
+	$(PY) -m hkd compare $(RUN) $(ARGS)
 
 test: $(STAMP)  ## the test suite without the slow tests (what CI runs)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from hkd.compare import aggregate, find_summaries, markdown_table, plot
+from hkd.compare import aggregate, find_summaries, markdown_table, paired_differences, paired_table, plot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,6 +123,9 @@ def main() -> None:
     summaries = find_summaries(dirs)
     table = aggregate(summaries, "name")
     text = markdown_table(table)
+    reference = next(iter(MATRICES[args.matrix]))  # the first row is the matrix's reference
+    if len(table) > 1 and reference in table:
+        text += "\n\n" + paired_table(paired_differences(summaries, reference), reference)
     print(text)
     results = REPO / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("runs", nargs="+", help="run directories or folders holding them")
     compare.add_argument("--by", default="name", help="summary key to group by (name, method)")
     compare.add_argument("--plot", default="compare.png", help="where to write the PNG bar chart")
+    compare.add_argument("--against", default=None,
+                         help="a group to compare the others with, paired by seed (and fold)")
+    compare.add_argument("--metric", default="test.accuracy", help="metric of the paired comparison")
     review = commands.add_parser("review", help="serve the clinician's review page for IMIL rounds")
     review.add_argument("run_dir", help="a run directory with imil/round_N/ folders")
     review.add_argument("--port", type=int, default=8765)
@@ -44,15 +47,21 @@ def main(argv: list[str] | None = None) -> int:
             return fail(error)
         return 0
     if args.command == "compare":
-        from hkd.compare import aggregate, find_summaries, markdown_table, plot
+        from hkd import compare as comparison
 
-        summaries = find_summaries(args.runs)
+        summaries = comparison.find_summaries(args.runs)
         if not summaries:
             return fail(f"no summary.json under {' '.join(args.runs)}")
-        table = aggregate(summaries, args.by)
-        print(markdown_table(table))
+        table = comparison.aggregate(summaries, args.by)
+        print(comparison.markdown_table(table))
+        if args.against:
+            try:
+                rows = comparison.paired_differences(summaries, args.against, args.by, args.metric)
+            except ValueError as error:
+                return fail(error)
+            print("\n" + comparison.paired_table(rows, args.against, args.metric))
         if args.plot:
-            plot(table, Path(args.plot))
+            comparison.plot(table, Path(args.plot))
         return 0
     if args.command == "cv":
         from hkd.cv import run_folds

@@ -1,7 +1,9 @@
-"""Compare runs from their ``summary.json``: mean and spread per group, as a markdown table."""
+"""Compare runs from their ``summary.json``: mean and spread per group, as a markdown table, and
+paired differences against a reference group (runs paired by seed and fold)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -61,6 +63,55 @@ def markdown_table(table: dict[str, dict[str, tuple[float, float, int]]], scale:
             else:
                 cells.append("–")
         lines.append(f"| {group} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pair_key(summary: dict) -> tuple:
+    """Runs with the same seed (and fold) share data, split and initialisation: they pair."""
+    return summary.get("seed"), summary.get("fold")
+
+
+def sign_flip_p_value(differences: list[float]) -> float:
+    """Exact two-sided paired permutation test: the share of the 2^n sign flips whose mean is at
+    least as far from 0 as the observed one (needs no normality; n up to ~16)."""
+    observed = abs(np.mean(differences)) - 1e-12
+    flips = list(itertools.product((1.0, -1.0), repeat=len(differences)))
+    means = np.abs(np.array(flips) @ np.asarray(differences)) / len(differences)
+    return float((means >= observed).mean())
+
+
+def paired_differences(summaries: list[dict], reference: str, by: str = "name",
+                       metric: str = "test.accuracy") -> dict[str, dict]:
+    """{group: {mean, std, n, wins, p}} of ``group - reference`` over the runs both have."""
+    section, name = metric.split(".", 1)
+    values: dict[str, dict[tuple, float]] = defaultdict(dict)
+    for summary in summaries:
+        value = summary.get(section, {}).get(name)
+        if value is not None:
+            values[group_key(summary, by)][pair_key(summary)] = float(value)
+    if reference not in values:
+        raise ValueError(f"no runs of the reference group {reference!r} (groups: {sorted(values)})")
+    rows = {}
+    for group, runs in values.items():
+        shared = sorted(set(runs) & set(values[reference]), key=str)
+        if group == reference or not shared:
+            continue
+        diffs = [runs[key] - values[reference][key] for key in shared]
+        rows[group] = {"mean": float(np.mean(diffs)), "n": len(diffs),
+                       "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0,
+                       "wins": sum(d > 0 for d in diffs),
+                       "p": sign_flip_p_value(diffs) if len(diffs) <= 16 else float("nan")}
+    return rows
+
+
+def paired_table(rows: dict[str, dict], reference: str, metric: str = "test.accuracy",
+                 scale: float = 100.0) -> str:
+    """Markdown: mean ± std of the per-seed difference, wins out of n, the sign-flip p-value."""
+    lines = [f"| run − {reference} | n | Δ {metric.split('.', 1)[1]} | better in | p (paired sign-flip) |",
+             "|---|---|---|---|---|"]
+    for group, row in rows.items():
+        lines.append(f"| {group} | {row['n']} | {scale * row['mean']:+.1f} ± {scale * row['std']:.1f} "
+                     f"| {row['wins']}/{row['n']} | {row['p']:.3f} |")
     return "\n".join(lines)
 
 
