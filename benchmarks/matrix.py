@@ -60,6 +60,10 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         **{f"imil b={b} start={start}": ("synthetic_imil", [f"imil.budget={b}", f"imil.start_epoch={start}"])
            for start in (1, 5) for b in (0.01, 0.04, 0.1, 1.0)},
         "imil b=0.04 + propagate": ("synthetic_imil", ["imil.propagate=true"]),
+        # the inpaint fill leaves no rectangle at the (class-naming) tag position
+        **{f"imil b={b} start=1, inpaint": ("synthetic_imil", [f"imil.budget={b}", "imil.fill=inpaint"])
+           for b in (0.04, 1.0)},
+        "imil b=0.04 + propagate, inpaint": ("synthetic_imil", ["imil.propagate=true", "imil.fill=inpaint"]),
         "hkd + imil b=0.04": ("synthetic_hkd_imil", []),
         "hkd (lung prior) + imil b=0.04": ("synthetic_hkd_imil", ["data.relevant_categories=[lung]"]),
     },

@@ -5,7 +5,7 @@ from conftest import make_folder_dataset
 from omegaconf import OmegaConf
 
 from hkd.data.datamodule import PneumoniaDataModule
-from hkd.data.masking import black_out, roi_image
+from hkd.data.masking import black_out, box_sum, roi_image
 from hkd.data.transforms import apply_joint, build_augmentation
 
 
@@ -58,7 +58,7 @@ def test_roi_without_annotations_keeps_raw_image():
     assert torch.allclose(soft, image * 0.5)
 
 
-@pytest.mark.parametrize("fill", ["zero", "mean", "blur", "noise"])
+@pytest.mark.parametrize("fill", ["zero", "mean", "blur", "noise", "inpaint"])
 def test_black_out_changes_only_marked_pixels(fill):
     image = torch.rand(1, 16, 16)
     remove = torch.zeros(16, 16)
@@ -70,6 +70,34 @@ def test_black_out_changes_only_marked_pixels(fill):
         assert out[0][~keep].abs().max() == 0
     if fill == "mean":
         assert torch.allclose(out[0][~keep], torch.tensor(0.3))
-    if fill in ("blur", "noise"):
+    if fill in ("blur", "noise", "inpaint"):
         assert not torch.equal(out[0][~keep], image[0][~keep])
         assert np.isfinite(out.numpy()).all()
+
+
+def test_box_sum_matches_a_direct_window_sum():
+    x = torch.rand(2, 9, 13)
+    for size in (3, 7, 15):
+        r = size // 2
+        padded = torch.nn.functional.pad(x, [r] * 4)
+        direct = torch.stack([torch.stack([padded[:, i:i + size, j:j + size].sum((-2, -1))
+                                           for j in range(13)], -1) for i in range(9)], -2)
+        assert torch.allclose(box_sum(x, size), direct, atol=1e-4)
+
+
+def test_inpaint_fill_leaves_no_visible_patch():
+    """A tag on a noisy background: inpainting restores the background's level and grain, so the
+    edited spot can't itself become a shortcut; the zero fill leaves a flat dark rectangle."""
+    generator = torch.Generator().manual_seed(0)
+    image = (0.3 + 0.02 * torch.randn(1, 48, 48, generator=generator)).clamp(0, 1)
+    image[0, 5:12, 30:42] = 0.95  # a bright tag
+    remove = torch.zeros(48, 48)
+    remove[5:12, 30:42] = 1
+    inside = remove > 0
+    filled = black_out(image, remove, "inpaint", generator=torch.Generator().manual_seed(1))[0][inside]
+    assert abs(float(filled.mean()) - 0.3) < 0.01
+    assert 0.01 < float(filled.std()) < 0.04  # the background's grain (0.02), not flat
+    zero = black_out(image, remove, "zero")[0][inside]
+    assert abs(float(zero.mean()) - 0.3) > 0.25 and float(zero.std()) == 0
+    everything = black_out(image, torch.ones(48, 48), "inpaint")  # nothing kept: the mean image
+    assert torch.isfinite(everything).all()
