@@ -78,7 +78,10 @@ def same_run(run_dir: Path, experiment: str, overrides: list[str]) -> bool:
                                       f"output_dir={saved.output_dir}", "logging.wandb=disabled",
                                       "logging.progress_bar=false"])
     saved_keys, wanted_keys = to_dotlist(saved), to_dotlist(wanted)
-    return all(saved_keys.get(key) == wanted_keys.get(key) for key in {*saved_keys, *wanted_keys})
+    # a key added to the project after the run counts as the same when left at its default
+    defaults = to_dotlist(OmegaConf.load(REPO / "experiments" / "base.yaml"))
+    return all(saved_keys.get(key, defaults.get(key)) == wanted_keys.get(key)
+               for key in {*saved_keys, *wanted_keys})
 
 
 def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path) -> Path | None:
