@@ -63,9 +63,12 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         # the inpaint fill leaves no rectangle at the (class-naming) tag position
         **{f"imil b={b} start=1, inpaint": ("synthetic_imil", [f"imil.budget={b}", "imil.fill=inpaint"])
            for b in (0.04, 1.0)},
-        "imil b=0.04 + propagate, inpaint": ("synthetic_imil", ["imil.propagate=true", "imil.fill=inpaint"]),
+        "imil b=0.04 + propagate, inpaint": ("synthetic_imil_propagate", []),
         "hkd + imil b=0.04": ("synthetic_hkd_imil", []),
         "hkd (lung prior) + imil b=0.04": ("synthetic_hkd_imil", ["data.relevant_categories=[lung]"]),
+        "hkd (lung prior) + imil b=0.04 + propagate, inpaint": (
+            "synthetic_hkd_imil", ["data.relevant_categories=[lung]", "imil.propagate=true",
+                                   "imil.fill=inpaint"]),
     },
 }
 
