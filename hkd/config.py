@@ -99,6 +99,8 @@ DOUBLE_BACKWARD_METHODS = ("rrr", "gradmask", "cam_align")
 
 def validate(cfg: DictConfig) -> None:
     """Checks that OmegaConf's types cannot express."""
+    from hkd.data.masking import FILLS
+
     choices = {
         "data.format": ("synthetic", "folder", "covid-chestxray", "siim-covid", "rsna-pneumonia",
                         "vindr-cxr"),
@@ -110,11 +112,15 @@ def validate(cfg: DictConfig) -> None:
         "optim.scheduler": ("cosine", "cosine_per_step", "none"),
         "checkpoint.mode": ("min", "max"),
         "trainer.nonfinite_loss": ("stop", "skip"),
+        "imil.fill": FILLS,
+        "hkd.roi_fill": FILLS,
     }
     for key, allowed in choices.items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    if not isinstance(cfg.imil.margin, int) or cfg.imil.margin < 0:
+        raise ConfigError(f"imil.margin={cfg.imil.margin!r} must be a whole number of pixels >= 0")
     if cfg.data.format != "synthetic" and not cfg.data.root:
         raise ConfigError(f"data.root is required for data.format={cfg.data.format}: "
                           f"add data.root=/path/to/data to the command line "

@@ -23,6 +23,7 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # artifact staging
     monkeypatch.delenv("HKD_RUN_ID", raising=False)
     monkeypatch.setenv("HKD_EXPERIMENTS", str(REPO / "experiments"))
     yield

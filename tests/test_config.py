@@ -39,6 +39,8 @@ def test_extends_chains_experiments(tmp_path):
     ("logging.log_model=true", "log_model"),
     ("data.channels=3", "one value per channel"),
     ("seed", "key=value"),
+    ("imil.fill=paint", "imil.fill='paint' is not one of zero, mean, blur, noise, inpaint"),
+    ("imil.margin=-1", "imil.margin=-1 must be a whole number"),
 ])
 def test_invalid_values_are_explained(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
 
-from hkd.callbacks.imil import IMILCallback, load_edits
+from hkd.callbacks.imil import IMILCallback, load_edits, round_pictures
 from hkd.data.datamodule import PneumoniaDataModule
 from hkd.imil.masks import decode_mask, encode_mask
 from hkd.imil.selection import deduplicate, round_limit, select_outliers, total_budget
@@ -203,3 +203,36 @@ def test_hkd_student_with_imil_composes(tiny):
     assert summary["method"] == "hkd" and summary["imil"] and summary["imil_edited"] > 0
     assert (run_dir / "teacher" / "summary.json").is_file()
     assert not (run_dir / "teacher" / "imil").exists()  # only the student is edited
+
+
+def test_round_pictures_show_the_edit_as_training_sees_it(tiny):
+    datamodule = PneumoniaDataModule(tiny("imil.fill=mean", "data.fill_mean=0.5"))
+    datamodule.prepare_data()
+    datamodule.setup()
+    dataset = datamodule.datasets["train_eval"]
+    idx = int(dataset.indices[3])
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[2:9, 20:30] = True
+    datamodule.set_overrides({idx: mask})
+    [(shown, (original, removed, edited))] = list(round_pictures(dataset, {idx: {"mask": mask}}, [idx]))
+    assert shown == idx and np.array_equal(removed, mask.astype(np.float32))
+    assert np.allclose(edited[mask], 0.5) and np.array_equal(edited[~mask], original[~mask])
+
+
+def test_round_table_reaches_wandb_with_its_images_offline(tiny, monkeypatch, tmp_path):
+    """Real W&B (offline): each round's table (image, prediction, removed region, edited image)
+    is logged to the run, its images staged for `wandb sync`."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = run_experiment(tiny(*IMIL, "imil.budget=0.25", "trainer.max_epochs=2", "logging.wandb=offline"))
+    offline = next((run_dir / "wandb").glob("offline-run-*"))
+    assert list(offline.rglob("media/table/imil/round_1*.table.json"))  # the run's panel
+    files = [p.read_bytes() for p in (tmp_path / "wandb-data").rglob("*") if p.is_file()]
+    staged = [json.loads(data) for data in files if data[:1] == b"{"]
+    tables = [t for t in staged if t.get("_type") == "table"]
+    assert tables and tables[0]["columns"] == ["epoch", "idx", "label", "prediction", "image",
+                                               "removed", "edited"]
+    n_rows = len(tables[0]["data"])  # one round here
+    edits = json.loads((run_dir / "imil" / "edits.json").read_text())
+    assert all(len(t["data"]) == n_rows for t in tables) and n_rows == edits["n_edited"] > 0
+    pngs = [data for data in files if data[:4] == b"\x89PNG"]
+    assert len(pngs) >= 3 * n_rows  # the images themselves, not the word "Image"

@@ -5,7 +5,7 @@ from conftest import make_folder_dataset
 from omegaconf import OmegaConf
 
 from hkd.data.datamodule import PneumoniaDataModule
-from hkd.data.masking import black_out, box_sum, roi_image
+from hkd.data.masking import black_out, box_sum, grow, roi_image
 from hkd.data.transforms import apply_joint, build_augmentation
 
 
@@ -101,3 +101,33 @@ def test_inpaint_fill_leaves_no_visible_patch():
     assert abs(float(zero.mean()) - 0.3) > 0.25 and float(zero.std()) == 0
     everything = black_out(image, torch.ones(48, 48), "inpaint")  # nothing kept: the mean image
     assert torch.isfinite(everything).all()
+
+
+def test_grow_dilates_each_region_by_whole_pixels():
+    mask = torch.zeros(9, 9)
+    mask[4, 4] = 1
+    assert torch.equal(grow(mask, 0), mask)
+    grown = grow(mask, 1)
+    assert grown.sum() == 9 and grown[3:6, 3:6].all()
+    assert grow(mask, 2).sum() == 25
+
+
+def test_edit_margin_removes_the_marked_region_and_its_rim(tiny):
+    """With imil.margin=1 an edit also replaces the one-pixel rim around the mark (where a resized
+    object's edge survives); nothing further out changes."""
+    from hkd.data.datamodule import PneumoniaDataModule
+
+    datamodule = PneumoniaDataModule(tiny("imil.margin=1", "imil.fill=zero"))
+    datamodule.prepare_data()
+    datamodule.setup()
+    dataset = datamodule.datasets["train_eval"]
+    idx = int(dataset.indices[0])
+    original = dataset.raw(idx)[0][0]
+    mark = np.zeros(original.shape, dtype=bool)
+    mark[10:12, 10:14] = True
+    datamodule.set_overrides({idx: mark})
+    edited = dataset.raw(idx)[0][0]
+    assert (edited[9:13, 9:15] == 0).all()  # the mark and its rim
+    outside = torch.ones_like(edited, dtype=torch.bool)
+    outside[9:13, 9:15] = False
+    assert torch.equal(edited[outside], original[outside])

@@ -179,18 +179,15 @@ class IMILCallback(Callback):
                 self._wandb_table(logger, trainer, record)
 
     def _wandb_table(self, logger: WandbLogger, trainer: L.Trainer, record: dict) -> None:
+        """The round as a W&B table (offline runs stage its images for ``wandb sync``)."""
         import wandb
 
         datamodule = trainer.datamodule
-        dataset = datamodule.datasets["train_eval"]
-        rows = []
-        for i in record["edited"][:32]:
-            original = np.asarray(dataset.cache.images[i], dtype=np.float32)[0]
-            mask = self.edits[i]["mask"]
-            edited = np.where(mask, 0.0, original)
-            rows.append([record["epoch"], i, datamodule.classes[self.edits[i]["label"]],
-                         datamodule.classes[self.edits[i]["prediction"]], wandb.Image(original),
-                         wandb.Image(mask.astype(np.float32)), wandb.Image(edited)])
+        rows = [[record["epoch"], i, datamodule.classes[self.edits[i]["label"]],
+                 datamodule.classes[self.edits[i]["prediction"]],
+                 *(wandb.Image(picture) for picture in pictures)]
+                for i, pictures in round_pictures(datamodule.datasets["train_eval"], self.edits,
+                                                  record["edited"][:32])]
         logger.log_table(f"imil/round_{record['round']}",
                          columns=["epoch", "idx", "label", "prediction", "image", "removed",
                                   "edited"], data=rows)
@@ -316,6 +313,14 @@ class IMILCallback(Callback):
 def _selected_value(record: dict, column: str, idx: int) -> int:
     """``record[column]`` of a selected sample (``labels`` or ``predictions``); -1 if not selected."""
     return record[column][record["selected"].index(idx)] if idx in record["selected"] else -1
+
+
+def round_pictures(dataset, edits: dict[int, dict], indices: list[int]):
+    """Per edited sample: (idx, (original, removed region, edited image as training sees it))."""
+    for i in indices:
+        original = np.asarray(dataset.cache.images[i], dtype=np.float32)[0]
+        edited = dataset.raw(i)[0][0].numpy()  # with the configured fill and margin
+        yield i, (original, edits[i]["mask"].astype(np.float32), edited)
 
 
 def _proposal_overlay(mask: Image.Image) -> Image.Image:

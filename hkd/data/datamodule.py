@@ -67,7 +67,8 @@ class PneumoniaDataModule(L.LightningDataModule):
         common = dict(cache=cache, labels=labels, has_prior=has_prior, mean=list(self.data.mean),
                       std=list(self.data.std), roi_mode=self.roi_mode,
                       roi_fill=self.cfg.hkd.roi_fill, prior_soft_edge=self.data.prior_soft_edge,
-                      edit_fill=imil.fill, fill_mean=float(self.data.fill_mean))
+                      edit_fill=imil.fill, fill_mean=float(self.data.fill_mean),
+                      edit_margin=int(imil.margin))
         for split in ("train", "val", "test"):
             transform = build_augmentation(self.cfg.augment) if split == "train" else None
             self.datasets[split] = PriorDataset(indices=np.flatnonzero(splits == split),

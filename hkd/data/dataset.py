@@ -17,7 +17,7 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
 from hkd.data.cache import CacheArrays
-from hkd.data.masking import black_out, roi_image
+from hkd.data.masking import black_out, grow, roi_image
 from hkd.data.transforms import apply_joint
 
 
@@ -42,7 +42,7 @@ class PriorDataset(Dataset):
                  has_prior: np.ndarray, mean: list[float], std: list[float],
                  transform=None, roi_mode: str | None = None, roi_fill: str = "zero",
                  prior_soft_edge: float = 0.0, edit_fill: str = "zero",
-                 fill_mean: float = 0.5) -> None:
+                 fill_mean: float = 0.5, edit_margin: int = 0) -> None:
         self.cache = cache
         self.indices = np.asarray(indices, dtype=np.int64)
         self.labels = labels  # over the whole data set, indexed by idx
@@ -55,6 +55,7 @@ class PriorDataset(Dataset):
         self.prior_soft_edge = prior_soft_edge
         self.edit_fill = edit_fill
         self.fill_mean = fill_mean
+        self.edit_margin = edit_margin  # pixels every edit's region grows by before the fill
         self.overrides: dict[int, np.ndarray] = {}
         self.predicted_priors: dict[int, np.ndarray] = {}
 
@@ -74,8 +75,8 @@ class PriorDataset(Dataset):
             relevant = torch.from_numpy(self.predicted_priors[idx].astype(np.float32))[None]
         if idx in self.overrides:
             generator = torch.Generator().manual_seed(idx)
-            image = black_out(image, torch.from_numpy(self.overrides[idx].astype(np.float32)),
-                              self.edit_fill, self.fill_mean, generator)
+            remove = grow(torch.from_numpy(self.overrides[idx].astype(np.float32)), self.edit_margin)
+            image = black_out(image, remove, self.edit_fill, self.fill_mean, generator)
         return image, relevant, irrelevant
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,15 @@ def black_out(image: torch.Tensor, remove: torch.Tensor, fill: str = "zero",
     return image * (1 - remove) + fill_values(image, fill, mean_value, generator, remove) * remove
 
 
+def grow(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """``mask`` (H, W) with every region grown by ``pixels`` in each direction (a square
+    dilation), so the resampled edge of a marked object is removed with it."""
+    if pixels <= 0:
+        return mask
+    grown = F.max_pool2d(mask.float()[None, None], 2 * pixels + 1, stride=1, padding=pixels)
+    return grown[0, 0].to(mask.dtype)
+
+
 def roi_image(image: torch.Tensor, prior: torch.Tensor, has_prior: bool, mode: str = "blackout",
               fill: str = "zero", mean_value: float = 0.5) -> torch.Tensor:
     """The HKD teacher's input. ``blackout``: pixels outside the relevant regions replaced;
