@@ -64,6 +64,7 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         **{f"imil b={b} start=1, inpaint": ("synthetic_imil", [f"imil.budget={b}", "imil.fill=inpaint"])
            for b in (0.04, 1.0)},
         "imil b=0.04 + propagate, inpaint": ("synthetic_imil_propagate", []),
+        "imil b=0.04 + propagate, inpaint, margin=1": ("synthetic_imil_propagate", ["imil.margin=1"]),
         "hkd + imil b=0.04": ("synthetic_hkd_imil", []),
         "hkd (lung prior) + imil b=0.04": ("synthetic_hkd_imil", ["data.relevant_categories=[lung]"]),
         "hkd (lung prior) + imil b=0.04 + propagate, inpaint": (
