@@ -27,6 +27,8 @@ def inpaint(image: torch.Tensor, remove: torch.Tensor,
     filled patch has no flat spot or edge a model could find, unlike zero/mean/noise fills, which
     leave a visible rectangle where the removed region was."""
     keep = (remove < 0.5).to(image.dtype).expand_as(image)
+    if not keep.any():
+        return torch.full_like(image, float(image.mean()))
     filled, done = torch.zeros_like(image), keep.bool()
     size = 3
     while not done.all() and size < 4 * max(image.shape[-2:]):
@@ -36,10 +38,9 @@ def inpaint(image: torch.Tensor, remove: torch.Tensor,
         filled = torch.where(new, local, filled)
         done = done | new
         size = 2 * size + 1
-    if not keep.any():
-        return torch.full_like(image, float(image.mean()))
     kept = keep.bool()
     smooth = box_sum(image * keep, 3) / box_sum(keep, 3).clamp_min(1e-6)
+    # x - mean3x3(x) of white noise has std sqrt(8/9) of the noise's
     spread = float((image - smooth)[kept].std()) / (8 / 9) ** 0.5 if kept.sum() > 1 else 0.0
     noise = torch.randn(image.shape, generator=generator, dtype=image.dtype).to(image.device)
     return (filled + spread * noise).clamp(0, 1)
