@@ -26,20 +26,25 @@ def inpaint(image: torch.Tensor, remove: torch.Tensor,
     (3, 7, 15, ... px) that reaches any, plus noise with the kept pixels' fine-grain spread. The
     filled patch has no flat spot or edge a model could find, unlike zero/mean/noise fills, which
     leave a visible rectangle where the removed region was."""
-    keep = (remove < 0.5).to(image.dtype).expand_as(image)
-    if not keep.any():
+    kept = (remove < 0.5).expand_as(image)
+    if not kept.any():
         return torch.full_like(image, float(image.mean()))
-    filled, done = torch.zeros_like(image), keep.bool()
-    size = 3
-    while not done.all() and size < 4 * max(image.shape[-2:]):
+    keep = kept.to(image.dtype)
+    masked = image * keep
+
+    def window_mean(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean of the kept pixels in each ``size`` window, and where the window holds any."""
         weight = box_sum(keep, size)
-        local = box_sum(image * keep, size) / weight.clamp_min(1e-6)
-        new = (weight > 0.5) & ~done
-        filled = torch.where(new, local, filled)
-        done = done | new
+        return box_sum(masked, size) / weight.clamp_min(1e-6), weight > 0.5
+
+    smooth, reached = window_mean(3)
+    filled, done = torch.where(reached & ~kept, smooth, 0.0), kept | reached
+    size = 7
+    while not done.all() and size < 4 * max(image.shape[-2:]):
+        local, reached = window_mean(size)
+        filled = torch.where(reached & ~done, local, filled)
+        done = done | reached
         size = 2 * size + 1
-    kept = keep.bool()
-    smooth = box_sum(image * keep, 3) / box_sum(keep, 3).clamp_min(1e-6)
     # x - mean3x3(x) of white noise has std sqrt(8/9) of the noise's
     spread = float((image - smooth)[kept].std()) / (8 / 9) ** 0.5 if kept.sum() > 1 else 0.0
     noise = torch.randn(image.shape, generator=generator, dtype=image.dtype).to(image.device)
