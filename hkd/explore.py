@@ -94,3 +94,26 @@ def cam_figure(modules: dict[str, ClassifierModule], datamodule: PneumoniaDataMo
             axis.axis("off")
     figure.tight_layout()
     return figure
+
+
+def fills_figure(image: torch.Tensor, remove: torch.Tensor, pad: int = 8, seed: int = 0):
+    """One image (1, H, W in [0, 1]) with the region ``remove`` (H, W) taken out by every
+    ``imil.fill``, zoomed on the region: which fills leave a visible patch."""
+    from hkd.data.masking import FILLS, black_out
+
+    rows, cols = np.nonzero(remove.numpy() > 0.5)
+    window = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
+              slice(max(cols.min() - pad, 0), cols.max() + pad + 1))
+    figure, axes = plt.subplots(1, len(FILLS) + 2, figsize=(2.1 * (len(FILLS) + 2), 2.4))
+    axes[0].imshow(image[0], cmap="gray", vmin=0, vmax=1)
+    axes[0].contour(remove, levels=[0.5], colors="red", linewidths=0.8)
+    axes[0].set_title("image, region marked", fontsize=8)
+    axes[1].imshow(image[0][window], cmap="gray", vmin=0, vmax=0.4)
+    axes[1].set_title("region (zoomed)", fontsize=8)
+    for axis, fill in zip(axes[2:], FILLS):
+        edited = black_out(image, remove, fill, generator=torch.Generator().manual_seed(seed))
+        axis.imshow(edited[0][window], cmap="gray", vmin=0, vmax=0.4)
+        axis.set_title(f"fill={fill}", fontsize=8)
+    for axis in axes:
+        axis.axis("off")
+    return figure

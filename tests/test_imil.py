@@ -214,7 +214,7 @@ def test_round_pictures_show_the_edit_as_training_sees_it(tiny):
     mask = np.zeros((32, 32), dtype=bool)
     mask[2:9, 20:30] = True
     datamodule.set_overrides({idx: mask})
-    [(shown, (original, removed, edited))] = list(round_pictures(dataset, {idx: {"mask": mask}}, [idx]))
+    [(shown, (original, removed, edited))] = list(round_pictures(dataset, [idx]))
     assert shown == idx and np.array_equal(removed, mask.astype(np.float32))
     assert np.allclose(edited[mask], 0.5) and np.array_equal(edited[~mask], original[~mask])
 

@@ -186,8 +186,7 @@ class IMILCallback(Callback):
         rows = [[record["epoch"], i, datamodule.classes[self.edits[i]["label"]],
                  datamodule.classes[self.edits[i]["prediction"]],
                  *(wandb.Image(picture) for picture in pictures)]
-                for i, pictures in round_pictures(datamodule.datasets["train_eval"], self.edits,
-                                                  record["edited"][:32])]
+                for i, pictures in round_pictures(datamodule.datasets["train_eval"], record["edited"][:32])]
         logger.log_table(f"imil/round_{record['round']}",
                          columns=["epoch", "idx", "label", "prediction", "image", "removed",
                                   "edited"], data=rows)
@@ -315,12 +314,13 @@ def _selected_value(record: dict, column: str, idx: int) -> int:
     return record[column][record["selected"].index(idx)] if idx in record["selected"] else -1
 
 
-def round_pictures(dataset, edits: dict[int, dict], indices: list[int]):
-    """Per edited sample: (idx, (original, removed region, edited image as training sees it))."""
+def round_pictures(dataset, indices: list[int]):
+    """Per edited sample: (idx, (original, removed region, edited image as training sees it)),
+    from the edit table the dataset holds."""
     for i in indices:
         original = np.asarray(dataset.cache.images[i], dtype=np.float32)[0]
         edited = dataset.raw(i)[0][0].numpy()  # with the configured fill and margin
-        yield i, (original, edits[i]["mask"].astype(np.float32), edited)
+        yield i, (original, dataset.overrides[i].astype(np.float32), edited)
 
 
 def _proposal_overlay(mask: Image.Image) -> Image.Image:
