@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 RUN ?=
 PORT ?= 8765
 
-.PHONY: help install experiment cv bench review compare test test-full test-ddp lint sync clean
+.PHONY: help install experiment cv bench review compare test test-unit test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ compare: $(STAMP)  ## markdown table of runs: make compare RUN="runs/a runs/b" [
 
 test: $(STAMP)  ## the test suite without the slow tests (what CI runs)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-unit: $(STAMP)  ## only the fast unit tests of every layer (tests/unit, under a minute)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-full: $(STAMP)  ## every test, the slow ones included
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hkd.explore import datamodule_for, fills_figure
-from hkd.records_io import save_figure
+from hkd.notebook import datamodule_for, fills_figure
+from hkd.reporting.figures import save_figure
 
 REPO = Path(__file__).resolve().parents[1]
 

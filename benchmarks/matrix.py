@@ -18,7 +18,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from hkd.compare import aggregate, find_summaries, markdown_table, paired_differences, paired_table, plot
+from hkd.reporting.compare import (
+    aggregate,
+    find_summaries,
+    markdown_table,
+    paired_differences,
+    paired_table,
+    plot,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -33,11 +33,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from hkd.callbacks.imil import IMILCallback
 from hkd.config import load_config
-from hkd.data.datamodule import PneumoniaDataModule
+from hkd.data.datamodule import ChestXrayDataModule
+from hkd.imil.callback import IMILCallback
+from hkd.methods import build_method
 from hkd.models.backbone import build_backbone
-from hkd.models.lit_module import ClassifierModule
+from hkd.models.classifier import ClassifierModule
 
 WORK = Path(tempfile.gettempdir()) / "hkd-bench"
 EPOCHS = 4  # the first epoch is a warm-up; the median of the others is reported
@@ -84,10 +85,11 @@ def steady(times: list[float]) -> float:
 
 
 def lightning_fit(cfg: DictConfig,
-                  datamodule: PneumoniaDataModule) -> tuple[float, L.Trainer, ClassifierModule]:
+                  datamodule: ChestXrayDataModule) -> tuple[float, L.Trainer, ClassifierModule]:
     """Steady-state epoch time of a Lightning fit (no validation, no checkpoints, no logger)."""
     L.seed_everything(cfg.seed)
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
+                              build_method(cfg, len(datamodule.classes), cfg.data.channels))
     timer = EpochTimer()
     trainer = L.Trainer(max_epochs=EPOCHS, accelerator=cfg.trainer.accelerator, devices=1,
                         precision=cfg.trainer.precision, logger=False, enable_checkpointing=False,
@@ -97,7 +99,7 @@ def lightning_fit(cfg: DictConfig,
     return steady(timer.times), trainer, module
 
 
-def plain_fit(cfg: DictConfig, datamodule: PneumoniaDataModule) -> float:
+def plain_fit(cfg: DictConfig, datamodule: ChestXrayDataModule) -> float:
     """The same model, loader, optimiser and loss in a hand-written PyTorch loop."""
     L.seed_everything(cfg.seed)
     device = device_of(cfg)
@@ -120,15 +122,15 @@ def plain_fit(cfg: DictConfig, datamodule: PneumoniaDataModule) -> float:
     return steady(times)
 
 
-def loader_epoch(datamodule: PneumoniaDataModule) -> float:
+def loader_epoch(datamodule: ChestXrayDataModule) -> float:
     start = time.perf_counter()
     for _ in datamodule.train_dataloader():
         pass
     return time.perf_counter() - start
 
 
-def ready(cfg: DictConfig, roi_mode: str | None = None) -> PneumoniaDataModule:
-    datamodule = PneumoniaDataModule(cfg, roi_mode=roi_mode)
+def ready(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayDataModule:
+    datamodule = ChestXrayDataModule(cfg, roi_mode=roi_mode)
     datamodule.setup("fit")
     return datamodule
 
@@ -155,7 +157,8 @@ def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
         rows.append(("HKD student step / baseline step", hkd_epoch / lightning_epoch, "<= 1.5",
                      f"{1000 * hkd_epoch / steps:.0f} vs {1000 * lightning_epoch / steps:.0f} ms/step"))
     if "mining" in only:
-        callback = IMILCallback(cfg.imil, WORK / "imil-run")
+        callback = IMILCallback(cfg, WORK / "imil-run")
+        callback.images = datamodule.training_images()
         start = time.perf_counter()
         callback.mine(trainer, module.to(device_of(cfg)))
         mining = time.perf_counter() - start
@@ -236,7 +239,8 @@ def rss_child(count: int) -> None:
     cfg = bench_config("data.format=folder", f"data.root={root}", "data.image_size=32",
                        f"data.cache_dir={WORK / 'small-cache'}", "data.batch_size=64")
     datamodule = ready(cfg)
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes)
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
+                              build_method(cfg, len(datamodule.classes), cfg.data.channels))
     peak = AnonymousPeak()
     trainer = L.Trainer(max_epochs=1, accelerator=cfg.trainer.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from hkd.config import ConfigError, load_config
-from hkd.data.records import DataError
+from hkd.config import load_config
+from hkd.errors import ConfigError, InputError
 
 
 def fail(message: object, code: int = 2) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             return fail(error)
         return 0
     if args.command == "compare":
-        from hkd import compare as comparison
+        from hkd.reporting import compare as comparison
 
         summaries = comparison.find_summaries(args.runs)
         if not summaries:
@@ -64,22 +64,22 @@ def main(argv: list[str] | None = None) -> int:
             comparison.plot(table, Path(args.plot))
         return 0
     if args.command == "cv":
-        from hkd.cv import run_folds
+        from hkd.run.cross_validation import run_folds
 
         try:
             report, table = run_folds(args.experiment, args.overrides)
-        except (ConfigError, DataError, RuntimeError) as error:
+        except (ConfigError, InputError, RuntimeError) as error:
             return fail(error)
         print(table)
         print(report)
         return 0
     if args.command == "train":
-        from hkd.train import NonFiniteLossError, run_experiment
+        from hkd.run.experiment import NonFiniteLossError, run_experiment
 
         try:
             cfg = load_config(args.experiment, args.overrides)
             run_dir = run_experiment(cfg, args.overrides)
-        except (ConfigError, DataError) as error:
+        except (ConfigError, InputError) as error:
             return fail(error)
         except NonFiniteLossError as error:
             return fail(error, code=3)

@@ -7,16 +7,29 @@ An experiment file may start from another experiment with ``extends: OTHER``.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from hkd import imil
+from hkd.atomic import atomic_write_text
+from hkd.data.datamodule import SAMPLERS
+from hkd.data.formats import FORMATS
+from hkd.data.masking import FILLS, ROI_MODES
+from hkd.data.transforms import POLICIES
+from hkd.errors import ConfigError
+from hkd.imil.oracles import ORACLES
+from hkd.methods import METHODS
+from hkd.methods.hkd import PRIORS
+from hkd.models.classifier import NONFINITE_POLICIES
+from hkd.models.optim import OPTIMIZERS, SCHEDULERS
+from hkd.registry import did_you_mean
+
+__all__ = ["ConfigError", "load_config", "save_config", "to_dotlist", "validate"]
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is wrong; the message names the file and key."""
 
 
 def experiments_dir() -> Path:
@@ -93,39 +106,33 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     return cfg
 
 
-# methods whose loss needs the gradient of a gradient (input gradients or a differentiable Grad-CAM)
-DOUBLE_BACKWARD_METHODS = ("rrr", "gradmask", "cam_align")
+WANDB_MODES = ("offline", "online", "disabled")  # logging.wandb
+CHECKPOINT_MODES = ("min", "max")  # checkpoint.mode
+
+
+def enumerated_keys() -> dict[str, Collection[str]]:
+    """Every key with a fixed set of values, and the list (or registry) that owns those values."""
+    return {"data.format": FORMATS, "method.name": METHODS, "logging.wandb": WANDB_MODES,
+            "data.sampler": SAMPLERS, "augment.policy": POLICIES, "optim.name": OPTIMIZERS,
+            "optim.scheduler": SCHEDULERS, "checkpoint.mode": CHECKPOINT_MODES,
+            "trainer.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
+            "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS}
 
 
 def validate(cfg: DictConfig) -> None:
     """Checks that OmegaConf's types cannot express."""
-    from hkd.data.masking import FILLS
-
-    choices = {
-        "data.format": ("synthetic", "folder", "covid-chestxray", "siim-covid", "rsna-pneumonia",
-                        "vindr-cxr"),
-        "method.name": ("baseline", "hkd", "rrr", "gradmask", "actdiff", "cam_align"),
-        "logging.wandb": ("offline", "online", "disabled"),
-        "data.sampler": ("random", "balanced"),
-        "augment.policy": ("none", "basic", "strong", "randaugment", "trivialaugment"),
-        "optim.name": ("adamw", "adam", "sgd"),
-        "optim.scheduler": ("cosine", "cosine_per_step", "none"),
-        "checkpoint.mode": ("min", "max"),
-        "trainer.nonfinite_loss": ("stop", "skip"),
-        "imil.fill": FILLS,
-        "hkd.roi_fill": FILLS,
-    }
-    for key, allowed in choices.items():
+    for key, allowed in enumerated_keys().items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
-            raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-    if not isinstance(cfg.imil.margin, int) or cfg.imil.margin < 0:
-        raise ConfigError(f"imil.margin={cfg.imil.margin!r} must be a whole number of pixels >= 0")
+            names = list(allowed)
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
+    imil.check_config(cfg)
+    method = METHODS[cfg.method.name]
     if cfg.data.format != "synthetic" and not cfg.data.root:
         raise ConfigError(f"data.root is required for data.format={cfg.data.format}: "
                           f"add data.root=/path/to/data to the command line "
                           f"(make experiment NAME={cfg.name} ARGS=\"data.root=...\")")
-    if cfg.model.compile and cfg.method.name in DOUBLE_BACKWARD_METHODS:
+    if cfg.model.compile and method.double_backward:
         raise ConfigError(f"model.compile=true cannot train method.name={cfg.method.name}: its loss "
                           "differentiates a gradient (double backward), which torch.compile does not support")
     if cfg.data.folds and not 0 <= cfg.data.fold < cfg.data.folds:
@@ -134,7 +141,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.logging.wandb == "offline" and cfg.logging.log_model:
         raise ConfigError("logging.log_model=true needs logging.wandb=online "
                           "(offline W&B runs cannot upload checkpoints)")
-    if (cfg.augment.mixup or cfg.augment.cutmix) and cfg.method.name != "baseline":
+    if (cfg.augment.mixup or cfg.augment.cutmix) and not method.mixes_batches:
         raise ConfigError(f"augment.mixup / augment.cutmix mix images but not their priors: "
                           f"use them with method.name=baseline, not {cfg.method.name}")
     if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:
@@ -143,8 +150,6 @@ def validate(cfg: DictConfig) -> None:
 
 
 def save_config(cfg: DictConfig, path: str | Path) -> None:
-    from hkd.io import atomic_write_text
-
     atomic_write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
 
 

@@ -86,3 +86,11 @@ def make_folder_dataset(root: Path, n_per_class: int = 6, classes=("a", "b"), si
             "images": images, "annotations": anns,
             "categories": [{"id": 1, "name": "finding"}, {"id": 2, "name": "irrelevant"}]}))
     return root
+
+
+def logged_test_metrics(run_dir: Path) -> dict[str, float]:
+    """The ``test/...`` values the run logged to metrics.csv (the last test row)."""
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("test/accuracy")]
+    return {key[len("test/"):]: float(value) for key, value in rows[-1].items()
+            if key.startswith("test/") and value}

@@ -1,7 +1,8 @@
-"""Write small real DICOM files with pydicom (for the loader tests)."""
+"""Small real files for the loader tests: DICOM (written with pydicom) and CSV tables."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +34,13 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2"
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset.save_as(path, enforce_file_format=True)
     return path
+
+
+PIXELS = np.tile(np.linspace(0, 3000, 48, dtype=np.uint16), (40, 1))  # a 40 x 48 16-bit gradient
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)

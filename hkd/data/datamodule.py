@@ -8,14 +8,19 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from hkd.data.cache import build_cache, open_cache
-from hkd.data.dataset import PriorDataset
-from hkd.data.records import Record
-from hkd.data.sources import load_records
+from hkd.data.dataset import ChestXrayDataset
+from hkd.data.formats import load_records
+from hkd.data.image_record import Record
 from hkd.data.splits import assign_splits, check_splits, kfold_splits
+from hkd.data.training_images import TrainingImages
 from hkd.data.transforms import build_augmentation
 
+SAMPLERS = ("random", "balanced")  # data.sampler
 
-class PneumoniaDataModule(L.LightningDataModule):
+
+class ChestXrayDataModule(L.LightningDataModule):
+    """Any chest X-ray source (``data.format``) as train/val/test loaders of ``ChestXrayDataset``."""
+
     def __init__(self, cfg: DictConfig, roi_mode: str | None = None) -> None:
         super().__init__()
         self.cfg = cfg
@@ -24,7 +29,7 @@ class PneumoniaDataModule(L.LightningDataModule):
         self.records: list[Record] = []
         self.classes: list[str] = []
         self.splits: list[str] = []
-        self.datasets: dict[str, PriorDataset] = {}
+        self.datasets: dict[str, ChestXrayDataset] = {}
 
     def describe(self) -> None:
         """Read the records, classes and splits (no decoding); idempotent."""
@@ -63,18 +68,16 @@ class PneumoniaDataModule(L.LightningDataModule):
         splits = np.array(self.splits)
         has_prior = self._used_annotations(np.array([r.has_prior for r in self.records]), splits)
         self.labels, self.has_prior = labels, has_prior
-        imil = self.cfg.imil
         common = dict(cache=cache, labels=labels, has_prior=has_prior, mean=list(self.data.mean),
                       std=list(self.data.std), roi_mode=self.roi_mode,
                       roi_fill=self.cfg.hkd.roi_fill, prior_soft_edge=self.data.prior_soft_edge,
-                      edit_fill=imil.fill, fill_mean=float(self.data.fill_mean),
-                      edit_margin=int(imil.margin))
+                      fill_mean=float(self.data.fill_mean))
         for split in ("train", "val", "test"):
             transform = build_augmentation(self.cfg.augment) if split == "train" else None
-            self.datasets[split] = PriorDataset(indices=np.flatnonzero(splits == split),
+            self.datasets[split] = ChestXrayDataset(indices=np.flatnonzero(splits == split),
                                                 transform=transform, **common)
         # The same training samples without augmentation, for evaluation passes (IMIL mining).
-        self.datasets["train_eval"] = PriorDataset(indices=np.flatnonzero(splits == "train"),
+        self.datasets["train_eval"] = ChestXrayDataset(indices=np.flatnonzero(splits == "train"),
                                                    transform=None, **common)
 
     def _used_annotations(self, has_prior: np.ndarray, splits: np.ndarray) -> np.ndarray:
@@ -95,12 +98,15 @@ class PneumoniaDataModule(L.LightningDataModule):
         for name in ("train", "train_eval"):
             self.datasets[name].predicted_priors = dict(priors)
 
-    def set_overrides(self, overrides: dict[int, np.ndarray]) -> None:
-        """The IMIL edit table ({idx: mask of pixels to black out}) for the training data."""
-        for name in ("train", "train_eval"):
-            self.datasets[name].set_overrides(overrides)
+    def training_images(self) -> TrainingImages:
+        """The training split as IMIL reads and edits it (after ``setup``)."""
+        return TrainingImages(train=self.datasets["train"], train_eval=self.datasets["train_eval"],
+                              records=self.records, classes=self.classes,
+                              image_size=int(self.data.image_size),
+                              eval_batch_size=int(self.data.eval_batch_size),
+                              keeps_workers=bool(self.data.persistent_workers and self.data.num_workers > 0))
 
-    def _loader(self, dataset: PriorDataset, batch_size: int, shuffle: bool,
+    def _loader(self, dataset: ChestXrayDataset, batch_size: int, shuffle: bool,
                 sampler=None) -> DataLoader:
         workers = self.data.num_workers
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,

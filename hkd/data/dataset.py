@@ -3,13 +3,15 @@
 Each sample is a dict: ``idx`` (row in the whole data set, stable across splits and ranks),
 ``image`` (normalised), ``label``, ``prior`` (1, H, W; 1 inside the relevant regions),
 ``has_prior``, ``irrelevant`` (1, H, W) and ``has_irrelevant``; with ``roi_mode`` also ``roi``,
-the HKD teacher's input. IMIL edits live in ``overrides`` ({idx: mask of pixels to black out}),
-applied on read so they are data, not copies of images.
+the HKD teacher's input. IMIL edits come from an edit table (``edits``, see ``hkd.imil.edits``)
+applied on read, so they are data, not copies of images.
 """
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -17,8 +19,16 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
 from hkd.data.cache import CacheArrays
-from hkd.data.masking import black_out, grow, roi_image
+from hkd.data.masking import roi_image
 from hkd.data.transforms import apply_joint
+
+
+class ImageEdits(Protocol):
+    """What the dataset needs of an edit table: which samples are edited, and the edit itself."""
+
+    def __contains__(self, idx: object) -> bool: ...
+
+    def apply(self, idx: int, image: torch.Tensor) -> torch.Tensor: ...
 
 
 @contextmanager
@@ -37,12 +47,11 @@ def one_thread():
         torch.set_num_threads(previous)
 
 
-class PriorDataset(Dataset):
+class ChestXrayDataset(Dataset):
     def __init__(self, cache: CacheArrays, indices: np.ndarray, labels: np.ndarray,
                  has_prior: np.ndarray, mean: list[float], std: list[float],
                  transform=None, roi_mode: str | None = None, roi_fill: str = "zero",
-                 prior_soft_edge: float = 0.0, edit_fill: str = "zero",
-                 fill_mean: float = 0.5, edit_margin: int = 0) -> None:
+                 prior_soft_edge: float = 0.0, fill_mean: float = 0.5) -> None:
         self.cache = cache
         self.indices = np.asarray(indices, dtype=np.int64)
         self.labels = labels  # over the whole data set, indexed by idx
@@ -53,30 +62,32 @@ class PriorDataset(Dataset):
         self.roi_mode = roi_mode
         self.roi_fill = roi_fill
         self.prior_soft_edge = prior_soft_edge
-        self.edit_fill = edit_fill
         self.fill_mean = fill_mean
-        self.edit_margin = edit_margin  # pixels every edit's region grows by before the fill
-        self.overrides: dict[int, np.ndarray] = {}
+        self.edits: ImageEdits | None = None  # IMIL's edit table, applied on read
         self.predicted_priors: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def set_overrides(self, overrides: dict[int, np.ndarray]) -> None:
-        """Replace the IMIL edit table (``{idx: (H, W) bool mask to black out}``)."""
-        self.overrides = dict(overrides)
+    def without_edits(self) -> ChestXrayDataset:
+        """The same samples as they were before any IMIL edit."""
+        unedited = copy.copy(self)
+        unedited.edits = None
+        return unedited
+
+    def original(self, idx: int) -> torch.Tensor:
+        """The cached image (C, H, W) in [0, 1], unedited and unaugmented."""
+        return torch.from_numpy(np.asarray(self.cache.images[idx], dtype=np.float32))
 
     def raw(self, idx: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Image in [0, 1] with its edits applied, relevant and irrelevant masks: no augmentation."""
-        image = torch.from_numpy(np.asarray(self.cache.images[idx], dtype=np.float32))
+        image = self.original(idx)
         relevant = torch.from_numpy(np.asarray(self.cache.relevant[idx], dtype=np.float32))[None]
         irrelevant = torch.from_numpy(np.asarray(self.cache.irrelevant[idx], dtype=np.float32))[None]
         if not self.has_prior_all[idx] and idx in self.predicted_priors:
             relevant = torch.from_numpy(self.predicted_priors[idx].astype(np.float32))[None]
-        if idx in self.overrides:
-            generator = torch.Generator().manual_seed(idx)
-            remove = grow(torch.from_numpy(self.overrides[idx].astype(np.float32)), self.edit_margin)
-            image = black_out(image, remove, self.edit_fill, self.fill_mean, generator)
+        if self.edits is not None and idx in self.edits:
+            image = self.edits.apply(idx, image)
         return image, relevant, irrelevant
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
@@ -86,8 +97,12 @@ class PriorDataset(Dataset):
         with one_thread():
             return self.sample(int(self.indices[position]))
 
+    def augment(self, image: torch.Tensor, *masks: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One random draw of this split's augmentation on an image and its masks together."""
+        return apply_joint(self.transform, image, *masks)
+
     def sample(self, idx: int) -> dict:
-        image, relevant, irrelevant = apply_joint(self.transform, *self.raw(idx))
+        image, relevant, irrelevant = self.augment(*self.raw(idx))
         prior = (relevant > 0.5).float()
         if self.prior_soft_edge > 0:
             kernel = int(4 * self.prior_soft_edge) | 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hkd.data.records import DataError
+from hkd.errors import InputError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
@@ -27,14 +27,14 @@ def _read(path: Path, where: str, pixels: bool):
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except (InvalidDicomError, OSError, ValueError, EOFError) as error:
-        raise DataError(f"{where or path}: cannot read DICOM file {path}: {error}") from error
+        raise InputError(f"{where or path}: cannot read DICOM file {path}: {error}") from error
 
 
 def dicom_size(path: Path, where: str = "") -> tuple[int, int]:
     """(width, height) from the header, without decoding the pixels."""
     dataset = _read(path, where, pixels=False)
     if "Rows" not in dataset or "Columns" not in dataset:
-        raise DataError(f"{where or path}: DICOM file {path} has no Rows/Columns (not an image)")
+        raise InputError(f"{where or path}: DICOM file {path} has no Rows/Columns (not an image)")
     return int(dataset.Columns), int(dataset.Rows)
 
 
@@ -46,11 +46,11 @@ def decode_dicom(path: Path, where: str = "") -> np.ndarray:
     try:
         array = dataset.pixel_array
     except Exception as error:  # pydicom raises several types for missing decoders/broken data
-        raise DataError(f"{where or path}: cannot decode the pixels of {path} "
+        raise InputError(f"{where or path}: cannot decode the pixels of {path} "
                         f"(transfer syntax {dataset.file_meta.get('TransferSyntaxUID', '?')}; compressed "
                         f"files need `pip install pylibjpeg[all]` or python-gdcm): {error}") from error
     if array.ndim != 2:
-        raise DataError(f"{where or path}: {path} holds {array.shape} pixels; expected one 2-D "
+        raise InputError(f"{where or path}: {path} holds {array.shape} pixels; expected one 2-D "
                         "grayscale frame")
     array = apply_modality_lut(array, dataset).astype(np.float32)
     has_window = "WindowCenter" in dataset and "WindowWidth" in dataset

@@ -3,10 +3,14 @@ use this one function, on raw pixels in [0, 1] before normalisation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
-FILLS = ("zero", "mean", "blur", "noise", "inpaint")
+from hkd.registry import Registry
+
+ROI_MODES = ("blackout", "soft")  # hkd.roi_mode: how the teacher's ROI image is built
 
 
 def box_sum(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -51,27 +55,45 @@ def inpaint(image: torch.Tensor, remove: torch.Tensor,
     return (filled + spread * noise).clamp(0, 1)
 
 
+FILLS: Registry[Callable[..., torch.Tensor]] = Registry("fill (imil.fill, hkd.roi_fill)")
+
+
+@FILLS.register("zero")
+def zero_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
+    return torch.zeros_like(image)
+
+
+@FILLS.register("mean")
+def mean_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
+    return torch.full_like(image, mean_value)
+
+
+@FILLS.register("blur")
+def blur_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
+    kernel = max(3, (min(image.shape[-2:]) // 8) | 1)
+    padded = F.pad(image[None], [kernel // 2] * 4, mode="replicate")
+    return F.avg_pool2d(padded, kernel, stride=1)[0]
+
+
+@FILLS.register("noise")
+def noise_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
+    noise = torch.rand(image.shape, generator=generator, dtype=image.dtype)
+    return noise.to(image.device)
+
+
+@FILLS.register("inpaint")
+def inpaint_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
+    return inpaint(image, remove, generator)
+
+
 def fill_values(image: torch.Tensor, fill: str, mean_value: float = 0.5,
                 generator: torch.Generator | None = None,
                 remove: torch.Tensor | None = None) -> torch.Tensor:
     """What replaces blacked-out pixels, per pixel, same shape as ``image`` (C, H, W);
     ``inpaint`` needs the (H, W) ``remove`` mask."""
-    if fill == "zero":
-        return torch.zeros_like(image)
-    if fill == "mean":
-        return torch.full_like(image, mean_value)
-    if fill == "blur":
-        kernel = max(3, (min(image.shape[-2:]) // 8) | 1)
-        padded = F.pad(image[None], [kernel // 2] * 4, mode="replicate")
-        return F.avg_pool2d(padded, kernel, stride=1)[0]
-    if fill == "noise":
-        noise = torch.rand(image.shape, generator=generator, dtype=image.dtype)
-        return noise.to(image.device)
-    if fill == "inpaint":
-        if remove is None:
-            raise ValueError("the inpaint fill needs the mask of removed pixels")
-        return inpaint(image, remove, generator)
-    raise ValueError(f"unknown fill '{fill}': use one of {', '.join(FILLS)}")
+    if fill == "inpaint" and remove is None:
+        raise ValueError("the inpaint fill needs the mask of removed pixels")
+    return FILLS[fill](image, remove, mean_value, generator)
 
 
 def black_out(image: torch.Tensor, remove: torch.Tensor, fill: str = "zero",

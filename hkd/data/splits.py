@@ -6,7 +6,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from hkd.data.records import SPLITS, DataError, Record
+from hkd.data.image_record import SPLITS, Record
+from hkd.errors import InputError
 
 
 def patient_groups(records: list[Record]) -> dict[str, list[int]]:
@@ -29,7 +30,7 @@ def assign_splits(records: list[Record], val_fraction: float, test_fraction: flo
         return list(given)  # type: ignore[arg-type]
     if any(split is not None for split in given):
         missing = next(r.source for r in records if r.split is None)
-        raise DataError(f"{missing}: 'split' is empty; give it for every row or for none")
+        raise InputError(f"{missing}: 'split' is empty; give it for every row or for none")
     rng = np.random.default_rng(seed)
     by_class: dict[str, list[str]] = defaultdict(list)
     groups = patient_groups(records)
@@ -57,7 +58,7 @@ def kfold_splits(records: list[Record], folds: int, fold: int, val_fraction: flo
     """Fold ``fold`` of a patient-grouped, class-stratified K-fold: it is the test split;
     a seeded share of the remaining patients is the validation split."""
     if not 0 <= fold < folds:
-        raise DataError(f"data.fold={fold} must be in [0, data.folds={folds})")
+        raise InputError(f"data.fold={fold} must be in [0, data.folds={folds})")
     rng = np.random.default_rng(seed)
     groups = patient_groups(records)
     by_class: dict[str, list[str]] = defaultdict(list)
@@ -85,15 +86,15 @@ def kfold_splits(records: list[Record], folds: int, fold: int, val_fraction: flo
 def check_splits(records: list[Record], splits: list[str], classes: list[str]) -> None:
     for split in SPLITS:
         if split not in splits:
-            raise DataError(f"the {split} split is empty (check the 'split' column or "
+            raise InputError(f"the {split} split is empty (check the 'split' column or "
                             "data.val_fraction / data.test_fraction)")
     train_labels = {r.label for r, s in zip(records, splits) if s == "train"}
     missing = [c for c in classes if c not in train_labels]
     if missing:
-        raise DataError(f"class(es) {', '.join(missing)} have no sample in the train split")
+        raise InputError(f"class(es) {', '.join(missing)} have no sample in the train split")
     patients: dict[str, set[str]] = defaultdict(set)
     for record, split in zip(records, splits):
         patients[record.patient_id].add(split)
     straddling = [p for p, s in patients.items() if len(s) > 1]
     if straddling:
-        raise DataError(f"patient(s) {', '.join(straddling[:5])} appear in more than one split")
+        raise InputError(f"patient(s) {', '.join(straddling[:5])} appear in more than one split")

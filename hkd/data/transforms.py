@@ -6,13 +6,14 @@ transform and leaves it out of the photometric ones, so priors stay aligned by c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from omegaconf import DictConfig
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-POLICIES = ("none", "basic", "strong", "randaugment", "trivialaugment")
-
+from hkd.registry import Registry
 
 GEOMETRIC_OPS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
 
@@ -71,22 +72,45 @@ class AsUint8(torch.nn.Module):
         return (tv_tensors.wrap(out[0].float() / 255, like=image), *out[1:])
 
 
+POLICIES: Registry[Callable[[DictConfig], list[torch.nn.Module]]] = Registry("augment.policy")
+
+
+def random_affine(cfg: DictConfig) -> StackedRandomAffine:
+    return StackedRandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate),
+                               scale=(1 - cfg.scale, 1 + cfg.scale))
+
+
+@POLICIES.register("none")
+def no_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+    return []
+
+
+@POLICIES.register("basic")
+def basic_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+    return [random_affine(cfg)]
+
+
+@POLICIES.register("strong")
+def strong_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+    return [random_affine(cfg),
+            v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.9),
+            v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.5)]
+
+
+@POLICIES.register("randaugment")
+def randaugment_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+    return [AsUint8(JointRandAugment())]
+
+
+@POLICIES.register("trivialaugment")
+def trivialaugment_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+    return [AsUint8(JointTrivialAugment())]
+
+
 def build_augmentation(cfg: DictConfig) -> v2.Compose | None:
-    """The training-time transform for ``augment.policy`` (None: no augmentation)."""
-    affine = StackedRandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate),
-                                 scale=(1 - cfg.scale, 1 + cfg.scale))
-    steps: list[torch.nn.Module] = []
-    if cfg.hflip:
-        steps.append(v2.RandomHorizontalFlip())
-    if cfg.policy in ("basic", "strong"):
-        steps.append(affine)
-    if cfg.policy == "strong":
-        steps += [v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.9),
-                  v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.5)]
-    if cfg.policy == "randaugment":
-        steps.append(AsUint8(JointRandAugment()))
-    if cfg.policy == "trivialaugment":
-        steps.append(AsUint8(JointTrivialAugment()))
+    """The training-time transform: optional flips, then ``augment.policy`` (None: nothing)."""
+    steps: list[torch.nn.Module] = [v2.RandomHorizontalFlip()] if cfg.hflip else []
+    steps += POLICIES[cfg.policy](cfg)
     return v2.Compose(steps) if steps else None
 
 

@@ -1,10 +1,17 @@
-"""Who says which regions of a misprediction outlier are irrelevant."""
+"""Who says which regions of a misprediction outlier are irrelevant (``imil.oracle``):
+
+* ``annotations``: a simulated clinician from the data's annotations (``AnnotationOracle``);
+* ``queue``: a real one, through the review page (rounds wait on disk, see ``hkd.imil.queue``);
+* ``none``: nobody; IMIL only mines and logs the outliers.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from hkd.data.datamodule import PneumoniaDataModule
+from hkd.data.training_images import TrainingImages
+
+ORACLES = ("annotations", "queue", "none")  # imil.oracle
 
 
 class AnnotationOracle:
@@ -12,16 +19,15 @@ class AnnotationOracle:
     data marks them (a tag, an arrow, a device); else everything outside the relevant regions
     (a far larger change than a clinician's mark); else nothing (the sample is skipped)."""
 
-    def __init__(self, datamodule: PneumoniaDataModule) -> None:
-        self.cache = datamodule.datasets["train"].cache
-        self.has_annotations = np.array([r.has_prior for r in datamodule.records])
+    def __init__(self, images: TrainingImages) -> None:
+        self.images = images
 
     def irrelevant_regions(self, idx: int) -> tuple[np.ndarray | None, str]:
-        irrelevant = np.asarray(self.cache.irrelevant[idx]) > 0
+        irrelevant = self.images.irrelevant_mask(idx)
         if irrelevant.any():
             return irrelevant, "irrelevant annotation"
-        if self.has_annotations[idx]:
-            outside = np.asarray(self.cache.relevant[idx]) == 0
+        if self.images.is_annotated(idx):
+            outside = ~self.images.relevant_mask(idx)
             if outside.any():
                 return outside, "outside relevant regions"
         return None, "no annotation"

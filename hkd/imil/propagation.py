@@ -6,29 +6,29 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
-from hkd.data.transforms import apply_joint
-from hkd.models.prior_generator import PriorGeneratorModule
-from hkd.prior_pipeline import predict_masks
+from hkd.data.training_images import TrainingImages
+from hkd.imil.edits import EditTable
+from hkd.models.prior_generator import PriorGeneratorModule, predict_masks
 
 
 class MarkedSamples(Dataset):
-    """Unedited training images with their clinician mask as the ``irrelevant`` target."""
+    """Unedited training images with their clinician mask as the ``irrelevant`` target, through
+    the training augmentation."""
 
-    def __init__(self, base, marks: dict[int, np.ndarray]) -> None:
-        self.base, self.items = base, sorted(marks.items())
+    def __init__(self, images: TrainingImages, marks: dict[int, np.ndarray]) -> None:
+        self.images, self.items = images, sorted(marks.items())
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, position: int) -> dict:
         idx, mask = self.items[position]
-        image = torch.from_numpy(np.asarray(self.base.cache.images[idx], dtype=np.float32))
         target = torch.from_numpy(mask.astype(np.float32))[None]
-        image, target = apply_joint(self.base.transform, image, target)
-        return {"image": self.base.normalize(image), "irrelevant": (target > 0.5).float(),
-                "has_irrelevant": True, "label": 0}
+        image, target = self.images.augment(self.images.original(idx), target)
+        return {"image": image, "irrelevant": (target > 0.5).float(), "has_irrelevant": True, "label": 0}
 
 
 def fit_generator(module: PriorGeneratorModule, loader: DataLoader, epochs: int) -> None:
@@ -45,32 +45,21 @@ def fit_generator(module: PriorGeneratorModule, loader: DataLoader, epochs: int)
     module.eval()
 
 
-def propose_irrelevant_regions(trainer, callback, number: int) -> dict[int, np.ndarray]:
-    """Rank 0 trains the generator and proposes; every rank receives the same proposals."""
-    proposals: dict[int, np.ndarray] = {}
-    if trainer.is_global_zero:
-        datamodule = trainer.datamodule
-        cfg = datamodule.cfg
-        marks = {i: e["mask"] for i, e in callback.edits.items() if e["source"] != "propagated"}
-        torch.manual_seed(cfg.seed + number)
-        module = PriorGeneratorModule(cfg.data.channels, "irrelevant",
-                                      tuple(cfg.prior_generator.features), cfg.prior_generator.lr)
-        train = datamodule.datasets["train"]
-        loader = DataLoader(MarkedSamples(train, marks), batch_size=min(16, len(marks)), shuffle=True)
-        steps = max(cfg.prior_generator.epochs, 100 // max(1, len(loader)))  # >= ~100 updates
-        fit_generator(module, loader, steps)
-        train_eval = datamodule.datasets["train_eval"]
-        excluded = set(callback.edits) | callback.rejected
-        positions = [p for p, i in enumerate(train_eval.indices) if int(i) not in excluded]
-        originals = train_eval.overrides
-        train_eval.overrides = {}
-        try:
-            masks, confidence = predict_masks(module, train_eval, positions, cfg.prior_generator.threshold)
-        finally:
-            train_eval.overrides = originals
-        area_limit = cfg.imil.propagate_max_area
-        for idx, mask in masks.items():
-            share = mask.mean()
-            if 0 < share <= area_limit and confidence[idx] >= cfg.imil.propagate_confidence:
-                proposals[idx] = mask
-    return trainer.strategy.broadcast(proposals, src=0)
+def propose_irrelevant_regions(cfg: DictConfig, images: TrainingImages, table: EditTable,
+                               rejected: set[int], number: int) -> dict[int, np.ndarray]:
+    """Train a generator on the clinician masks in ``table`` and propose regions for the training
+    images that are neither edited nor ``rejected``: {idx: mask} of the confident, small ones."""
+    torch.manual_seed(cfg.seed + number)
+    generator = cfg.prior_generator
+    module = PriorGeneratorModule(cfg.data.channels, "irrelevant", tuple(generator.features), generator.lr)
+    marks = table.clinician_masks()
+    loader = DataLoader(MarkedSamples(images, marks), batch_size=min(16, len(marks)), shuffle=True)
+    steps = max(generator.epochs, 100 // max(1, len(loader)))  # >= ~100 updates
+    fit_generator(module, loader, steps)
+    excluded = set(table) | rejected
+    positions = [p for p, i in enumerate(images.indices) if int(i) not in excluded]
+    masks, confidence = predict_masks(module, images.evaluation_dataset(edited=False), positions,
+                                      generator.threshold)
+    return {idx: mask for idx, mask in masks.items()
+            if 0 < mask.mean() <= cfg.imil.propagate_max_area
+            and confidence[idx] >= cfg.imil.propagate_confidence}

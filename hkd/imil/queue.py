@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hkd.data.cache import rasterize
-from hkd.data.folder import parse_region
-from hkd.data.records import DataError
-from hkd.io import atomic_write, atomic_write_json
+from hkd.atomic import atomic_write, atomic_write_json
+from hkd.data.decode import rasterize
+from hkd.data.formats.folder import parse_region
+from hkd.errors import InputError
 
 MANIFEST = "manifest.json"
 MARKS = "marks.json"
@@ -54,43 +54,43 @@ def read_manifest(folder: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: cannot read the round's manifest: {error}") from error
+        raise InputError(f"{path}: cannot read the round's manifest: {error}") from error
 
 
 def validate_regions(regions: object, width: int, height: int, where: str) -> list[dict]:
-    """Check a sample's drawn regions; raise DataError naming what is wrong."""
+    """Check a sample's drawn regions; raise InputError naming what is wrong."""
     if not isinstance(regions, list):
-        raise DataError(f"{where}: 'regions' must be a list")
+        raise InputError(f"{where}: 'regions' must be a list")
     if len(regions) > MAX_REGIONS:
-        raise DataError(f"{where}: at most {MAX_REGIONS} regions per sample")
+        raise InputError(f"{where}: at most {MAX_REGIONS} regions per sample")
     checked = []
     for number, region in enumerate(regions):
         at = f"{where} region {number}"
         if not isinstance(region, dict) or region.get("type") not in ("rect", "stroke"):
-            raise DataError(f"{at}: needs type 'rect' or 'stroke'")
+            raise InputError(f"{at}: needs type 'rect' or 'stroke'")
         if region["type"] == "rect":
             values = [region.get(k) for k in ("x", "y", "w", "h")]
             if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values):
-                raise DataError(f"{at}: x, y, w, h must be numbers")
+                raise InputError(f"{at}: x, y, w, h must be numbers")
             x, y, w, h = map(float, values)
             if w <= 0 or h <= 0:
-                raise DataError(f"{at}: width and height must be positive")
+                raise InputError(f"{at}: width and height must be positive")
             if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
-                raise DataError(f"{at}: rectangle lies outside the {width}x{height} image")
+                raise InputError(f"{at}: rectangle lies outside the {width}x{height} image")
             checked.append({"type": "rect", "x": x, "y": y, "w": w, "h": h,
                             "erase": bool(region.get("erase", False))})
         else:
             points, size = region.get("points"), region.get("width", 10)
             if not isinstance(points, list) or not points or len(points) > MAX_POINTS:
-                raise DataError(f"{at}: 'points' must be a list of 1..{MAX_POINTS} [x, y] pairs")
+                raise InputError(f"{at}: 'points' must be a list of 1..{MAX_POINTS} [x, y] pairs")
             if not isinstance(size, (int, float)) or not 0 < size <= max(width, height):
-                raise DataError(f"{at}: brush 'width' must be a positive number")
+                raise InputError(f"{at}: brush 'width' must be a positive number")
             for point in points:
                 if (not isinstance(point, list) or len(point) != 2
                         or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in point)):
-                    raise DataError(f"{at}: every point must be [x, y] numbers")
+                    raise InputError(f"{at}: every point must be [x, y] numbers")
                 if not (-1 <= point[0] <= width + 1 and -1 <= point[1] <= height + 1):
-                    raise DataError(f"{at}: point {point} lies outside the {width}x{height} image")
+                    raise InputError(f"{at}: point {point} lies outside the {width}x{height} image")
             checked.append({"type": "stroke", "points": points, "width": float(size),
                             "erase": bool(region.get("erase", False))})
     return checked
@@ -127,10 +127,10 @@ def read_marks(folder: Path, size: int) -> dict[int, tuple[np.ndarray | None, di
         try:
             marks = json.loads(marks_path.read_text())
         except json.JSONDecodeError as error:
-            raise DataError(f"{marks_path}: not valid JSON: {error}") from error
+            raise InputError(f"{marks_path}: not valid JSON: {error}") from error
         for sample_id, mark in (marks.get("samples") or {}).items():
             if sample_id not in by_id:
-                raise DataError(f"{marks_path}: unknown sample id '{sample_id}'")
+                raise InputError(f"{marks_path}: unknown sample id '{sample_id}'")
             sample = by_id[sample_id]
             where = f"{marks_path} sample {sample_id}"
             regions = validate_regions(mark.get("regions", []), sample["width"], sample["height"], where)
@@ -149,13 +149,13 @@ def _read_coco_marks(path: Path, by_id: dict, size: int) -> dict[int, tuple[np.n
         images = {image["id"]: image["file_name"] for image in coco["images"]}
         annotations = coco["annotations"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise DataError(f"{path}: not a COCO file with images and annotations: {error}") from error
+        raise InputError(f"{path}: not a COCO file with images and annotations: {error}") from error
     by_file = {s["image"]: s for s in by_id.values()}
     regions: dict[str, list] = {}
     for number, annotation in enumerate(annotations):
         file_name = images.get(annotation.get("image_id"))
         if file_name not in by_file:
-            raise DataError(f"{path} annotations[{number}]: image is not in this round")
+            raise InputError(f"{path} annotations[{number}]: image is not in this round")
         regions.setdefault(file_name, []).extend(parse_region(annotation, f"{path} annotations[{number}]"))
     result = {}
     for file_name, polygons in regions.items():

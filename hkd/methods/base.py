@@ -1,22 +1,56 @@
-"""A training method: how a batch becomes a loss. The LightningModule delegates to it."""
+"""A training method: how a batch becomes a loss. The classifier LightningModule receives a built
+method and delegates its training loss to it.
+
+A new method is one file: a ``Method`` subclass that declares what it needs on the class and is
+registered with ``@METHODS.register("name")``; ``method.name=name`` then trains it."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
+from omegaconf import DictConfig
 from torch import nn
+
+from hkd.registry import Registry
 
 
 class Method(nn.Module):
-    """Plain cross-entropy on ``batch[input_key]`` (the baseline; also the HKD teacher on ROIs)."""
+    """Plain cross-entropy on ``batch[input_key]``: the baseline, and HKD's teacher on ROI images.
 
-    name = "baseline"
+    What a method needs is declared on its class:
+
+    * ``inputs``: the sample keys its loss reads; ``"roi"`` makes the data build ROI images.
+    * ``stages``: named stages that run before it trains (``hkd.run.stages``), e.g. HKD's teacher;
+      each result reaches the method through ``use_stage_result``.
+    * ``double_backward``: the loss differentiates a gradient (``torch.compile`` refuses these).
+    * ``mixes_batches``: MixUp/CutMix may mix its batches (they mix images but not priors).
+    """
+
+    name: ClassVar[str] = "baseline"
+    inputs: ClassVar[tuple[str, ...]] = ("image",)
+    stages: ClassVar[tuple[str, ...]] = ()
+    double_backward: ClassVar[bool] = False
+    mixes_batches: ClassVar[bool] = True
 
     def __init__(self, input_key: str = "image") -> None:
         super().__init__()
         self.input_key = input_key
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, num_classes: int, in_chans: int) -> Method:
+        """The method as configured (``method.*`` and the method's own section)."""
+        return cls()
+
+    def use_stage_result(self, stage: str, result: dict) -> None:
+        """Receive what one of ``stages`` produced (e.g. the teacher's checkpoint)."""
 
     def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:
         """``loss`` to optimise, ``logits`` for metrics, and any other terms to log."""
         _, logits = module.features_and_logits(batch[self.input_key])
         ce = module.cross_entropy(logits, batch["label"], batch.get("soft_label"))
         return {"loss": ce, "ce": ce, "logits": logits}
+
+
+METHODS: Registry[type[Method]] = Registry("method.name")
+METHODS.register("baseline")(Method)

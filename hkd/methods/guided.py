@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hkd.methods.base import Method
-from hkd.models.backbone import grad_cam
+from hkd.explanations.cam import grad_cam
+from hkd.methods.base import METHODS, Method
 
 
 def _annotated(batch: dict) -> torch.Tensor:
@@ -35,10 +35,15 @@ class GuidedMethod(Method):
     """CE plus a penalty computed from the batch, the logits and the features."""
 
     needs_input_grad = False
+    mixes_batches = False
 
     def __init__(self, weight: float) -> None:
         super().__init__("image")
         self.weight = float(weight)
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, in_chans: int) -> GuidedMethod:
+        return cls(cfg.method.weight)
 
     def penalty(self, module, batch, x, features, logits) -> torch.Tensor:
         raise NotImplementedError
@@ -57,27 +62,50 @@ class GuidedMethod(Method):
         return {"loss": loss, "ce": ce, self.name: penalty, "logits": logits}
 
 
-class RRR(GuidedMethod):
+class InputGradientMethod(GuidedMethod):
+    """A penalty on the input gradient of a score, inside A (its loss needs double backward)."""
+
+    needs_input_grad = True
+    double_backward = True
+
+    def score(self, batch: dict, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def magnitude(self, grad: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def penalty(self, module, batch, x, features, logits):
+        grad, = torch.autograd.grad(self.score(batch, logits), x, create_graph=True)
+        return self.magnitude(_outside(batch) * grad).flatten(1).sum(1).mean()
+
+
+@METHODS.register("rrr")
+class RRR(InputGradientMethod):
+    """Squared gradient of the summed log-probabilities."""
+
     name = "rrr"
-    needs_input_grad = True
 
-    def penalty(self, module, batch, x, features, logits):
-        summed = F.log_softmax(logits, dim=1).sum()
-        grad, = torch.autograd.grad(summed, x, create_graph=True)
-        return ((_outside(batch) * grad) ** 2).flatten(1).sum(1).mean()
+    def score(self, batch, logits):
+        return F.log_softmax(logits, dim=1).sum()
+
+    def magnitude(self, grad):
+        return grad ** 2
 
 
-class GradMask(GuidedMethod):
+@METHODS.register("gradmask")
+class GradMask(InputGradientMethod):
+    """Absolute gradient of the contrast between the true class and the others."""
+
     name = "gradmask"
-    needs_input_grad = True
 
-    def penalty(self, module, batch, x, features, logits):
+    def score(self, batch, logits):
         labels = batch["label"]
         own = logits.gather(1, labels[:, None])[:, 0]
         others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
-        contrast = (own - torch.logsumexp(others, dim=1)).sum()
-        grad, = torch.autograd.grad(contrast, x, create_graph=True)
-        return (_outside(batch) * grad).abs().flatten(1).sum(1).mean()
+        return (own - torch.logsumexp(others, dim=1)).sum()
+
+    def magnitude(self, grad):
+        return grad.abs()
 
 
 def shuffle_outside(x: torch.Tensor, outside: torch.Tensor, generator=None) -> torch.Tensor:
@@ -94,6 +122,7 @@ def shuffle_outside(x: torch.Tensor, outside: torch.Tensor, generator=None) -> t
     return shuffled
 
 
+@METHODS.register("actdiff")
 class ActDiff(GuidedMethod):
     name = "actdiff"
 
@@ -104,8 +133,10 @@ class ActDiff(GuidedMethod):
         return (features[mask] - other).flatten(1).norm(dim=1).mean()
 
 
+@METHODS.register("cam_align")
 class CamAlign(GuidedMethod):
     name = "cam_align"
+    double_backward = True
 
     def penalty(self, module, batch, x, features, logits):
         mask = _annotated(batch)
@@ -115,4 +146,4 @@ class CamAlign(GuidedMethod):
         return F.mse_loss(cam, prior)
 
 
-GUIDED_METHODS = {cls.name: cls for cls in (RRR, GradMask, ActDiff, CamAlign)}
+GUIDED_METHODS = {cls.name: cls for cls in (RRR, GradMask, ActDiff, CamAlign)}  # for tests and docs

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from hkd.methods.base import Method
+from hkd.methods.base import METHODS, Method
 from hkd.models.backbone import build_backbone
 
 
@@ -33,17 +33,35 @@ def kd_epochs(cfg: DictConfig) -> int:
     return max(1, round(2 * cfg.trainer.max_epochs / 3))
 
 
+PRIORS = ("annotations", "predicted")  # hkd.prior: where the teacher's regions come from
+
+
+@METHODS.register("hkd")
 class HKDStudent(Method):
     name = "hkd"
+    inputs = ("image", "roi")
+    stages = ("prior_generator", "teacher")  # the prior stage runs only with hkd.prior=predicted
+    mixes_batches = False
 
     def __init__(self, cfg: DictConfig, num_classes: int, in_chans: int) -> None:
         super().__init__("image")
         teacher_model = OmegaConf.merge(cfg.model, {"pretrained": False})
-        self.teacher = build_backbone(teacher_model, num_classes, in_chans)
+        # a placeholder for stage 1's weights: built on a forked RNG, so it takes no random
+        # numbers from the student's initialisation or data order
+        with torch.random.fork_rng(devices=[]):
+            self.teacher = build_backbone(teacher_model, num_classes, in_chans)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.alpha0 = float(cfg.hkd.alpha)
         self.kd_epochs = kd_epochs(cfg)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, num_classes: int, in_chans: int) -> HKDStudent:
+        return cls(cfg, num_classes, in_chans)
+
+    def use_stage_result(self, stage: str, result: dict) -> None:
+        if stage == "teacher" and result.get("best_checkpoint"):
+            self.load_teacher(result["best_checkpoint"])
 
     def train(self, mode: bool = True) -> HKDStudent:
         super().train(mode)

@@ -1,20 +1,12 @@
-"""``method.name`` -> Method."""
+"""``method.name`` -> a built method."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from hkd.methods.base import Method
+from hkd.methods.base import METHODS, Method
 
 
-def build_method(cfg: DictConfig, num_classes: int, in_chans: int, input_key: str = "image") -> Method:
-    name = cfg.method.name
-    if name == "baseline" or input_key == "roi":
-        return Method(input_key)
-    if name == "hkd":
-        from hkd.methods.hkd import HKDStudent
-
-        return HKDStudent(cfg, num_classes, in_chans)
-    from hkd.methods.guided import GUIDED_METHODS
-
-    return GUIDED_METHODS[name](cfg.method.weight)
+def build_method(cfg: DictConfig, num_classes: int, in_chans: int) -> Method:
+    """The configured method, ready to hand to ``ClassifierModule``."""
+    return METHODS[cfg.method.name].from_config(cfg, num_classes, in_chans)

@@ -44,14 +44,3 @@ def features_and_logits(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, 
     """The last pre-pooling feature map (B, C, h, w) and the logits, in one pass."""
     features = net.forward_features(x)
     return features, net.forward_head(features)
-
-
-def grad_cam(features: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
-             create_graph: bool = False) -> torch.Tensor:
-    """Grad-CAM (B, h, w) of class ``target`` from a feature map that produced ``logits``.
-
-    With ``create_graph`` the map stays differentiable (for losses that shape it)."""
-    score = logits.gather(1, target.view(-1, 1)).sum()
-    grads, = torch.autograd.grad(score, features, create_graph=create_graph, retain_graph=True)
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    return torch.relu((weights * features).sum(dim=1))

@@ -5,6 +5,7 @@ propagation), so that images without annotations get a predicted one."""
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
@@ -57,3 +58,20 @@ class PriorGeneratorModule(L.LightningModule):
     def predict_probabilities(self, image: torch.Tensor) -> torch.Tensor:
         self.eval()
         return torch.sigmoid(self(image.to(self.device)))[:, 0].cpu()
+
+
+def predict_masks(module: PriorGeneratorModule, dataset, positions: list[int], threshold: float,
+                  batch_size: int = 64) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+    """Thresholded masks and mean confidence for the samples at ``positions`` (no augmentation)."""
+    masks, confidence = {}, {}
+    for start in range(0, len(positions), batch_size):
+        chunk = positions[start:start + batch_size]
+        samples = [dataset[p] for p in chunk]
+        images = torch.stack([s["image"] for s in samples])
+        probabilities = module.predict_probabilities(images)
+        for sample, probability in zip(samples, probabilities):
+            mask = (probability > threshold).numpy()
+            masks[sample["idx"]] = mask
+            inside = probability[probability > threshold]
+            confidence[sample["idx"]] = float(inside.mean()) if len(inside) else 0.0
+    return masks, confidence

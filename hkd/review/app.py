@@ -22,9 +22,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hkd.data.records import DataError
+from hkd.atomic import atomic_write_json
+from hkd.errors import InputError
 from hkd.imil.queue import MANIFEST, MARKS, read_manifest, validate_regions
-from hkd.io import atomic_write_json
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024
@@ -91,12 +91,12 @@ class ReviewStore:
         sample = self.sample(number, sample_id)
         status = body.get("status")
         if status not in STATUSES:
-            raise DataError(f"'status' must be one of {', '.join(STATUSES)}")
+            raise InputError(f"'status' must be one of {', '.join(STATUSES)}")
         where = f"round {number} sample {sample_id}"
         regions = validate_regions(body.get("regions", []), sample["width"], sample["height"], where)
         comment, who = body.get("comment", ""), body.get("who", "")
         if not isinstance(comment, str) or not isinstance(who, str) or len(comment) > 2000 or len(who) > 200:
-            raise DataError("'comment' and 'who' must be short strings")
+            raise InputError("'comment' and 'who' must be short strings")
         with self.lock:
             marks = self.marks(number)
             current = marks["samples"].get(sample_id)
@@ -183,7 +183,7 @@ def create_app(run_dir: str | Path, token: str | None = None) -> Starlette:
             record = store.save_mark(number, request.path_params["sample_id"], body)
         except ConflictError as exc:
             return error(409, str(exc))
-        except DataError as exc:
+        except InputError as exc:
             return error(422, str(exc))
         except OSError as exc:  # disk full or read-only: saved marks unchanged, the page keeps its drawing
             return error(507, str(exc))

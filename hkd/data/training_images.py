@@ -1,0 +1,68 @@
+"""The training split as IMIL sees it: one narrow object instead of the DataModule's internals.
+
+IMIL mines the unaugmented training samples, reads their cached images and annotations to show
+or mark them, and hands an edit table to the training datasets. Nothing else of the data layer
+is its business."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hkd.data.dataset import ChestXrayDataset, ImageEdits
+from hkd.data.image_record import Record
+
+
+@dataclass
+class TrainingImages:
+    train: ChestXrayDataset  # augmented, what the training loader reads
+    train_eval: ChestXrayDataset  # the same samples unaugmented, for mining and prediction
+    records: list[Record]
+    classes: list[str]
+    image_size: int
+    eval_batch_size: int
+    keeps_workers: bool  # persistent DataLoader workers would keep a stale copy of the edits
+
+    def __len__(self) -> int:
+        return len(self.train_eval)
+
+    @property
+    def indices(self) -> np.ndarray:
+        """The data set rows (``idx``) of the training samples."""
+        return self.train_eval.indices
+
+    def use_edits(self, edits: ImageEdits) -> None:
+        """Every training read (augmented or not) applies ``edits`` from now on."""
+        self.train.edits = edits
+        self.train_eval.edits = edits
+
+    def evaluation_dataset(self, edited: bool = True) -> ChestXrayDataset:
+        """Unaugmented training samples, with or without the edits."""
+        return self.train_eval if edited else self.train_eval.without_edits()
+
+    def original(self, idx: int) -> torch.Tensor:
+        """The cached image (C, S, S) in [0, 1], without edits."""
+        return self.train_eval.original(idx)
+
+    def relevant_mask(self, idx: int) -> np.ndarray:
+        """The annotated relevant regions at the cache's size (bool)."""
+        return np.asarray(self.train_eval.cache.relevant[idx]) > 0
+
+    def irrelevant_mask(self, idx: int) -> np.ndarray:
+        """The annotated irrelevant regions at the cache's size (bool)."""
+        return np.asarray(self.train_eval.cache.irrelevant[idx]) > 0
+
+    def is_annotated(self, idx: int) -> bool:
+        """Whether the data marks relevant regions on this image."""
+        return self.records[idx].has_prior
+
+    def source_file(self, idx: int) -> Path:
+        return self.records[idx].path
+
+    def augment(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One draw of the training augmentation on an image and its mask; the image normalised."""
+        image, mask = self.train.augment(image, mask)
+        return self.train.normalize(image), mask

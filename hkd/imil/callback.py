@@ -1,0 +1,311 @@
+"""IMIL (Rao et al. 2024) as a Lightning callback: mine misprediction outliers during training,
+ask an oracle for their irrelevant regions, black those out and train on the edited samples.
+
+The edits are data: an ``EditTable`` handed to the training datasets (applied on read), saved in
+this callback's checkpoint state and in ``RUN_DIR/imil/edits.json``. Under DDP every rank mines its
+shard, the results are gathered and de-duplicated, and every rank applies the same selection (a
+pure function); the train loader is rebuilt each epoch so workers see the edits. The callback reads
+the training data only through ``TrainingImages`` (``datamodule.training_images()``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig
+from PIL import Image
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from hkd.atomic import atomic_write_json
+from hkd.data.training_images import TrainingImages
+from hkd.errors import InputError
+from hkd.explanations.cam import explain_batch
+from hkd.imil.edits import Edit, EditTable
+from hkd.imil.oracles import AnnotationOracle
+from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
+from hkd.imil.propagation import propose_irrelevant_regions
+from hkd.imil.queue import read_marks, round_dir, write_round
+from hkd.imil.selection import deduplicate, round_limit, select_outliers, total_budget
+
+AWAITING_CONFIRMATION = "applied, awaiting confirmation"  # a proposals round nobody reviewed yet
+
+
+class IMILCallback(Callback):
+    """``cfg`` is the run's whole configuration; this callback reads its ``imil`` section (and the
+    prior generator's settings for propagation)."""
+
+    def __init__(self, cfg: DictConfig, run_dir: str | Path) -> None:
+        self.run_cfg = cfg
+        self.cfg = cfg.imil
+        self.run_dir = Path(run_dir)
+        self.table = EditTable.from_config(cfg)
+        self.reviewed: set[int] = set()  # mined and shown to the oracle (edited or skipped)
+        self.rejected: set[int] = set()  # propagated proposals a clinician rejected: never again
+        self.rounds: list[dict] = []
+        self.pending_round: int | None = None
+        self.waiting_for_review = False
+        self.images: TrainingImages | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "IMILCallback"
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"edits": self.table.state_dict(), "reviewed": sorted(self.reviewed),
+                "rejected": sorted(self.rejected), "rounds": self.rounds,
+                "pending_round": self.pending_round}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.table.load_state_dict(state["edits"])
+        self.reviewed = set(state["reviewed"])
+        self.rejected = set(state.get("rejected", []))
+        self.rounds = list(state["rounds"])
+        self.pending_round = state.get("pending_round")
+
+    # -- hooks -------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.images = trainer.datamodule.training_images()
+        if self.images.keeps_workers and not trainer.reload_dataloaders_every_n_epochs:
+            raise ValueError("IMIL edits would be lost: persistent DataLoader workers keep their "
+                             "copy of the dataset; set reload_dataloaders_every_n_epochs=1 or "
+                             "data.persistent_workers=false")
+        self.images.use_edits(self.table)
+        if self.pending_round is not None:
+            self._apply_confirmations()
+            self._apply_review(trainer, self.pending_round)
+        self._publish(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        due = epoch >= self.cfg.start_epoch and (epoch - self.cfg.start_epoch) % self.cfg.every_n_epochs == 0
+        last_epoch = trainer.max_epochs is not None and epoch >= trainer.max_epochs - 1
+        mining_rounds = sum(1 for r in self.rounds if r.get("kind") != "proposals")
+        if not due or last_epoch or (self.cfg.rounds and mining_rounds >= self.cfg.rounds):
+            return
+        n_train = len(self.images)
+        limit = round_limit(total_budget(self.cfg.budget, n_train), self.table.clinician_count(),
+                            self.cfg.rounds)
+        if limit <= 0 and not self.cfg.propagate:
+            return
+        idx, labels, predictions, losses = self.mine(trainer, pl_module)
+        chosen = select_outliers(idx, labels, predictions, losses, self.reviewed, limit)
+        number = len(self.rounds) + 1
+        record = {"round": number, "epoch": epoch, "n_train": n_train,
+                  "n_mispredicted": int((predictions != labels).sum()), "n_selected": len(chosen),
+                  "selected": chosen, "labels": [int(labels[idx == i][0]) for i in chosen],
+                  "predictions": [int(predictions[idx == i][0]) for i in chosen]}
+        if self.cfg.oracle == "queue" and chosen:
+            self._queue_round(trainer, pl_module, number, record)
+            return
+        edited, skipped = [], []
+        if self.cfg.oracle == "annotations":
+            oracle = AnnotationOracle(self.images)
+            for i, label, prediction in zip(chosen, record["labels"], record["predictions"]):
+                mask, reason = oracle.irrelevant_regions(i)
+                self.reviewed.add(i)
+                if mask is None:
+                    skipped.append(i)
+                    continue
+                self.table[i] = Edit(mask=mask, round=number, epoch=epoch, source="oracle",
+                                     reason=reason, label=label, prediction=prediction)
+                edited.append(i)
+        record.update(edited=edited, skipped=skipped)
+        if self.cfg.propagate and self.table.clinician_count():
+            record["propagated"] = self._propagate(trainer, number, epoch)
+        self.rounds.append(record)
+        self._publish(trainer)
+        self._log_round(trainer, pl_module, record)
+
+    # -- mining ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def mine(self, trainer: L.Trainer, pl_module: L.LightningModule):
+        """(idx, label, prediction, loss) of every training sample, identical on all ranks."""
+        dataset = self.images.evaluation_dataset()
+        sampler = None
+        if trainer.world_size > 1:
+            sampler = DistributedSampler(dataset, num_replicas=trainer.world_size,
+                                         rank=trainer.global_rank, shuffle=False, drop_last=False)
+        loader = DataLoader(dataset, batch_size=self.images.eval_batch_size, sampler=sampler,
+                            shuffle=False, num_workers=0)
+        was_training = pl_module.training
+        pl_module.eval()
+        columns: list[list[torch.Tensor]] = [[], [], [], []]
+        for batch in loader:
+            logits = pl_module(batch["image"].to(pl_module.device)).float()
+            labels = batch["label"].to(pl_module.device)
+            loss = F.cross_entropy(logits, labels, reduction="none")
+            for column, value in zip(columns, (batch["idx"].to(pl_module.device), labels,
+                                               logits.argmax(1), loss)):
+                column.append(value)
+        pl_module.train(was_training)
+        local = [torch.cat(c) for c in columns]
+        if trainer.world_size > 1:
+            local = [pl_module.all_gather(c).reshape(-1) for c in local]
+        idx, labels, predictions, losses = (c.cpu().numpy() for c in local)
+        return deduplicate(idx, labels, predictions, losses)
+
+    # -- applying edits ----------------------------------------------------------------------
+    def _publish(self, trainer: L.Trainer) -> None:
+        """Write the edit table (which the datasets already read) to ``RUN_DIR/imil/edits.json``."""
+        if trainer.is_global_zero:
+            atomic_write_json(self.run_dir / "imil" / "edits.json",
+                              self.table.to_json(self.rounds, self.pending_round))
+
+    def _log_round(self, trainer: L.Trainer, pl_module: L.LightningModule, record: dict) -> None:
+        metrics = {"imil/round": record["round"], "imil/n_mispredicted": record["n_mispredicted"],
+                   "imil/n_selected": record["n_selected"],
+                   "imil/n_edited": len(record.get("edited", [])),
+                   "imil/n_skipped": len(record.get("skipped", [])),
+                   "imil/n_propagated": len(record.get("propagated", [])),
+                   "imil/budget_used": self.table.clinician_count()}
+        for key, value in metrics.items():
+            pl_module.log(key, float(value), rank_zero_only=True)
+        if not trainer.is_global_zero or not record.get("edited") or not self.run_cfg.logging.images:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                self._wandb_table(logger, record)
+
+    def _wandb_table(self, logger: WandbLogger, record: dict) -> None:
+        """The round as a W&B table (offline runs stage its images for ``wandb sync``)."""
+        import wandb
+
+        classes = self.images.classes
+        rows = [[record["epoch"], i, classes[self.table[i].label], classes[self.table[i].prediction],
+                 *(wandb.Image(picture) for picture in pictures)]
+                for i, pictures in round_pictures(self.images, self.table, record["edited"][:32])]
+        logger.log_table(f"imil/round_{record['round']}",
+                         columns=["epoch", "idx", "label", "prediction", "image", "removed",
+                                  "edited"], data=rows)
+
+    # -- the queue oracle --------------------------------------------------------------------
+    def _queue_round(self, trainer: L.Trainer, pl_module: L.LightningModule, number: int,
+                     record: dict) -> None:
+        """Write the round for review, checkpoint and stop cleanly."""
+        if trainer.is_global_zero:
+            samples = self._round_samples(pl_module, record["selected"])
+            write_round(round_dir(self.run_dir, number), number, record["epoch"], samples)
+        self.rounds.append({**record, "status": "pending review"})
+        self.pending_round = number
+        self.waiting_for_review = True
+        self._publish(trainer)
+        trainer.strategy.barrier()
+        trainer.save_checkpoint(self.run_dir / "checkpoints" / "last.ckpt")
+        trainer.should_stop = True
+
+    def _round_samples(self, pl_module: L.LightningModule, selected: list[int]) -> list[dict]:
+        """The review page's samples: original image, CAM of the predicted class, prediction."""
+        dataset = self.images.evaluation_dataset()
+        position = {int(i): p for p, i in enumerate(dataset.indices)}
+        samples = [dataset[position[i]] for i in selected]
+        batch = {"image": torch.stack([s["image"] for s in samples]),
+                 "label": torch.tensor([s["label"] for s in samples])}
+        probabilities, cams = explain_batch(pl_module, batch, of_prediction=True)
+        pl_module.train()
+        classes = self.images.classes
+        out = []
+        for sample, probability, cam in zip(samples, probabilities, cams):
+            image = display_image(self.images, sample["idx"])
+            cam_image = Image.fromarray((cam.numpy() * 255).astype(np.uint8))
+            cam_image = cam_image.resize(image.size, Image.BILINEAR)
+            out.append({"idx": sample["idx"], "label": classes[sample["label"]],
+                        "prediction": classes[int(probability.argmax())],
+                        "confidence": float(probability.max()), "image": image,
+                        "cam": heatmap(cam_image)})
+        return out
+
+    def _apply_review(self, trainer: L.Trainer, number: int) -> None:
+        """On resume: the clinician's marks of the pending round become edits."""
+        folder = round_dir(self.run_dir, number)
+        marks = read_marks(folder, self.images.image_size)
+        record = self.rounds[-1]
+        if not marks:
+            raise InputError(f"IMIL round {number} has no marks yet: review {folder} first "
+                             f"(hkd review {self.run_dir}), then resume")
+        edited, skipped = [], []
+        for i, (mask, mark) in marks.items():
+            self.reviewed.add(i)
+            if mask is None:
+                skipped.append(i)
+                continue
+            self.table[i] = Edit(mask=mask, round=number, epoch=record["epoch"], source="clinician",
+                                 reason=mark.get("comment", ""), who=mark.get("who", ""),
+                                 label=_selected_value(record, "labels", i),
+                                 prediction=_selected_value(record, "predictions", i))
+            edited.append(i)
+        record.update(status="reviewed", edited=edited, skipped=skipped,
+                      unreviewed=[i for i in record["selected"] if i not in marks],
+                      applied_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        self.pending_round = None
+        if self.cfg.propagate and self.table.clinician_count():
+            record["propagated"] = self._propagate(trainer, number, record["epoch"])
+            if record["propagated"]:
+                self._queue_proposals(trainer, record)
+
+    def _queue_proposals(self, trainer: L.Trainer, record: dict) -> None:
+        """Show the applied proposals in the review page, as a round of their own, so the
+        clinician can accept, correct or reject them; decisions apply at the next resume."""
+        number = len(self.rounds) + 1
+        chosen = record["propagated"]
+        if trainer.is_global_zero:
+            samples = self._round_samples(trainer.lightning_module, chosen)
+            for sample in samples:
+                mask = Image.fromarray((self.table[sample["idx"]].mask * 255).astype(np.uint8))
+                sample["proposal"] = proposal_overlay(mask.resize(sample["image"].size, Image.NEAREST))
+            write_round(round_dir(self.run_dir, number), number, record["epoch"], samples,
+                        kind="proposals")
+        self.rounds.append({"round": number, "kind": "proposals", "epoch": record["epoch"],
+                            "selected": chosen, "status": AWAITING_CONFIRMATION})
+
+    def _apply_confirmations(self) -> None:
+        """Accepted proposals stay (confirmed), rejected ones are undone, corrected ones take the
+        clinician's drawing; proposals nobody looked at stay applied."""
+        for record in self.rounds:
+            if record.get("kind") != "proposals" or record["status"] != AWAITING_CONFIRMATION:
+                continue
+            marks = read_marks(round_dir(self.run_dir, record["round"]), self.images.image_size)
+            decisions = {"accepted": [], "rejected": [], "corrected": []}
+            for i, (mask, mark) in marks.items():
+                if i not in self.table:
+                    continue
+                edit = self.table[i]
+                if mark.get("status") == "accepted":
+                    edit.confirmed, edit.who = True, mark.get("who", "")
+                    decisions["accepted"].append(i)
+                elif mask is None:
+                    del self.table[i]
+                    self.rejected.add(i)
+                    decisions["rejected"].append(i)
+                else:
+                    edit.mask, edit.source, edit.who = mask, "clinician", mark.get("who", "")
+                    edit.reason = "corrected proposal"
+                    decisions["corrected"].append(i)
+            if marks:
+                record.update(status="confirmed", **decisions)
+
+    # -- propagation -------------------------------------------------------------------------
+    def _propagate(self, trainer: L.Trainer, number: int, epoch: int) -> list[int]:
+        """Rank 0 trains the generator and proposes; every rank applies the same proposals."""
+        proposals: dict[int, np.ndarray] = {}
+        if trainer.is_global_zero:
+            proposals = propose_irrelevant_regions(self.run_cfg, self.images, self.table, self.rejected,
+                                                   number)
+        proposals = trainer.strategy.broadcast(proposals, src=0)
+        for i, mask in proposals.items():
+            self.table[i] = Edit(mask=mask, round=number, epoch=epoch, source="propagated",
+                                 reason="predicted from clinician marks")
+        return sorted(proposals)
+
+
+def _selected_value(record: dict, column: str, idx: int) -> int:
+    """``record[column]`` of a selected sample (``labels`` or ``predictions``); -1 if not selected."""
+    return record[column][record["selected"].index(idx)] if idx in record["selected"] else -1

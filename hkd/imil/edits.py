@@ -1,0 +1,123 @@
+"""IMIL's edit table: which training images are edited, how, by whom, and with what fill.
+
+It is the one object that holds IMIL's changes to the data. The callback changes it, the training
+datasets apply it on read, the checkpoint and ``RUN_DIR/imil/edits.json`` store it, and
+propagation, the review queue and the round pictures read it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from hkd.data.masking import black_out, grow
+from hkd.imil.masks import decode_mask, encode_mask
+
+SOURCES = ("oracle", "clinician", "propagated")  # who made an edit
+
+
+@dataclass
+class Edit:
+    """One edited training image: the pixels removed (at ``data.image_size``) and their story."""
+
+    mask: np.ndarray  # (S, S) bool: the pixels to remove
+    round: int
+    epoch: int
+    source: str  # oracle | clinician | propagated
+    reason: str = ""
+    label: int = -1  # class index when it was selected (-1: not selected, e.g. propagated)
+    prediction: int = -1
+    who: str = ""  # the reviewer's name, when a person made or confirmed it
+    confirmed: bool = False  # a propagated proposal a clinician accepted
+
+    def to_json(self) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if k != "mask"}, "mask": encode_mask(self.mask)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Edit:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and k != "mask"}
+        return cls(mask=decode_mask(data["mask"]), **values)
+
+
+@dataclass
+class EditTable:
+    """``{idx: Edit}`` with the fill and margin every edit is applied with."""
+
+    fill: str = "zero"  # what replaces removed pixels (hkd.data.masking.FILLS)
+    margin: int = 0  # pixels each removed region grows by before the fill
+    fill_mean: float = 0.5  # the ``mean`` fill's value
+    edits: dict[int, Edit] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> EditTable:
+        return cls(fill=cfg.imil.fill, margin=int(cfg.imil.margin), fill_mean=float(cfg.data.fill_mean))
+
+    # -- the table ---------------------------------------------------------------------------
+    def __contains__(self, idx: object) -> bool:
+        return idx in self.edits
+
+    def __getitem__(self, idx: int) -> Edit:
+        return self.edits[idx]
+
+    def __setitem__(self, idx: int, edit: Edit) -> None:
+        self.edits[int(idx)] = edit
+
+    def __delitem__(self, idx: int) -> None:
+        del self.edits[idx]
+
+    def __len__(self) -> int:
+        return len(self.edits)
+
+    def __iter__(self):
+        return iter(self.edits)
+
+    def clinician_count(self) -> int:
+        """Edits a person (or the simulated clinician) made: what the budget counts."""
+        return sum(1 for e in self.edits.values() if e.source != "propagated")
+
+    def clinician_masks(self) -> dict[int, np.ndarray]:
+        return {i: e.mask for i, e in self.edits.items() if e.source != "propagated"}
+
+    # -- applying ----------------------------------------------------------------------------
+    def removed_region(self, idx: int) -> torch.Tensor:
+        """The (S, S) float mask of pixels the edit removes, grown by the margin."""
+        return grow(torch.from_numpy(self.edits[idx].mask.astype(np.float32)), self.margin)
+
+    def apply(self, idx: int, image: torch.Tensor) -> torch.Tensor:
+        """``image`` (C, S, S) in [0, 1] as training sees it after the edit (deterministic per idx)."""
+        generator = torch.Generator().manual_seed(int(idx))
+        return black_out(image, self.removed_region(idx), self.fill, self.fill_mean, generator)
+
+    # -- storing -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """JSON-safe ``{idx: edit}`` (what the checkpoint keeps)."""
+        return {int(i): e.to_json() for i, e in self.edits.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.edits = {int(i): Edit.from_json(e) for i, e in state.items()}
+
+    def to_json(self, rounds: list[dict], pending_round: int | None) -> dict:
+        """The content of ``edits.json``."""
+        return {"version": 2, "fill": self.fill, "margin": self.margin, "fill_mean": self.fill_mean,
+                "n_edited": len(self.edits), "n_clinician": self.clinician_count(), "rounds": rounds,
+                "pending_round": pending_round,
+                "edits": [{"idx": i, **e.to_json()} for i, e in sorted(self.edits.items())]}
+
+    @classmethod
+    def read(cls, path: str | Path) -> EditTable:
+        """The table saved in an ``edits.json`` (version 1 files had no fill or margin: zero, 0)."""
+        data = json.loads(Path(path).read_text())
+        table = cls(fill=data.get("fill", "zero"), margin=int(data.get("margin", 0)),
+                    fill_mean=float(data.get("fill_mean", 0.5)))
+        table.edits = {int(e["idx"]): Edit.from_json(e) for e in data["edits"]}
+        return table
+
+
+def load_edits(run_dir: str | Path) -> EditTable:
+    """The edit table of a run, from ``RUN_DIR/imil/edits.json``."""
+    return EditTable.read(Path(run_dir) / "imil" / "edits.json")

@@ -1,0 +1,42 @@
+"""What a person sees of an IMIL round: the original image with the model's CAM, the proposed
+region of a propagated edit, and the edit as training sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image
+
+from hkd.data.training_images import TrainingImages
+from hkd.imil.edits import EditTable
+
+
+def round_pictures(images: TrainingImages, table: EditTable, indices: list[int],
+                   ) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Per edited sample: (idx, (original, removed region, edited image as training sees it))."""
+    for i in indices:
+        original = images.original(i)
+        edited = table.apply(i, original)  # with the table's fill and margin
+        yield i, (original[0].numpy(), table[i].mask.astype(np.float32), edited[0].numpy())
+
+
+def display_image(images: TrainingImages, idx: int) -> Image.Image:
+    """The original file, as RGB, for the review page."""
+    with Image.open(images.source_file(idx)) as original:
+        return original.convert("RGB")
+
+
+def proposal_overlay(mask: Image.Image) -> Image.Image:
+    """A translucent blue layer over the proposed region."""
+    alpha = (np.asarray(mask) > 127).astype(np.uint8) * 140
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
+    rgba[..., 2], rgba[..., 1], rgba[..., 3] = 255, 120, alpha
+    return Image.fromarray(rgba, mode="RGBA")
+
+
+def heatmap(gray: Image.Image) -> Image.Image:
+    """A colour heatmap (blue -> red) with alpha, for overlaying in the review page."""
+    value = np.asarray(gray, dtype=np.float32) / 255
+    rgba = np.stack([value, 1 - np.abs(value - 0.5) * 2, 1 - value, 0.15 + 0.6 * value], -1)
+    return Image.fromarray((rgba * 255).astype(np.uint8), mode="RGBA")

@@ -1,0 +1,181 @@
+"""The classifier LightningModule: any timm backbone, a pluggable training method, torchmetrics
+on val/test and explanation metrics (relevance mass, pointing game) on the test split."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+from hkd.data.transforms import build_batch_mix
+from hkd.explanations.cam import grad_cam, upsample
+from hkd.explanations.metrics import pointing_game, relevance_mass
+from hkd.models.backbone import build_backbone, features_and_logits
+from hkd.models.optim import configure_optimization
+
+log = logging.getLogger(__name__)
+
+
+NONFINITE_POLICIES = ("stop", "skip")  # trainer.nonfinite_loss
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training met a NaN/inf loss and ``trainer.nonfinite_loss=stop``."""
+
+
+def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    return MetricCollection({
+        "accuracy": MulticlassAccuracy(num_classes, average="micro"),
+        "balanced_accuracy": MulticlassRecall(num_classes, average="macro"),
+        "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+        "auroc": MulticlassAUROC(num_classes, average="macro"),
+    }, prefix=prefix)
+
+
+class TrainingMethod(Protocol):
+    """What the module needs of a training method (``hkd.methods``): the sample key it reads and
+    how a batch becomes a loss."""
+
+    input_key: str
+
+    def training_loss(self, module: ClassifierModule, batch: dict) -> dict[str, torch.Tensor]: ...
+
+
+class ClassifierModule(L.LightningModule):
+    """A timm classifier trained by ``method`` (built by the caller, e.g. ``hkd.methods.build_method``),
+    evaluated on ``method.input_key`` (the raw image, or the ROI image for HKD's teacher)."""
+
+    def __init__(self, cfg: dict, classes: list[str], method: TrainingMethod,
+                 class_weights: list[float] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["method"])
+        self.hparams["input_key"] = method.input_key  # to rebuild the method when loading
+        self.cfg: DictConfig = OmegaConf.create(cfg)
+        self.classes = list(classes)
+        self.input_key = input_key = method.input_key
+        num_classes, in_chans = len(classes), self.cfg.data.channels
+        self.net = build_backbone(self.cfg.model, num_classes, in_chans)
+        if self.cfg.model.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.method = method
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.test_metrics = classification_metrics(num_classes, "test/")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_relevance_mass = MeanMetric()
+        self.test_pointing_game = MeanMetric()
+        self.batch_mix = build_batch_mix(self.cfg.augment, num_classes) if input_key == "image" else None
+        self.confusion_matrix: torch.Tensor | None = None
+        self._compiled = None
+        self.skipped_batches = 0  # batches skipped for a non-finite loss
+
+    # -- model -------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.cfg.model.compile and self._compiled is None:
+            # compile the whole pass (features + head); compiling `self.net` alone would not
+            # cover forward_features/forward_head, which bypass the compiled forward
+            net = self.net
+            self._compiled = torch.compile(lambda x: features_and_logits(net, x))
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cfg.model.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self._compiled is not None:
+            return self._compiled(x)
+        return features_and_logits(self.net, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(x)[1]
+
+    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor,
+                      soft_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy with the hard labels, or with MixUp/CutMix soft labels when given."""
+        target = labels if soft_labels is None else soft_labels
+        return F.cross_entropy(logits, target, weight=self.class_weights)
+
+    # -- steps -------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.batch_mix is not None:
+            image, soft = self.batch_mix(batch["image"], batch["label"])
+            batch = {**batch, "image": image, "soft_label": soft, "label": soft.argmax(1)}
+        out = self.method.training_loss(self, batch)
+        if not self.loss_is_finite(out["loss"], batch, batch_idx):
+            return None  # no backward, no optimizer step: the weights stay as they were
+        batch_size = len(batch["label"])
+        for key, value in out.items():
+            if key != "logits":
+                self.log(f"train/{key}", value, prog_bar=key == "loss", batch_size=batch_size)
+        acc = (out["logits"].argmax(1) == batch["label"]).float().mean()
+        self.log("train/accuracy", acc, prog_bar=True, batch_size=batch_size)
+        return out["loss"]
+
+    def loss_is_finite(self, loss: torch.Tensor, batch: dict, batch_idx: int) -> bool:
+        """Check the loss before backward; on a NaN/inf skip the batch or stop the run
+        (``trainer.nonfinite_loss``). Under DDP the decision is taken by all ranks together, so
+        they skip or stop in step."""
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            return True
+        where = (f"step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}); "
+                 f"samples idx {batch['idx'].tolist()}")
+        if self.cfg.trainer.nonfinite_loss == "skip":
+            self.skipped_batches += 1
+            log.warning("non-finite loss at %s: batch skipped", where)
+            return False
+        # raise rather than stop at the epoch's end: no checkpoint may be written from here on
+        raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at {where}")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch[self.input_key])
+        loss = F.cross_entropy(logits, batch["label"])
+        self.val_metrics.update(logits.softmax(1), batch["label"])
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
+        self.log_dict(self.val_metrics, batch_size=len(logits))
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        x, labels = batch[self.input_key], batch["label"]
+        with torch.enable_grad():
+            features, logits = self.features_and_logits(x.detach().requires_grad_(False))
+            features = features.detach().requires_grad_(True)
+            logits = self.net.forward_head(features)
+            cam = grad_cam(features, logits, labels).detach()
+        logits = logits.detach()
+        self.test_metrics.update(logits.softmax(1), labels)
+        self.test_confusion.update(logits, labels)
+        self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True,
+                 batch_size=len(labels))
+        self.log_dict(self.test_metrics, batch_size=len(labels))
+        annotated = batch["has_prior"].bool()
+        if annotated.any():
+            region = batch["prior"][annotated, 0] > 0.5
+            cam = upsample(cam[annotated], tuple(region.shape[-2:]))
+            self.test_relevance_mass.update(relevance_mass(cam, region.float()))
+            self.test_pointing_game.update(pointing_game(cam, region.float()))
+            self.log("test/relevance_mass", self.test_relevance_mass)
+            self.log("test/pointing_game", self.test_pointing_game)
+
+    def on_test_epoch_end(self) -> None:
+        self.confusion_matrix = self.test_confusion.compute().cpu()
+        self.test_confusion.reset()
+
+    # -- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        per_step = self.cfg.optim.scheduler == "cosine_per_step"
+        return configure_optimization([p for p in self.parameters() if p.requires_grad], self.cfg.optim,
+                                      self.trainer.max_epochs or 1,
+                                      self.trainer.estimated_stepping_batches if per_step else 0)

@@ -1,0 +1,57 @@
+"""Optimisers (``optim.name``) and learning-rate schedules (``optim.scheduler``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from omegaconf import DictConfig
+
+from hkd.registry import Registry
+
+OPTIMIZERS: Registry[Callable[[Iterable[torch.nn.Parameter], DictConfig], torch.optim.Optimizer]] = \
+    Registry("optim.name")
+SCHEDULERS = ("cosine", "cosine_per_step", "none")  # optim.scheduler
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(params: Iterable[torch.nn.Parameter], optim: DictConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+@OPTIMIZERS.register("adam")
+def adam(params: Iterable[torch.nn.Parameter], optim: DictConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(params: Iterable[torch.nn.Parameter], optim: DictConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=optim.lr, momentum=0.9, weight_decay=optim.weight_decay)
+
+
+class CosineWithWarmup:
+    """Linear warm-up then cosine decay to 0, as a picklable LambdaLR factor."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = int(warmup), max(1, int(total))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return 0.5 * (1 + torch.cos(torch.tensor(min(1.0, progress)) * torch.pi).item())
+
+
+def configure_optimization(params: Iterable[torch.nn.Parameter], optim: DictConfig, max_epochs: int,
+                           total_steps: int) -> torch.optim.Optimizer | dict:
+    """What ``LightningModule.configure_optimizers`` returns for the ``optim`` section."""
+    optimizer = OPTIMIZERS[optim.name](params, optim)
+    if optim.scheduler == "none":
+        return optimizer
+    per_step = optim.scheduler == "cosine_per_step"
+    epochs = max(1, max_epochs)
+    total = total_steps if per_step else epochs
+    warmup = optim.warmup_epochs * (total // epochs if per_step else 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, CosineWithWarmup(warmup, total))
+    return {"optimizer": optimizer,
+            "lr_scheduler": {"scheduler": schedule, "interval": "step" if per_step else "epoch"}}

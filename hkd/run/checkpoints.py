@@ -1,0 +1,79 @@
+"""Checkpoints that survive crashes (written atomically, checked before a resume uses them), and
+loading a trained classifier back from one."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import OmegaConf
+
+from hkd.atomic import atomic_write
+from hkd.methods import Method, build_method
+from hkd.models.classifier import ClassifierModule
+
+log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, but into a temporary file renamed into place: a run killed while
+    saving leaves the previous checkpoint intact instead of a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path,
+                        storage_options: Any | None = None) -> None:
+        atomic_write(path, lambda tmp: _save(checkpoint, tmp))
+
+
+def _save(checkpoint: dict[str, Any], path: Path) -> None:
+    # serialise in memory first (as Lightning does), so a full disk raises a plain OSError
+    # rather than torch's zip writer's RuntimeError
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    path.write_bytes(buffer.getbuffer())
+
+
+def is_good_checkpoint(path: Path) -> bool:
+    """True when the file loads and every floating-point weight is finite."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        weights = state["state_dict"]
+    except Exception:  # truncated, corrupt or not a Lightning checkpoint
+        return False
+    return all(torch.isfinite(value).all() for value in weights.values()
+               if torch.is_tensor(value) and value.is_floating_point())
+
+
+def resume_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint to continue from: ``last.ckpt``, or when that is damaged (half-written,
+    non-finite weights) the newest other good checkpoint in the folder; None when there is none."""
+    if not folder.is_dir():
+        return None
+    for stale in folder.glob(".*.ckpt.*"):  # a save that a crash interrupted before its rename
+        log.warning("removing %s, an unfinished checkpoint write", stale)
+        stale.unlink(missing_ok=True)
+    others = sorted((p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in [folder / "last.ckpt", *others]:
+        if not candidate.is_file():
+            continue
+        if is_good_checkpoint(candidate):
+            return candidate
+        log.warning("checkpoint %s is damaged (half-written or non-finite weights); skipping it", candidate)
+    return None
+
+
+def load_classifier(checkpoint: str | Path, map_location: str = "cpu") -> ClassifierModule:
+    """A trained classifier from its checkpoint, with the training method it was trained with
+    (rebuilt from the checkpoint's configuration), in eval mode."""
+    hparams = torch.load(checkpoint, map_location="cpu", weights_only=False)["hyper_parameters"]
+    cfg = OmegaConf.create(hparams["cfg"])
+    if hparams.get("input_key", "image") == "image":
+        method = build_method(cfg, len(hparams["classes"]), cfg.data.channels)
+    else:  # a stage-1 teacher: plain cross-entropy on its input
+        method = Method(hparams["input_key"])
+    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location=map_location, method=method)
+    return module.eval()

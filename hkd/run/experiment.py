@@ -1,0 +1,105 @@
+"""Run one experiment: data, the method's stages, the model, training, evaluation and the record.
+
+``python -m hkd train NAME [key=value ...]`` or ``make experiment NAME=... ARGS="..."``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from hkd import imil
+from hkd.config import save_config
+from hkd.data.datamodule import ChestXrayDataModule
+from hkd.errors import ConfigError
+from hkd.methods import METHODS
+from hkd.models.classifier import ClassifierModule, NonFiniteLossError
+from hkd.run.run_dir import new_run_dir, refuse_used_run_dir, write_summary
+from hkd.run.stage import StageResult, fit_and_evaluate, resume_path
+from hkd.run.stages import STAGES
+
+__all__ = ["NonFiniteLossError", "run_experiment"]
+
+
+def train_class_weights(cfg: DictConfig, datamodule: ChestXrayDataModule) -> list[float] | None:
+    if not cfg.model.class_weights:
+        return None
+    counts = np.array(datamodule.train_class_counts(), dtype=np.float64)
+    weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    return weights.tolist()
+
+
+def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The config of the run being resumed, with this command's overrides on top."""
+    run_dir = Path(cfg.resume)
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"resume={run_dir}: no config.yaml there (is it a run directory?)")
+    resumed = OmegaConf.load(saved)
+    OmegaConf.set_struct(resumed, True)
+    for override in overrides:
+        if not override.startswith("resume="):
+            resumed = OmegaConf.merge(resumed, OmegaConf.from_dotlist([override]))
+    resumed.resume = str(run_dir)
+    return resumed
+
+
+def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
+    """Train and evaluate as configured; return the run directory."""
+    started = time.time()
+    if cfg.resume:
+        cfg = resume_config(cfg, overrides or [])
+        run_dir = Path(cfg.resume)
+    else:
+        run_dir = new_run_dir(cfg.output_dir, cfg.name)
+        refuse_used_run_dir(run_dir)
+    save_config(cfg, run_dir / "config.yaml")
+    L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision("high")
+    method_class = METHODS[cfg.method.name]
+    datamodule = ChestXrayDataModule(cfg, roi_mode=cfg.hkd.roi_mode if "roi" in method_class.inputs else None)
+    datamodule.describe()
+    class_weights = train_class_weights(cfg, datamodule)
+    stage_records = {}
+    for stage in method_class.stages:
+        record = STAGES[stage](cfg, run_dir, datamodule, class_weights)
+        if record is not None:
+            stage_records[stage] = record
+    method = method_class.from_config(cfg, len(datamodule.classes), cfg.data.channels)
+    for stage, record in stage_records.items():
+        method.use_stage_result(stage, record)
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method, class_weights)
+    result = fit_and_evaluate(cfg, run_dir, datamodule, module, cfg.trainer.max_epochs,
+                              cfg.checkpoint.monitor, cfg.checkpoint.mode,
+                              ckpt_path=resume_path(cfg, run_dir), callbacks=imil.callbacks(cfg, run_dir),
+                              options=imil.trainer_options(cfg))
+    if result.waiting_for_review is not None:
+        if result.is_global_zero:
+            print(f"IMIL round {result.waiting_for_review} waits for review in "
+                  f"{run_dir / 'imil' / f'round_{result.waiting_for_review}'}.\n"
+                  f"  review:   hkd review {run_dir}\n"
+                  f"  continue: hkd train {cfg.name} resume={run_dir}")
+        return run_dir
+    if result.is_global_zero:
+        write_summary(run_dir / "summary.json", build_summary(cfg, run_dir, result, started, stage_records))
+    return run_dir
+
+
+def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: float,
+                  stage_records: dict) -> dict:
+    test = dict(result.test)
+    explanations = {key: test.pop(key) for key in ("relevance_mass", "pointing_game") if key in test}
+    return {"name": cfg.name, "method": cfg.method.name, "seed": cfg.seed,
+            "backbone": cfg.model.backbone, "data": cfg.data.format,
+            "fold": cfg.data.fold if cfg.data.folds else None,
+            "imil": imil.is_enabled(cfg), "classes": result.module.classes,
+            "val": result.val, "test": test, "explanations": explanations,
+            "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),
+            "skipped_batches": result.module.skipped_batches,
+            "duration_s": round(time.time() - started, 2), **stage_records,
+            **imil.summary_fields(cfg, run_dir)}

@@ -1,0 +1,64 @@
+"""The run directory: its id (shared by DDP ranks), and its ``summary.json``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from hkd.atomic import atomic_write_json
+from hkd.errors import ConfigError
+
+RUN_ID_ENV = "HKD_RUN_ID"
+_USED_RUN_IDS: set[str] = set()
+
+
+def launcher_run_id(env: Mapping[str, str]) -> str | None:
+    """An id every rank of a torchrun or multi-task srun job computes alike (all ranks run the
+    same sequence of runs, so the count keeps successive runs apart); None outside such jobs."""
+    torchrun = env.get("TORCHELASTIC_RUN_ID", "none")
+    if torchrun != "none":
+        return f"torchrun-{torchrun[:8]}-{len(_USED_RUN_IDS)}"
+    if "SLURM_STEP_ID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        return f"slurm-{env['SLURM_JOB_ID']}.{env['SLURM_STEP_ID']}-{len(_USED_RUN_IDS)}"
+    return None
+
+
+def run_id() -> str:
+    """A new id for each run of this process, shared with its DDP children: they inherit the
+    environment, where a launcher (or the user) may also set ``HKD_RUN_ID`` beforehand. Ranks
+    started independently (torchrun, srun) derive it from the launcher's job id."""
+    current = os.environ.get(RUN_ID_ENV)
+    if not current or current in _USED_RUN_IDS:
+        current = launcher_run_id(os.environ)
+        if current is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError(f"this process is one of WORLD_SIZE={os.environ['WORLD_SIZE']} ranks started "
+                               f"by a launcher: set {RUN_ID_ENV} to the same value on every rank (e.g. "
+                               f"{RUN_ID_ENV}=$(date +%Y%m%d-%H%M%S) on each node), so they share one run "
+                               "directory")
+        current = current or time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+        os.environ[RUN_ID_ENV] = current
+    _USED_RUN_IDS.add(current)
+    return current
+
+
+def new_run_dir(output_dir: str, name: str) -> Path:
+    path = Path(output_dir) / name / run_id()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def refuse_used_run_dir(run_dir: Path) -> None:
+    """A fresh run must not train into a directory an earlier run left checkpoints in (a reused
+    ``HKD_RUN_ID``): it would mix their metrics and continue a stale HKD teacher."""
+    used = [path for path in (run_dir / "checkpoints", run_dir / "teacher" / "checkpoints")
+            if path.is_dir() and any(path.iterdir())]
+    if used:
+        raise ConfigError(f"{run_dir} already holds a run (checkpoints in {used[0]}): continue it with "
+                          f"resume={run_dir}, or start a new one with another {RUN_ID_ENV}")
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    atomic_write_json(path, summary)

@@ -1,0 +1,44 @@
+"""HKD's stage 1 in ``RUN_DIR/teacher/``: a classifier trained on ROI images, kept at its lowest
+validation loss; the student (``hkd.methods.hkd``) distils from its frozen features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from hkd.data.datamodule import ChestXrayDataModule
+from hkd.methods import Method
+from hkd.models.classifier import ClassifierModule
+from hkd.run.checkpoints import resume_checkpoint
+from hkd.run.run_dir import write_summary
+from hkd.run.stage import fit_and_evaluate
+
+TEACHER_NOTE = ("the teacher classifies ROI images built from expert annotations: its figures "
+                "need annotations at test time and are an upper reference, not a deployable model")
+
+
+def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
+                  class_weights: list[float] | None) -> dict:
+    """Stage 1, or what an earlier (resumed) run or ``hkd.teacher_checkpoint`` already has."""
+    if cfg.hkd.teacher_checkpoint:
+        path = Path(cfg.hkd.teacher_checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"hkd.teacher_checkpoint={path}: no such checkpoint")
+        return {"best_checkpoint": str(path), "reused": True}
+    teacher_dir = run_dir / "teacher"
+    summary_path = teacher_dir / "summary.json"
+    if cfg.resume and summary_path.is_file():
+        return json.loads(summary_path.read_text())
+    teacher = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, Method(input_key="roi"),
+                               class_weights)
+    last = resume_checkpoint(teacher_dir / "checkpoints") if cfg.resume else None  # killed in stage 1
+    result = fit_and_evaluate(cfg, teacher_dir, datamodule, teacher,
+                              cfg.hkd.teacher_epochs or cfg.trainer.max_epochs, "val/loss", "min",
+                              job_type="teacher", ckpt_path=str(last) if last else None)
+    summary = {"val": result.val, "test_on_roi": dict(result.test),
+               "best_checkpoint": result.best_checkpoint, "note": TEACHER_NOTE}
+    if result.is_global_zero:
+        write_summary(summary_path, summary)
+    return summary

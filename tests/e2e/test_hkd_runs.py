@@ -1,0 +1,50 @@
+"""HKD end to end: the two stages in one run directory, a reused teacher, few annotations with
+a predicted prior."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from hkd.data.datamodule import ChestXrayDataModule
+from hkd.run.experiment import run_experiment
+
+
+def test_two_stage_run_records_teacher_and_student(tiny):
+    run_dir = run_experiment(tiny("method.name=hkd", "trainer.max_epochs=2", "hkd.teacher_epochs=1"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    teacher = json.loads((run_dir / "teacher" / "summary.json").read_text())
+    assert summary["method"] == "hkd" and summary["teacher"]["best_checkpoint"].startswith(str(run_dir))
+    assert "annotations at test time" in teacher["note"] and "accuracy" in teacher["test_on_roi"]
+    assert (run_dir / "teacher" / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "teacher" / "metrics.csv").is_file()
+    student = torch.load(summary["best_checkpoint"], weights_only=False)["state_dict"]
+    teacher_ckpt = torch.load(teacher["best_checkpoint"], weights_only=False)["state_dict"]
+    teacher_net = {key[len("net."):]: value for key, value in teacher_ckpt.items() if key.startswith("net.")}
+    assert teacher_net  # the frozen teacher inside the student is stage 1's
+    assert all(torch.equal(student["method.teacher." + key], value) for key, value in teacher_net.items())
+    # a trained teacher can be reused by another run
+    reused = run_experiment(tiny("method.name=hkd", "trainer.max_epochs=1",
+                                 f"hkd.teacher_checkpoint={teacher['best_checkpoint']}"))
+    assert not (reused / "teacher").exists()
+    assert json.loads((reused / "summary.json").read_text())["teacher"]["reused"]
+
+
+def test_roi_fraction_and_predicted_priors(tiny):
+    cfg = tiny("method.name=hkd", "hkd.roi_fraction=0.25")
+    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule.prepare_data()
+    datamodule.setup()
+    train = datamodule.datasets["train"].indices
+    assert datamodule.has_prior[train].sum() == 10  # 25% of the 40 annotated training images
+    assert datamodule.has_prior[datamodule.datasets["test"].indices].all()
+    run_dir = run_experiment(tiny("method.name=hkd", "hkd.roi_fraction=0.25", "hkd.prior=predicted",
+                                  "hkd.teacher_epochs=1", "prior_generator.epochs=2"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    generator = summary["prior_generator"]
+    assert generator["n_train"] == 10 and generator["n_predicted"] > 0
+    with open(run_dir / "prior_generator" / "metrics.csv", newline="") as handle:
+        dice = [float(row["prior_generator/val_dice"]) for row in csv.DictReader(handle)
+                if row.get("prior_generator/val_dice")]
+    assert generator["val_dice"] == pytest.approx(dice[-1])  # the generator's last validation

@@ -1,0 +1,193 @@
+"""IMIL in real Trainer runs: edits reach the loaders, resume keeps them, the review queue,
+propagation, W&B."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from omegaconf import OmegaConf
+
+from hkd.data.datamodule import ChestXrayDataModule
+from hkd.imil.callback import IMILCallback
+from hkd.imil.edits import load_edits
+from hkd.imil.masks import decode_mask
+from hkd.methods import build_method
+from hkd.models.classifier import ClassifierModule
+from hkd.run.experiment import run_experiment
+from hkd.run.trainer import build_trainer
+
+IMIL = ["imil.enabled=true", "imil.start_epoch=0", "imil.every_n_epochs=1", "augment.policy=none"]
+
+
+class _EditChecker(Callback):
+    """Asserts that every edited sample reaches training_step blacked out."""
+
+    def __init__(self):
+        self.seen_edited = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        imil = next(c for c in trainer.callbacks if isinstance(c, IMILCallback))
+        fill = (0 - trainer.datamodule.data.mean[0]) / trainer.datamodule.data.std[0]
+        for image, idx in zip(batch["image"], batch["idx"].tolist()):
+            if idx in imil.table:
+                mask = torch.from_numpy(imil.table[idx].mask)
+                assert torch.allclose(image[0][mask], torch.tensor(fill)), idx
+                self.seen_edited += 1
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_edits_reach_the_dataloader_after_the_round(tiny, tmp_path, workers):
+    cfg = tiny(*IMIL, "imil.budget=0.5", "trainer.max_epochs=3", f"data.num_workers={workers}")
+    datamodule = ChestXrayDataModule(cfg)
+    datamodule.describe()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
+                              build_method(cfg, len(datamodule.classes), 1))
+    imil, checker = IMILCallback(cfg, tmp_path), _EditChecker()
+    trainer = build_trainer(cfg, tmp_path, 3, "val/loss", "min", callbacks=[imil, checker])
+    trainer.fit(module, datamodule=datamodule)
+    assert len(imil.table) and checker.seen_edited >= len(imil.table)  # epochs 1 and 2 see them
+    assert all(imil.table[i].source == "oracle" for i in imil.table)
+    # the synthetic oracle removes exactly the tag (the `irrelevant` annotation)
+    cache = datamodule.datasets["train"].cache
+    for idx in imil.table:
+        assert np.array_equal(imil.table[idx].mask, np.asarray(cache.irrelevant[idx]) > 0)
+
+
+def test_persistent_workers_without_reload_fail_fast(tiny, tmp_path):
+    cfg = tiny(*IMIL, "data.num_workers=1", "data.persistent_workers=true")
+    datamodule = ChestXrayDataModule(cfg)
+    datamodule.describe()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
+                              build_method(cfg, len(datamodule.classes), 1))
+    trainer = build_trainer(cfg, tmp_path, 1, "val/loss", "min", job_type="teacher",
+                            callbacks=[IMILCallback(cfg, tmp_path)])  # teacher: no reload
+    with pytest.raises(ValueError, match="edits would be lost"):
+        trainer.fit(module, datamodule=datamodule)
+
+
+def test_state_round_trip_and_resume_keep_the_same_edits(tiny):
+    run_dir = run_experiment(tiny(*IMIL, "imil.budget=0.2", "trainer.max_epochs=2"))
+    saved = load_edits(run_dir)
+    assert 0 < len(saved) <= 8  # 20% of 40
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]["IMILCallback"]
+    restored = IMILCallback(tiny(*IMIL), run_dir)
+    restored.load_state_dict(state)
+    assert sorted(restored.table) == sorted(saved)
+    assert all(np.array_equal(restored.table[i].mask, saved[i].mask) for i in saved)
+    run_experiment(tiny(*IMIL, "imil.budget=0.2", f"resume={run_dir}", "trainer.max_epochs=4"),
+                   [f"resume={run_dir}", "trainer.max_epochs=4"])
+    after = load_edits(run_dir)
+    assert set(saved) <= set(after) and len(after) <= 8  # kept, and the budget still holds
+    assert all(np.array_equal(after[i].mask, saved[i].mask) for i in saved)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["imil_edited"] == len(after) and summary["imil_rounds"][0]["round"] == 1
+
+
+def test_queue_round_trip_with_marks_and_coco(tiny):
+    overrides = [*IMIL, "imil.oracle=queue", "imil.budget=0.2", "trainer.max_epochs=3"]
+    run_dir = run_experiment(tiny(*overrides))
+    round_1 = run_dir / "imil" / "round_1"
+    manifest = json.loads((round_1 / "manifest.json").read_text())
+    assert not (run_dir / "summary.json").exists()  # stopped for review, not evaluated
+    assert len(manifest["samples"]) == 8
+    first, second, third = manifest["samples"][:3]
+    assert (round_1 / first["image"]).is_file() and (round_1 / first["cam"]).is_file()
+    resume = [f"resume={run_dir}"]
+    with pytest.raises(Exception, match="no marks yet"):
+        run_experiment(tiny(*overrides, *resume), resume)
+    w = first["width"]
+    (round_1 / "marks.json").write_text(json.dumps({"samples": {
+        first["id"]: {"status": "marked", "who": "dr. a", "when": "now",
+                      "regions": [{"type": "rect", "x": 0, "y": 0, "w": w / 2, "h": w / 2}]},
+        second["id"]: {"status": "skipped", "comment": "not an error", "regions": []}}}))
+    (round_1 / "marks_coco.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": third["image"]}],
+        "annotations": [{"image_id": 1, "bbox": [w / 2, w / 2, w / 4, w / 4]}]}))
+    run_experiment(tiny(*overrides, *resume, "imil.budget=0.2"), resume)
+    edits = json.loads((run_dir / "imil" / "edits.json").read_text())
+    applied = {e["idx"]: e for e in edits["edits"]}
+    assert set(applied) >= {first["idx"], third["idx"]} and second["idx"] not in applied
+    mask = decode_mask(applied[first["idx"]]["mask"])
+    size = mask.shape[0]
+    assert mask[: size // 2 - 1, : size // 2 - 1].all() and not mask[size // 2 + 1:, :].any()
+    assert applied[first["idx"]]["source"] == "clinician" and applied[first["idx"]]["who"] == "dr. a"
+    assert edits["rounds"][0]["status"] == "reviewed"
+
+
+def test_queue_propagation_proposals_are_confirmed_or_rejected_in_review(tiny):
+    from starlette.testclient import TestClient
+
+    from hkd.review.app import create_app
+
+    overrides = [*IMIL, "imil.oracle=queue", "imil.budget=0.2", "imil.rounds=2", "imil.propagate=true",
+                 "imil.propagate_confidence=0.5", "trainer.max_epochs=4"]
+    run_dir = run_experiment(tiny(*overrides))
+    datamodule = ChestXrayDataModule(tiny(*overrides))
+    datamodule.describe()
+    round_1 = run_dir / "imil" / "round_1"
+    manifest = json.loads((round_1 / "manifest.json").read_text())
+    marks = {}
+    for sample in manifest["samples"]:  # the clinician marks each sample's tag
+        x0, y0, x1, y1 = datamodule.records[sample["idx"]].irrelevant[0].bounds()
+        marks[sample["id"]] = {"status": "marked", "regions": [
+            {"type": "rect", "x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0}]}
+    (round_1 / "marks.json").write_text(json.dumps({"samples": marks}))
+    resume = [f"resume={run_dir}"]
+    run_experiment(tiny(*overrides, *resume), resume)
+    edits = json.loads((run_dir / "imil" / "edits.json").read_text())
+    proposals = edits["rounds"][1]
+    assert proposals["kind"] == "proposals" and proposals["selected"]
+    propagated = {e["idx"] for e in edits["edits"] if e["source"] == "propagated"}
+    assert propagated == set(proposals["selected"])  # applied, logged apart from the clinician's
+    client = TestClient(create_app(run_dir))
+    listed = client.get("/api/rounds").json()["rounds"]
+    assert [r["kind"] for r in listed[:2]] == ["outliers", "proposals"]
+    samples = client.get("/api/rounds/2").json()["samples"]
+    assert client.get(f"/api/rounds/2/samples/{samples[0]['id']}/proposal").content[:4] == b"\x89PNG"
+    assert client.put(f"/api/rounds/2/samples/{samples[0]['id']}/marks",
+                      json={"status": "accepted", "regions": []}).status_code == 200
+    rejected = samples[-1]
+    assert len(samples) > 1  # one proposal accepted, another rejected
+    assert client.put(f"/api/rounds/2/samples/{rejected['id']}/marks",
+                      json={"status": "not_an_error", "regions": []}).status_code == 200
+    pending = max(r["round"] for r in listed)  # the next mining round, also waiting
+    assert pending == 3
+    first = json.loads((run_dir / "imil" / f"round_{pending}" / "manifest.json").read_text())["samples"][0]
+    (run_dir / "imil" / f"round_{pending}" / "marks.json").write_text(
+        json.dumps({"samples": {first["id"]: {"status": "skipped", "regions": []}}}))
+    run_experiment(tiny(*overrides, *resume), resume)
+    final = json.loads((run_dir / "imil" / "edits.json").read_text())
+    by_idx = {e["idx"]: e for e in final["edits"]}
+    assert by_idx[samples[0]["idx"]]["confirmed"] is True
+    assert rejected["idx"] not in by_idx
+    assert final["rounds"][1]["status"] == "confirmed"
+
+
+def test_hkd_student_with_imil_composes(tiny):
+    run_dir = run_experiment(tiny("method.name=hkd", *IMIL, "imil.budget=0.5", "hkd.teacher_epochs=1",
+                                  "trainer.max_epochs=2"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["method"] == "hkd" and summary["imil"] and summary["imil_edited"] > 0
+    assert (run_dir / "teacher" / "summary.json").is_file()
+    assert not (run_dir / "teacher" / "imil").exists()  # only the student is edited
+
+
+def test_round_table_reaches_wandb_with_its_images_offline(tiny, monkeypatch, tmp_path):
+    """Real W&B (offline): each round's table (image, prediction, removed region, edited image)
+    is logged to the run, its images staged for `wandb sync`."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = run_experiment(tiny(*IMIL, "imil.budget=0.25", "trainer.max_epochs=2", "logging.wandb=offline"))
+    offline = next((run_dir / "wandb").glob("offline-run-*"))
+    assert list(offline.rglob("media/table/imil/round_1*.table.json"))  # the run's panel
+    files = [p.read_bytes() for p in (tmp_path / "wandb-data").rglob("*") if p.is_file()]
+    staged = [json.loads(data) for data in files if data[:1] == b"{"]
+    tables = [t for t in staged if t.get("_type") == "table"]
+    assert tables and tables[0]["columns"] == ["epoch", "idx", "label", "prediction", "image",
+                                               "removed", "edited"]
+    n_rows = len(tables[0]["data"])  # one round here
+    edits = json.loads((run_dir / "imil" / "edits.json").read_text())
+    assert all(len(t["data"]) == n_rows for t in tables) and n_rows == edits["n_edited"] > 0
+    pngs = [data for data in files if data[:4] == b"\x89PNG"]
+    assert len(pngs) >= 3 * n_rows  # the images themselves, not the word "Image"

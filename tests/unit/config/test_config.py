@@ -1,0 +1,75 @@
+"""Configuration: merge order, unknown keys, enumerated values with suggestions, every experiment file."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from hkd.config import ConfigError, load_config
+
+
+def test_merge_order_base_then_experiment_then_overrides(tmp_path):
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text("trainer:\n  max_epochs: 7\ndata:\n  batch_size: 4\n")
+    cfg = load_config(str(experiment), ["data.batch_size=3"])
+    assert cfg.trainer.max_epochs == 7  # experiment over base
+    assert cfg.data.batch_size == 3  # override over experiment
+    assert cfg.data.image_size == 64  # base default kept
+    assert cfg.name == "exp"
+
+
+def test_unknown_key_names_the_key():
+    with pytest.raises(ConfigError, match="max_epoch"):
+        load_config("quickstart", ["trainer.max_epoch=3"])
+
+
+def test_unknown_key_in_experiment_file_names_file_and_key(tmp_path):
+    experiment = tmp_path / "typo.yaml"
+    experiment.write_text("data:\n  batchsize: 4\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml.*batchsize"):
+        load_config(str(experiment))
+
+
+def test_extends_chains_experiments(tmp_path):
+    (tmp_path / "parent.yaml").write_text("trainer:\n  max_epochs: 9\nseed: 5\n")
+    (tmp_path / "child.yaml").write_text(f"extends: {tmp_path / 'parent.yaml'}\nseed: 6\n")
+    cfg = load_config(str(tmp_path / "child.yaml"))
+    assert (cfg.trainer.max_epochs, cfg.seed) == (9, 6)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method.name=magic", "method.name"),
+    ("data.format=folder", "data.root is required"),
+    ("logging.log_model=true", "log_model"),
+    ("data.channels=3", "one value per channel"),
+    ("seed", "key=value"),
+    ("imil.fill=paint", "imil.fill='paint' is not one of zero, mean, blur, noise, inpaint"),
+    ("imil.margin=-1", "imil.margin=-1 must be a whole number"),
+])
+def test_invalid_values_are_explained(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("quickstart", [override])
+
+
+def test_unknown_experiment_lists_available():
+    with pytest.raises(ConfigError, match="quickstart"):
+        load_config("no_such_experiment")
+
+
+def test_every_experiment_file_merges_in_struct_mode():
+    from hkd.config import experiments_dir
+
+    for path in sorted(experiments_dir().glob("*.yaml")):
+        if path.stem == "base":
+            continue
+        overrides = ["data.root=/tmp"]
+        cfg = load_config(path.stem, overrides)
+        assert OmegaConf.is_config(cfg) and cfg.name == path.stem
+
+
+def test_every_base_key_has_a_comment():
+    from hkd.config import experiments_dir
+
+    for number, line in enumerate((experiments_dir() / "base.yaml").read_text().splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.endswith(":"):
+            continue
+        assert "#" in line, f"base.yaml line {number} has no comment: {line}"

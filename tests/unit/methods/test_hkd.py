@@ -1,0 +1,63 @@
+"""HKD's student loss, its distillation-weight schedule and the frozen teacher."""
+
+import pytest
+import torch
+
+from hkd.data.datamodule import ChestXrayDataModule
+from hkd.methods import build_method
+from hkd.methods.hkd import alpha_schedule, kd_epochs
+from hkd.models.classifier import ClassifierModule
+
+
+def test_alpha_schedule_decays_linearly_then_stays_zero():
+    values = [alpha_schedule(e, 0.5, 40) for e in range(60)]
+    assert values[0] == 0.5 and values[20] == pytest.approx(0.25)
+    assert values[39] == pytest.approx(0.5 / 40) and values[40:] == [0.0] * 20
+    assert all(a > b for a, b in zip(values[:40], values[1:40]))
+
+
+def test_default_kd_epochs_is_two_thirds(tiny):
+    assert kd_epochs(tiny("trainer.max_epochs=60")) == 40
+    assert kd_epochs(tiny("trainer.max_epochs=60", "hkd.kd_epochs=10")) == 10
+
+
+def _student_and_batch(tiny, *overrides):
+    from omegaconf import OmegaConf
+
+    cfg = tiny("method.name=hkd", *overrides)
+    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule.prepare_data()
+    datamodule.setup()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
+                              build_method(cfg, len(datamodule.classes), 1))
+    batch = next(iter(datamodule.train_dataloader()))
+    return module, batch
+
+
+def test_student_loss_mixes_mse_and_ce_with_one_student_pass(tiny, monkeypatch):
+    module, batch = _student_and_batch(tiny)
+    calls = []
+    original = module.net.forward_features
+    monkeypatch.setattr(module.net, "forward_features", lambda x: calls.append(1) or original(x))
+    out = module.method.training_loss(module, batch)
+    assert len(calls) == 1  # features and logits from one forward pass of the student
+    assert out["alpha"].item() == pytest.approx(0.5)
+    assert out["loss"].item() == pytest.approx(0.5 * out["kd_mse"].item() + 0.5 * out["ce"].item(), rel=1e-5)
+
+
+def test_teacher_is_frozen_and_stays_in_eval_mode(tiny):
+    module, batch = _student_and_batch(tiny)
+    before = {k: v.clone() for k, v in module.method.teacher.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.5)
+    module.train()
+    assert not module.method.teacher.training
+    for _ in range(2):
+        loss = module.method.training_loss(module, batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = module.method.teacher.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics included
+    assert all(p.grad is None for p in module.method.teacher.parameters())
+    student_grads = [p.grad for p in module.net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in student_grads)

@@ -1,0 +1,79 @@
+"""Run comparison: mean and spread per group, paired differences, the CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from hkd.reporting.compare import (
+    aggregate,
+    find_summaries,
+    markdown_table,
+    paired_differences,
+    paired_table,
+    sign_flip_p_value,
+)
+
+
+def _write(folder, name, seed, accuracy, mass):
+    run = folder / name / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({
+        "name": name, "method": name.split("-")[0], "seed": seed,
+        "test": {"accuracy": accuracy, "balanced_accuracy": accuracy, "macro_f1": accuracy, "auroc": 0.5},
+        "explanations": {"relevance_mass": mass, "pointing_game": 0.5}}))
+    (run / "teacher").mkdir()
+    (run / "teacher" / "summary.json").write_text(json.dumps({"test_on_roi": {"accuracy": 1.0}}))
+
+
+def test_mean_and_spread_per_group(tmp_path):
+    for seed, accuracy in enumerate([0.5, 0.7]):
+        _write(tmp_path, "hkd", seed, accuracy, 0.2)
+    _write(tmp_path, "baseline", 0, 0.3, 0.1)
+    table = aggregate(find_summaries([tmp_path]))
+    mean, std, n = table["hkd"]["test.accuracy"]
+    assert (round(mean, 6), round(std, 4), n) == (0.6, 0.1414, 2)  # teacher sub-runs excluded
+    assert table["baseline"]["test.accuracy"][1:] == (0.0, 1)
+    text = markdown_table(table)
+    assert "| hkd | 2 | 60.0 ± 14.1 |" in text
+
+
+def test_cli_prints_table_and_writes_plot(tmp_path):
+    _write(tmp_path, "baseline", 0, 0.3, 0.1)
+    result = subprocess.run([sys.executable, "-m", "hkd", "compare", str(tmp_path), "--plot",
+                             str(tmp_path / "plot.png")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and "| baseline | 1 | 30.0 ± 0.0 |" in result.stdout
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    empty = subprocess.run([sys.executable, "-m", "hkd", "compare", str(tmp_path / "none")],
+                           cwd=REPO, capture_output=True, text=True)
+    assert empty.returncode == 2 and "no summary.json" in empty.stderr
+
+
+def test_paired_differences_pair_by_seed_with_an_exact_p_value(tmp_path):
+    for seed, (base, hkd) in enumerate([(0.30, 0.40), (0.50, 0.55), (0.20, 0.35), (0.40, 0.38)]):
+        _write(tmp_path, "baseline", seed, base, 0.1)
+        _write(tmp_path, "hkd", seed, hkd, 0.2)
+    _write(tmp_path, "hkd", 9, 0.99, 0.2)  # no baseline with seed 9: left out of the pairs
+    rows = paired_differences(find_summaries([tmp_path]), "baseline")
+    row = rows["hkd"]
+    assert row["n"] == 4 and row["wins"] == 3
+    assert row["mean"] == pytest.approx((0.10 + 0.05 + 0.15 - 0.02) / 4)
+    # of the 16 sign flips of (.10, .05, .15, -.02), those with |mean| >= the observed .07: all +
+    # (and its mirror) and flipping only the -.02 (and mirror) -> 4/16
+    assert row["p"] == pytest.approx(4 / 16)
+    assert sign_flip_p_value([0.1] * 5) == pytest.approx(2 / 32)  # all-agreeing: the smallest p
+    assert "| hkd | 4 | +7.0 ± 7.3 | 3/4 | 0.250 |" in paired_table(rows, "baseline")
+    with pytest.raises(ValueError, match="reference group 'nope'"):
+        paired_differences(find_summaries([tmp_path]), "nope")
+
+
+def test_cli_paired_comparison(tmp_path):
+    for seed in range(3):
+        _write(tmp_path, "baseline", seed, 0.3, 0.1)
+        _write(tmp_path, "hkd", seed, 0.4 + seed / 100, 0.2)
+    result = subprocess.run([sys.executable, "-m", "hkd", "compare", str(tmp_path), "--plot", "",
+                             "--against", "baseline"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "| hkd | 3 | +11.0 ± 1.0 | 3/3 | 0.250 |" in result.stdout

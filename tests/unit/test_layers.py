@@ -1,0 +1,117 @@
+"""The package's layers, checked on its source: each module imports only from its own package or
+from layers below it, and no two modules import each other, directly or in a cycle.
+
+    errors  <  core  <  data  <  explanations  <  models  <  methods  <  imil   (the library)
+                                      <  config  <  reporting  <  run, review  <  cli, notebook
+
+Run alone: ``python -m pytest tests/unit/test_layers.py -q``."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "hkd"
+
+LAYERS = [
+    ("errors", ["hkd.errors", "hkd"]),
+    ("core", ["hkd.atomic", "hkd.registry"]),
+    ("data", ["hkd.data"]),
+    ("explanations", ["hkd.explanations"]),
+    ("models", ["hkd.models"]),
+    ("methods", ["hkd.methods"]),
+    ("imil", ["hkd.imil"]),
+    ("config", ["hkd.config"]),
+    ("reporting", ["hkd.reporting"]),
+    ("run", ["hkd.run", "hkd.review"]),
+    ("entry points", ["hkd.cli", "hkd.notebook"]),
+    ("python -m hkd", ["hkd.__main__"]),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def owner(module: str) -> tuple[int, str]:
+    """(layer rank, package prefix) of the most specific prefix that names the module."""
+    best = max(((rank, prefix) for rank, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes
+                if module == prefix or module.startswith(prefix + ".")), key=lambda item: len(item[1]))
+    return best
+
+
+def imports(module: str) -> set[str]:
+    """Every hkd module ``module`` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in MODULES
+                     else node.module for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name in MODULES and name != module)
+    return found
+
+
+GRAPH = {module: imports(module) for module in MODULES}
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that goes up a layer or sideways into another package of the same layer."""
+    found = []
+    for module, imported_modules in sorted(graph.items()):
+        rank, package = owner(module)
+        for imported in sorted(imported_modules):
+            other_rank, other_package = owner(imported)
+            if not (other_rank < rank or other_package == package):
+                found.append(f"{module} ({LAYERS[rank][0]}) imports {imported} ({LAYERS[other_rank][0]})")
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules, or None."""
+    visiting, done = [], set()
+
+    def visit(module: str) -> list[str] | None:
+        if module in visiting:
+            return visiting[visiting.index(module):] + [module]
+        if module in done:
+            return None
+        visiting.append(module)
+        for imported in sorted(graph.get(module, ())):
+            cycle = visit(imported)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(module)
+        return None
+
+    return next((cycle for module in sorted(graph) if (cycle := visit(module))), None)
+
+
+def test_every_module_has_a_layer():
+    assert "hkd.run.experiment" in MODULES and len(MODULES) > 40
+    assert all(owner(module) for module in MODULES)
+    assert "hkd.data.dataset" in GRAPH["hkd.data.training_images"]  # imports are found
+
+
+def test_imports_go_down_or_stay_in_the_package():
+    assert layer_violations(GRAPH) == []
+
+
+def test_no_import_cycles():
+    assert find_cycle(GRAPH) is None
+
+
+def test_the_checks_catch_an_upward_import_and_a_cycle():
+    upward = {**GRAPH, "hkd.data.dataset": GRAPH["hkd.data.dataset"] | {"hkd.run.experiment"}}
+    assert layer_violations(upward) == ["hkd.data.dataset (data) imports hkd.run.experiment (run)"]
+    sideways = {"hkd.review.app": {"hkd.run.stage"}}
+    assert len(layer_violations(sideways)) == 1
+    cyclic = {**GRAPH, "hkd.imil.edits": GRAPH["hkd.imil.edits"] | {"hkd.imil.callback"}}
+    cycle = find_cycle(cyclic)
+    assert cycle[0] == cycle[-1] and {"hkd.imil.edits", "hkd.imil.callback"} <= set(cycle)
