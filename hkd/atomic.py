@@ -38,3 +38,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def append_json_line(path: str | Path, record: Any) -> None:
+    """Append ``record`` as one JSON line with a single ``write`` on an ``O_APPEND`` file, then
+    fsync: earlier lines are never rewritten, and a reader never sees half a line."""
+    path = Path(path)
+    line = (json.dumps(record, sort_keys=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(28, f"could not append to {path}: only {written} of {len(line)} bytes written")
+        os.fsync(fd)
+    except OSError as error:
+        raise OSError(error.errno, f"could not write {path}: {error.strerror}") from error
+    finally:
+        os.close(fd)

@@ -35,14 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     review = commands.add_parser("review", help="serve the clinician's review page for IMIL rounds")
     review.add_argument("run_dir", help="a run directory with imil/round_N/ folders")
     review.add_argument("--port", type=int, default=8765)
-    review.add_argument("--host", default="127.0.0.1", help="other than loopback needs --token")
-    review.add_argument("--token", default=None, help="access token every request must carry")
+    review.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on; prefer SSH port forwarding to 0.0.0.0 (see README)")
+    review.add_argument("--token", default=None, help="a fixed access token (default: a new random one)")
+    review.add_argument("--no-token", action="store_true", help="no token, loopback only (prints a warning)")
+    review.add_argument("--allow-host", action="append", default=[], dest="allow_hosts",
+                        help="another host name the page may be reached under (repeatable)")
     args = parser.parse_args(argv)
     if args.command == "review":
         from hkd.review.app import serve
 
         try:
-            serve(args.run_dir, args.host, args.port, args.token)
+            serve(args.run_dir, args.host, args.port, args.token, args.no_token, args.allow_hosts)
         except (ValueError, FileNotFoundError) as error:
             return fail(error)
         return 0

@@ -3,51 +3,41 @@
 Samples are addressed by round number and sample id from the round's manifest, never by path, so
 nothing outside the run's ``imil/`` folder can be read or written. Marks are validated (geometry
 inside the image, sizes bounded), written atomically, and versioned per sample: a save based on an
-outdated version gets 409 instead of silently overwriting another tab's work.
+outdated version gets 409 instead of silently overwriting another tab's work. Every accepted change
+is appended to the round's ``audit.jsonl``. Who may ask at all: ``hkd.review.security``.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+import secrets
+import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hkd.atomic import atomic_write_json
+from hkd.atomic import append_json_line, atomic_write_json
 from hkd.errors import InputError
 from hkd.imil.queue import MANIFEST, MARKS, read_manifest, validate_regions
+from hkd.review.security import LOOPBACK, ReviewGuard
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024
 STATUSES = ("marked", "skipped", "not_an_error", "accepted")  # accepted: a propagated proposal
+AUDIT = "audit.jsonl"  # every accepted change of a round's marks, one JSON line each
+WILDCARD = ("0.0.0.0", "::")  # listen on every interface: clients' names come from --allow-host
 
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-class TokenMiddleware(BaseHTTPMiddleware):
-    """Every request must carry the token (``Authorization: Bearer T`` or ``?token=T``)."""
-
-    def __init__(self, app, token: str) -> None:
-        super().__init__(app)
-        self.token = token
-
-    async def dispatch(self, request: Request, call_next):
-        header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
-            return error(401, "missing or wrong access token")
-        return await call_next(request)
 
 
 class ReviewStore:
@@ -87,7 +77,9 @@ class ReviewStore:
             return {"samples": {}}
         return json.loads(path.read_text())
 
-    def save_mark(self, number: int, sample_id: str, body: dict) -> dict:
+    def save_mark(self, number: int, sample_id: str, body: dict, client: str = "") -> dict:
+        """Validate and save a sample's marks, and append the change to the round's audit trail
+        (``audit.jsonl``); if either write fails, neither file changes."""
         sample = self.sample(number, sample_id)
         status = body.get("status")
         if status not in STATUSES:
@@ -106,8 +98,17 @@ class ReviewStore:
                                     f"yours {body['version']}): reload to see it")
             record = {"status": status, "regions": regions, "comment": comment, "who": who,
                       "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "version": version + 1}
+            previous = json.loads(json.dumps(marks))
             marks["samples"][sample_id] = record
             atomic_write_json(self.folder(number) / MARKS, marks)
+            audit = {"time": record["when"], "who": who, "sample": sample_id, "idx": sample["idx"],
+                     "status": status, "regions": len(regions), "replaced_version": version,
+                     "client": client}
+            try:
+                append_json_line(self.folder(number) / AUDIT, audit)
+            except OSError:
+                atomic_write_json(self.folder(number) / MARKS, previous)  # an unaudited change is undone
+                raise
         return record
 
     def coco(self, number: int) -> dict:
@@ -129,7 +130,9 @@ class ConflictError(Exception):
     pass
 
 
-def create_app(run_dir: str | Path, token: str | None = None) -> Starlette:
+def create_app(run_dir: str | Path, token: str | None = None, hosts: Iterable[str] = LOOPBACK) -> Starlette:
+    """The page and its API for ``RUN_DIR/imil``, behind ``ReviewGuard`` (answering only ``hosts``;
+    ``token=None`` serves without a token)."""
     store = ReviewStore(run_dir)
 
     def round_number(request: Request) -> int:
@@ -180,7 +183,8 @@ def create_app(run_dir: str | Path, token: str | None = None) -> Starlette:
         if not isinstance(body, dict):
             return error(400, "body must be a JSON object")
         try:
-            record = store.save_mark(number, request.path_params["sample_id"], body)
+            record = store.save_mark(number, request.path_params["sample_id"], body,
+                                     client=request.client.host if request.client else "")
         except ConflictError as exc:
             return error(409, str(exc))
         except InputError as exc:
@@ -204,21 +208,25 @@ def create_app(run_dir: str | Path, token: str | None = None) -> Starlette:
         Route("/api/rounds/{number}/samples/{sample_id}/marks", put_marks, methods=["PUT"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(TokenMiddleware, token=token)] if token else []
+    middleware = [Middleware(ReviewGuard, hosts=hosts, token=token)]
     return Starlette(routes=routes, middleware=middleware, exception_handlers={KeyError: not_found})
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
-    """Serve the page; any address but loopback needs a token."""
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+          no_token: bool = False, allow_hosts: Iterable[str] = ()) -> None:
+    """Serve the page with a token (generated unless given), like Jupyter; ``no_token`` only on
+    loopback. The page answers the loopback names, ``host`` and ``allow_hosts``."""
     import uvicorn
 
-    if host not in LOOPBACK and not token:
-        raise ValueError(f"listening on {host} exposes patient images: pass --token (and share it "
-                         "only with the reviewers), or keep the default 127.0.0.1")
-    app = create_app(run_dir, token)
-    suffix = f"?token={token}" if token else ""
-    print(f"review page: http://{host}:{port}/{suffix}", flush=True)
+    if no_token and (host not in LOOPBACK or token):
+        raise ValueError("--no-token is only for the loopback address (127.0.0.1, localhost, ::1), "
+                         "and not together with --token")
+    if no_token:
+        print("warning: serving without a token: every local user of this machine can read the "
+              "round's images and change its marks", file=sys.stderr, flush=True)
+    token = None if no_token else (token or secrets.token_urlsafe(24))
+    hosts = {*LOOPBACK, *allow_hosts} | ({host} if host not in WILDCARD else set())
+    app = create_app(run_dir, token, hosts)
+    shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in WILDCARD else host)
+    print(f"review page: http://{shown}:{port}/" + (f"?token={token}" if token else ""), flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

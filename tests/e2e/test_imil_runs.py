@@ -141,7 +141,7 @@ def test_queue_propagation_proposals_are_confirmed_or_rejected_in_review(tiny):
     assert proposals["kind"] == "proposals" and proposals["selected"]
     propagated = {e["idx"] for e in edits["edits"] if e["source"] == "propagated"}
     assert propagated == set(proposals["selected"])  # applied, logged apart from the clinician's
-    client = TestClient(create_app(run_dir))
+    client = TestClient(create_app(run_dir), base_url="http://127.0.0.1")
     listed = client.get("/api/rounds").json()["rounds"]
     assert [r["kind"] for r in listed[:2]] == ["outliers", "proposals"]
     samples = client.get("/api/rounds/2").json()["samples"]

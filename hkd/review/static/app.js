@@ -1,13 +1,12 @@
 // The IMIL review page: plain JavaScript, no build step.
 "use strict";
-const token = new URLSearchParams(location.search).get("token");
-const withToken = (url) => token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
+// Access: the session cookie set when the page was opened with ?token= (HttpOnly; sent by the browser).
 const $ = (id) => document.getElementById(id);
 const state = { round: null, samples: [], marks: {}, index: 0, regions: [], tool: "rect",
   zoom: 1, image: null, cam: null, drawing: null, dirty: false };
 
 async function api(path, options = {}) {
-  const response = await fetch(withToken(path), options);
+  const response = await fetch(path, { credentials: "same-origin", ...options });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
@@ -18,7 +17,7 @@ function loadImage(src) {
     const image = new Image();
     image.onload = () => resolve(image);
     image.onerror = reject;
-    image.src = withToken(src);
+    image.src = src;
   });
 }
 
@@ -44,7 +43,7 @@ async function openRound(number) {
   $("accept").hidden = $("proposal-toggle").hidden = !state.proposals;
   $("skip").textContent = state.proposals ? "reject proposal" : "not an error / skip";
   state.marks = data.marks;
-  $("export").href = withToken(`api/rounds/${number}/coco`);
+  $("export").href = `api/rounds/${number}/coco`;
   const firstOpen = state.samples.findIndex((s) => !state.marks[s.id]);
   await openSample(firstOpen >= 0 ? firstOpen : 0);
 }
