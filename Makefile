@@ -10,9 +10,10 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 RUN ?=
+INPUT ?=
 PORT ?= 8765
 
-.PHONY: help install experiment cv bench review compare test test-unit test-full test-ddp lint sync clean
+.PHONY: help install experiment cv predict bench review compare test test-unit test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +32,9 @@ experiment: $(STAMP)  ## train: make experiment NAME=quickstart ARGS="trainer.ma
 
 cv: $(STAMP)  ## all K folds + mean/spread: make cv NAME=covid_cxr_baseline ARGS="data.root=... data.folds=5"
 	$(PY) -m hkd cv $(NAME) $(ARGS)
+
+predict: $(STAMP)  ## classify images: make predict RUN=runs/NAME/RUN_ID INPUT="scans/ labels.csv" [ARGS="--cam"]
+	$(PY) -m hkd predict $(RUN) $(INPUT) $(ARGS)
 
 review: $(STAMP)  ## serve the IMIL review page: make review RUN=runs/NAME/RUN_ID [PORT=8765]
 	$(PY) -m hkd review $(RUN) --port $(PORT)

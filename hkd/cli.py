@@ -1,4 +1,4 @@
-"""The ``hkd`` command: ``hkd train NAME_OR_PATH [key=value ...]``."""
+"""The ``hkd`` command: ``hkd train NAME_OR_PATH [key=value ...]`` and its siblings."""
 
 from __future__ import annotations
 
@@ -16,79 +16,146 @@ def fail(message: object, code: int = 2) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hkd", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train and evaluate an experiment")
-    train.add_argument("experiment", help="experiments/NAME.yaml name, or a path to a YAML file")
-    train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.max_epochs=3")
-    cv = commands.add_parser("cv", help="run all K folds (data.folds=K) and aggregate them")
-    cv.add_argument("experiment", help="experiments/NAME.yaml name, or a path to a YAML file")
-    cv.add_argument("overrides", nargs="*", help="key=value overrides; must include data.folds=K")
-    compare = commands.add_parser("compare", help="markdown table of runs' test metrics")
-    compare.add_argument("runs", nargs="+", help="run directories or folders holding them")
-    compare.add_argument("--by", default="name", help="summary key to group by (name, method)")
-    compare.add_argument("--plot", default="compare.png", help="where to write the PNG bar chart")
-    compare.add_argument("--against", default=None,
-                         help="a group to compare the others with, paired by seed (and fold)")
-    compare.add_argument("--metric", default="test.accuracy", help="metric of the paired comparison")
-    review = commands.add_parser("review", help="serve the clinician's review page for IMIL rounds")
-    review.add_argument("run_dir", help="a run directory with imil/round_N/ folders")
-    review.add_argument("--port", type=int, default=8765)
-    review.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on; prefer SSH port forwarding to 0.0.0.0 (see README)")
-    review.add_argument("--token", default=None, help="a fixed access token (default: a new random one)")
-    review.add_argument("--no-token", action="store_true", help="no token, loopback only (prints a warning)")
-    review.add_argument("--allow-host", action="append", default=[], dest="allow_hosts",
-                        help="another host name the page may be reached under (repeatable)")
-    args = parser.parse_args(argv)
-    if args.command == "review":
-        from hkd.review.app import serve
+EXPERIMENT = ("experiment", {"help": "experiments/NAME.yaml name, or a path to a YAML file"})
+FINISHED_RUN = ("run_dir", {"help": "a finished run directory"})
 
-        try:
-            serve(args.run_dir, args.host, args.port, args.token, args.no_token, args.allow_hosts)
-        except (ValueError, FileNotFoundError) as error:
-            return fail(error)
-        return 0
-    if args.command == "compare":
-        from hkd.reporting import compare as comparison
+# command -> (help, [(argument, argparse options), ...])
+ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
+    "train": ("train and evaluate an experiment", [
+        EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides, e.g. trainer.max_epochs=3"})]),
+    "cv": ("run all K folds (data.folds=K) and aggregate them", [
+        EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides; must include data.folds=K"})]),
+    "compare": ("markdown table of runs' test metrics", [
+        ("runs", {"nargs": "+", "help": "run directories or folders holding them"}),
+        ("--by", {"default": "name", "help": "summary key to group by (name, method)"}),
+        ("--plot", {"default": "compare.png", "help": "where to write the PNG bar chart"}),
+        ("--against", {"default": None,
+                       "help": "a group to compare the others with, paired by seed (and fold)"}),
+        ("--metric", {"default": "test.accuracy", "help": "metric of the paired comparison"})]),
+    "review": ("serve the clinician's review page for IMIL rounds", [
+        ("run_dir", {"help": "a run directory with imil/round_N/ folders"}),
+        ("--port", {"type": int, "default": 8765}),
+        ("--host", {"default": "127.0.0.1",
+                    "help": "address to listen on; prefer SSH port forwarding to 0.0.0.0 (see README)"}),
+        ("--token", {"default": None, "help": "a fixed access token (default: a new random one)"}),
+        ("--no-token", {"action": "store_true", "help": "no token, loopback only (prints a warning)"}),
+        ("--allow-host", {"action": "append", "default": [], "dest": "allow_hosts",
+                          "help": "another host name the page may be reached under (repeatable)"})]),
+    "predict": ("classify images with a trained run's model", [
+        FINISHED_RUN,
+        ("inputs", {"nargs": "+", "help": "image files (PNG, JPEG, 16-bit, DICOM), folders, labels.csv"}),
+        ("--out", {"default": None, "help": "output folder (default RUN_DIR/predictions)"}),
+        ("--cam", {"action": "store_true", "help": "also a Grad-CAM overlay per image"}),
+        ("--batch-size", {"type": int, "default": 32})]),
+    "test": ("evaluate a run's model on another data set (external validation)", [
+        FINISHED_RUN,
+        ("overrides", {"nargs": "*",
+                       "help": "data.* keys of the test data, e.g. data.format=folder data.root=..."}),
+        ("--name", {"default": None, "help": "name of the evaluation (default: the data format)"}),
+        ("--split", {"default": "all", "help": "all (default), train, val or test"}),
+        ("--map", {"action": "append", "default": [], "metavar": "THEIRS=OURS",
+                   "help": "map a class name of the test data to one of the model's (repeatable)"})]),
+    "export": ("export a run's model (student only) for deployment", [
+        FINISHED_RUN, ("--format", {"required": True, "choices": ("onnx", "torchscript")}),
+        ("--out", {"default": None, "help": "output folder (default RUN_DIR/export)"})]),
+}
 
-        summaries = comparison.find_summaries(args.runs)
-        if not summaries:
-            return fail(f"no summary.json under {' '.join(args.runs)}")
-        table = comparison.aggregate(summaries, args.by)
-        print(comparison.markdown_table(table))
-        if args.against:
-            try:
-                rows = comparison.paired_differences(summaries, args.against, args.by, args.metric)
-            except ValueError as error:
-                return fail(error)
-            print("\n" + comparison.paired_table(rows, args.against, args.metric))
-        if args.plot:
-            comparison.plot(table, Path(args.plot))
-        return 0
-    if args.command == "cv":
-        from hkd.run.cross_validation import run_folds
 
-        try:
-            report, table = run_folds(args.experiment, args.overrides)
-        except (ConfigError, InputError, RuntimeError) as error:
-            return fail(error)
-        print(table)
-        print(report)
-        return 0
-    if args.command == "train":
-        from hkd.run.experiment import NonFiniteLossError, run_experiment
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(prog="hkd", description=__doc__)
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    for command, (help_text, arguments) in ARGUMENTS.items():
+        sub = commands.add_parser(command, help=help_text)
+        for name, options in arguments:
+            sub.add_argument(name, **options)
+    return main_parser
 
-        try:
-            cfg = load_config(args.experiment, args.overrides)
-            run_dir = run_experiment(cfg, args.overrides)
-        except (ConfigError, InputError) as error:
-            return fail(error)
-        except NonFiniteLossError as error:
-            return fail(error, code=3)
-        print(run_dir)
+
+def run_review(args: argparse.Namespace) -> int:
+    from hkd.review.app import serve
+
+    serve(args.run_dir, args.host, args.port, args.token, args.no_token, args.allow_hosts)
     return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from hkd.reporting import compare as comparison
+
+    summaries = comparison.find_summaries(args.runs)
+    if not summaries:
+        return fail(f"no summary.json under {' '.join(args.runs)}")
+    table = comparison.aggregate(summaries, args.by)
+    print(comparison.markdown_table(table))
+    if args.against:
+        rows = comparison.paired_differences(summaries, args.against, args.by, args.metric)
+        print("\n" + comparison.paired_table(rows, args.against, args.metric))
+    if args.plot:
+        comparison.plot(table, Path(args.plot))
+    return 0
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    from hkd.run.cross_validation import run_folds
+
+    report, table = run_folds(args.experiment, args.overrides)
+    print(table)
+    print(report)
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from hkd.run.experiment import NonFiniteLossError, run_experiment
+
+    try:
+        print(run_experiment(load_config(args.experiment, args.overrides), args.overrides))
+    except NonFiniteLossError as error:
+        return fail(error, code=3)
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from hkd.inference.predict import predict_files
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "predictions"
+    path, n_classified, errors = predict_files(args.run_dir, args.inputs, out, args.cam, args.batch_size)
+    if not n_classified:
+        return fail(f"none of the {len(errors)} inputs could be read", code=1)
+    print(f"{n_classified} images classified, {len(errors)} skipped: {path}")
+    return 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from hkd.inference.external import external_test
+
+    class_map = dict(item.split("=", 1) for item in args.map if "=" in item)
+    if len(class_map) != len(args.map):
+        return fail("--map takes THEIRS=OURS")
+    folder = external_test(args.run_dir, args.overrides, args.name, args.split, class_map)
+    print(folder / "summary.json")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from hkd.inference.export import export_model
+
+    model, description = export_model(args.run_dir, args.format, args.out)
+    print(f"{model}\n{description}")
+    return 0
+
+
+# command -> (handler, the errors it reports as a message rather than a traceback)
+COMMANDS = {"train": (run_train, ()), "cv": (run_cv, (RuntimeError,)),
+            "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
+            "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handler, expected = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except (ConfigError, InputError, *expected) as error:
+        return fail(error)
 
 
 if __name__ == "__main__":

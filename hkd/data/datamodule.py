@@ -42,6 +42,16 @@ class ChestXrayDataModule(L.LightningDataModule):
                   if s == "train"]
         return np.bincount(labels, minlength=len(self.classes)).tolist()
 
+    def split_summary(self) -> dict[str, dict]:
+        """Per split: images, distinct patients and images per class (for the run's record)."""
+        self.describe()
+        summary = {}
+        for split in ("train", "val", "test"):
+            chosen = [r for r, s in zip(self.records, self.splits) if s == split]
+            summary[split] = {"images": len(chosen), "patients": len({r.patient_id for r in chosen}),
+                              "classes": {c: sum(r.label == c for r in chosen) for c in self.classes}}
+        return summary
+
     def _records_and_splits(self) -> None:
         self.records, self.classes = load_records(self.data, self.cfg.seed)
         if self.data.folds:

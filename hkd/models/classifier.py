@@ -147,14 +147,29 @@ class ClassifierModule(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
         self.log_dict(self.val_metrics, batch_size=len(logits))
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        x, labels = batch[self.input_key], batch["label"]
+    def true_class_cams(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the Grad-CAM (B, h, w) of the true class, both detached."""
         with torch.enable_grad():
-            features, logits = self.features_and_logits(x.detach().requires_grad_(False))
+            features, _ = self.features_and_logits(x.detach().requires_grad_(False))
             features = features.detach().requires_grad_(True)
             logits = self.net.forward_head(features)
             cam = grad_cam(features, logits, labels).detach()
-        logits = logits.detach()
+        return logits.detach(), cam
+
+    @staticmethod
+    def region_scores(cam: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per sample: relevance mass and pointing game of ``cam`` against the expert regions
+        (``prior``); NaN where the sample has none."""
+        region = (batch["prior"][:, 0] > 0.5).float()
+        cam = upsample(cam, tuple(region.shape[-2:]))
+        annotated = batch["has_prior"].bool().to(cam.device)
+        missing = torch.full((len(cam),), float("nan"), device=cam.device)
+        return (torch.where(annotated, relevance_mass(cam, region), missing),
+                torch.where(annotated, pointing_game(cam, region), missing))
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        labels = batch["label"]
+        logits, cam = self.true_class_cams(batch[self.input_key], labels)
         self.test_metrics.update(logits.softmax(1), labels)
         self.test_confusion.update(logits, labels)
         self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True,
@@ -162,12 +177,24 @@ class ClassifierModule(L.LightningModule):
         self.log_dict(self.test_metrics, batch_size=len(labels))
         annotated = batch["has_prior"].bool()
         if annotated.any():
-            region = batch["prior"][annotated, 0] > 0.5
-            cam = upsample(cam[annotated], tuple(region.shape[-2:]))
-            self.test_relevance_mass.update(relevance_mass(cam, region.float()))
-            self.test_pointing_game.update(pointing_game(cam, region.float()))
+            mass, pointing = self.region_scores(cam, batch)
+            self.test_relevance_mass.update(mass[annotated])
+            self.test_pointing_game.update(pointing[annotated])
             self.log("test/relevance_mass", self.test_relevance_mass)
             self.log("test/pointing_game", self.test_pointing_game)
+
+    def predict_step(self, batch: dict, batch_idx: int = 0,
+                     dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        """Per sample: ``idx`` and class ``probabilities``; for labelled samples with their regions
+        also the true class's ``relevance_mass`` and ``pointing_game`` (NaN without regions)."""
+        x = batch[self.input_key]
+        if "label" not in batch or "prior" not in batch:
+            with torch.no_grad():
+                return {"idx": batch["idx"], "probabilities": self(x).softmax(1)}
+        logits, cam = self.true_class_cams(x, batch["label"])
+        mass, pointing = self.region_scores(cam, batch)
+        return {"idx": batch["idx"], "probabilities": logits.softmax(1), "relevance_mass": mass,
+                "pointing_game": pointing}
 
     def on_test_epoch_end(self) -> None:
         self.confusion_matrix = self.test_confusion.compute().cpu()

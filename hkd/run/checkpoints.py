@@ -71,9 +71,11 @@ def load_classifier(checkpoint: str | Path, map_location: str = "cpu") -> Classi
     (rebuilt from the checkpoint's configuration), in eval mode."""
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=False)["hyper_parameters"]
     cfg = OmegaConf.create(hparams["cfg"])
+    cfg.model.pretrained = False  # every weight is in the checkpoint: no weights file needed
     if hparams.get("input_key", "image") == "image":
         method = build_method(cfg, len(hparams["classes"]), cfg.data.channels)
     else:  # a stage-1 teacher: plain cross-entropy on its input
         method = Method(hparams["input_key"])
-    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location=map_location, method=method)
+    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location=map_location, method=method,
+                                                   cfg=OmegaConf.to_container(cfg))
     return module.eval()

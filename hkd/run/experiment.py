@@ -19,6 +19,7 @@ from hkd.data.datamodule import ChestXrayDataModule
 from hkd.errors import ConfigError
 from hkd.methods import METHODS
 from hkd.models.classifier import ClassifierModule, NonFiniteLossError
+from hkd.reporting.model_card import write_model_card
 from hkd.run.run_dir import new_run_dir, refuse_used_run_dir, write_summary
 from hkd.run.stage import StageResult, fit_and_evaluate, resume_path
 from hkd.run.stages import STAGES
@@ -86,7 +87,9 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
                   f"  continue: hkd train {cfg.name} resume={run_dir}")
         return run_dir
     if result.is_global_zero:
-        write_summary(run_dir / "summary.json", build_summary(cfg, run_dir, result, started, stage_records))
+        summary = build_summary(cfg, run_dir, result, started, stage_records)
+        write_summary(run_dir / "summary.json", {**summary, "splits": datamodule.split_summary()})
+        write_model_card(run_dir, cfg)
     return run_dir
 
 
@@ -99,6 +102,7 @@ def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: 
             "fold": cfg.data.fold if cfg.data.folds else None,
             "imil": imil.is_enabled(cfg), "classes": result.module.classes,
             "val": result.val, "test": test, "explanations": explanations,
+            "test_ci": result.test_intervals,
             "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),
             "skipped_batches": result.module.skipped_batches,
             "duration_s": round(time.time() - started, 2), **stage_records,

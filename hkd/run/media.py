@@ -15,15 +15,19 @@ from hkd.explanations.cam import explain_batch
 from hkd.reporting.figures import sample_grid, save_cam_overlays, save_figure
 
 
-def fixed_test_batch(datamodule, n: int) -> dict | None:
-    dataset = datamodule.datasets["test"]
-    annotated = [p for p in range(len(dataset)) if datamodule.has_prior[dataset.indices[p]]]
+def fixed_batch(dataset, n: int) -> dict | None:
+    """The first ``n`` annotated samples of ``dataset`` (or its first ``n``) as one batch."""
+    annotated = [p for p in range(len(dataset)) if dataset.has_prior_all[dataset.indices[p]]]
     chosen = (annotated or list(range(len(dataset))))[:n]
     if not chosen:
         return None
     samples = [dataset[p] for p in chosen]
     keys = ("image", "label", "prior") + (("roi",) if "roi" in samples[0] else ())
     return {key: torch.as_tensor(np.stack([np.asarray(s[key]) for s in samples])) for key in keys}
+
+
+def fixed_test_batch(datamodule, n: int) -> dict | None:
+    return fixed_batch(datamodule.datasets["test"], n)
 
 
 def write_cam_overlays(module, batch: dict, path: Path) -> Path:

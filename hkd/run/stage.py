@@ -9,10 +9,13 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
+from hkd.atomic import atomic_write_csv
 from hkd.config import to_dotlist
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.models.classifier import ClassifierModule, NonFiniteLossError
+from hkd.models.prediction import predict_batches
 from hkd.reporting.figures import save_confusion_matrix
+from hkd.reporting.statistics import bootstrap_intervals
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.media import fixed_test_batch, wandb_loggers, write_cam_overlays
 from hkd.run.trainer import build_trainer
@@ -26,6 +29,7 @@ class StageResult:
     test: dict = field(default_factory=dict)
     is_global_zero: bool = True
     waiting_for_review: int | None = None  # an IMIL round that waits for a clinician
+    test_intervals: dict = field(default_factory=dict)  # bootstrap 95 % CIs of the test metrics
 
 
 def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
@@ -69,13 +73,28 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMo
     test = trainer.test(module, datamodule=datamodule, ckpt_path=evaluate_from, verbose=False)[0]
     result = StageResult(module, best, strip_prefix(val, "val/"), strip_prefix(test, "test/"),
                          trainer.is_global_zero)
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # the module holds the evaluated (best) weights now
+        result.test_intervals = test_intervals(module, datamodule, run_dir)
         if module.confusion_matrix is not None:
             save_confusion_matrix(module.confusion_matrix, module.classes,
                                   run_dir / "confusion_matrix.png")
         save_explanations(cfg, module, datamodule, run_dir, trainer)
     finish_wandb(trainer)
     return result
+
+
+def test_intervals(module: ClassifierModule, datamodule: ChestXrayDataModule, run_dir: Path) -> dict:
+    """Per-sample test predictions (``test_predictions.csv``) and bootstrap 95 % confidence
+    intervals of every test metric from them."""
+    out = predict_batches(module, datamodule.test_dataloader())
+    labels = datamodule.labels[out["idx"]]
+    rows = [{"idx": int(i), "file": str(datamodule.records[i].path), "label": module.classes[labels[n]],
+             "prediction": module.classes[int(p.argmax())],
+             **{f"p_{c}": f"{float(v):.6f}" for c, v in zip(module.classes, p)}}
+            for n, (i, p) in enumerate(zip(out["idx"], out["probabilities"]))]
+    atomic_write_csv(run_dir / "test_predictions.csv", rows)
+    regions = {key: out[key] for key in ("relevance_mass", "pointing_game") if key in out}
+    return bootstrap_intervals(out["probabilities"], labels, regions, seed=int(module.cfg.seed))
 
 
 def finish_wandb(trainer: L.Trainer) -> None:

@@ -2,7 +2,7 @@
 from layers below it, and no two modules import each other, directly or in a cycle.
 
     errors  <  core  <  data  <  explanations  <  models  <  methods  <  imil   (the library)
-                                      <  config  <  reporting  <  run, review  <  cli, notebook
+                       <  config  <  reporting  <  run, review  <  inference  <  cli, notebook, hkd
 
 Run alone: ``python -m pytest tests/unit/test_layers.py -q``."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "hkd"
 
 LAYERS = [
-    ("errors", ["hkd.errors", "hkd"]),
+    ("errors", ["hkd.errors"]),
     ("core", ["hkd.atomic", "hkd.registry"]),
     ("data", ["hkd.data"]),
     ("explanations", ["hkd.explanations"]),
@@ -22,7 +22,8 @@ LAYERS = [
     ("config", ["hkd.config"]),
     ("reporting", ["hkd.reporting"]),
     ("run", ["hkd.run", "hkd.review"]),
-    ("entry points", ["hkd.cli", "hkd.notebook"]),
+    ("inference", ["hkd.inference"]),
+    ("entry points", ["hkd.cli", "hkd.notebook", "hkd"]),
     ("python -m hkd", ["hkd.__main__"]),
 ]
 

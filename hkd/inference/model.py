@@ -1,0 +1,54 @@
+"""Load a run's model on its own: the best checkpoint's student, without the training method (an
+HKD teacher stays behind) and without ``model.pretrained`` (every weight is in the checkpoint)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from hkd.errors import InputError
+from hkd.inference.preprocessing import Preprocessing
+from hkd.methods import Method
+from hkd.models.classifier import ClassifierModule
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint ``summary.json`` names, found in the run directory even if it was moved."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise InputError(f"{run_dir}: no summary.json — not a finished run directory (an IMIL round "
+                         "waiting for review finishes with resume=)")
+    recorded = Path(json.loads(summary_path.read_text())["best_checkpoint"] or "")
+    for candidate in (recorded, run_dir / "checkpoints" / recorded.name):
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"{run_dir}: its best checkpoint {recorded.name} is missing from "
+                     f"{run_dir / 'checkpoints'}")
+
+
+def student_from_checkpoint(checkpoint: str | Path, device: str | torch.device = "cpu") -> ClassifierModule:
+    """The classifier of a checkpoint, for inference (eval mode, plain cross-entropy method)."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    hparams = saved["hyper_parameters"]
+    cfg = OmegaConf.create(hparams["cfg"])
+    cfg.model.pretrained, cfg.model.compile = False, False  # weights come from the checkpoint
+    module = ClassifierModule(OmegaConf.to_container(cfg), hparams["classes"],
+                              Method(hparams.get("input_key", "image")))
+    state = {k: v for k, v in saved["state_dict"].items() if not k.startswith("method.")}
+    module.load_state_dict(state)
+    return module.to(device).eval()
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_model(run_dir: str | Path, device: str | torch.device | None = None,
+               ) -> tuple[ClassifierModule, Preprocessing]:
+    """A run's best model (the student only) and its preprocessing, in one call."""
+    module = student_from_checkpoint(best_checkpoint(run_dir), device or default_device())
+    return module, Preprocessing.from_config(module.cfg, module.classes)
