@@ -6,11 +6,15 @@ An experiment file may start from another experiment with ``extends: OTHER``.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
+import warnings
 from collections.abc import Collection
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+import lightning as L
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from hkd import imil
@@ -30,12 +34,46 @@ from hkd.registry import did_you_mean
 __all__ = ["ConfigError", "load_config", "save_config", "to_dotlist", "validate"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
+OPEN_SECTIONS = ("model.kwargs", "trainer")  # free-form mappings: any key goes, checked where it is used
+RENAMED = {"trainer.nonfinite_loss": "training.nonfinite_loss"}  # old key -> new key (still accepted)
+# set by hkd: the run directory, loggers, callbacks, checkpoint IO, progress bar, gradients in test
+MANAGED_TRAINER_ARGUMENTS = ("default_root_dir", "logger", "callbacks", "plugins", "enable_progress_bar",
+                             "inference_mode")
+
+
+def migrate_renamed_keys(cfg: DictConfig, source: str) -> DictConfig:
+    """Move keys that were renamed to their new place, with a deprecation message."""
+    for old, new in RENAMED.items():
+        value = OmegaConf.select(cfg, old, default=MISSING)
+        if value is MISSING:
+            continue
+        message = f"{source}: '{old}' is deprecated, use '{new}'"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        log.warning(message)
+        section, key = old.rsplit(".", 1)
+        parent = OmegaConf.select(cfg, section)
+        with open_dict(parent):
+            parent.pop(key)
+        OmegaConf.update(cfg, new, value, force_add=True)
+    return cfg
+
+
+def lock_keys(cfg: DictConfig) -> DictConfig:
+    """Struct mode (an unknown key is an error naming it), except in the open sections."""
+    OmegaConf.set_struct(cfg, True)
+    for key in OPEN_SECTIONS:
+        section = OmegaConf.select(cfg, key)
+        if section is not None:
+            OmegaConf.set_struct(section, False)
+    return cfg
 
 
 def experiments_dir() -> Path:
-    """The folder holding ``base.yaml``: ``$HKD_EXPERIMENTS``, ``./experiments`` or the repo's."""
-    candidates = [os.environ.get("HKD_EXPERIMENTS"), Path.cwd() / "experiments",
-                  PACKAGE_ROOT.parent / "experiments"]
+    """The folder holding ``base.yaml``: ``$HKD_EXPERIMENTS``, ``./experiments``, or the one that
+    ships inside the package (``hkd/experiments``, also what the repository's ``experiments``
+    links to), so an installed hkd works from any folder."""
+    candidates = [os.environ.get("HKD_EXPERIMENTS"), Path.cwd() / "experiments", PACKAGE_ROOT / "experiments"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "base.yaml").is_file():
             return Path(candidate)
@@ -87,14 +125,15 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     """Merge base, experiment file(s) and ``key=value`` overrides; resolve interpolations."""
     base_path = experiments_dir() / "base.yaml"
     cfg = _load_yaml(base_path)
-    OmegaConf.set_struct(cfg, True)
+    lock_keys(cfg)
     experiment_path = resolve_experiment_path(name_or_path)
     for path, layer in _experiment_chain(experiment_path):
-        cfg = _merge(cfg, layer, str(path))
+        cfg = _merge(cfg, migrate_renamed_keys(layer, str(path)), str(path))
     for override in overrides:
         if "=" not in override:
             raise ConfigError(f"override '{override}' must look like key=value")
-        cfg = _merge(cfg, OmegaConf.from_dotlist([override]), f"override '{override}'")
+        cfg = _merge(cfg, migrate_renamed_keys(OmegaConf.from_dotlist([override]), f"override '{override}'"),
+                     f"override '{override}'")
     if cfg.name is None:
         cfg.name = experiment_path.stem
     try:
@@ -115,7 +154,7 @@ def enumerated_keys() -> dict[str, Collection[str]]:
     return {"data.format": FORMATS, "method.name": METHODS, "logging.wandb": WANDB_MODES,
             "data.sampler": SAMPLERS, "augment.policy": POLICIES, "optim.name": OPTIMIZERS,
             "optim.scheduler": SCHEDULERS, "checkpoint.mode": CHECKPOINT_MODES,
-            "trainer.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
+            "training.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
             "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS}
 
 
@@ -127,6 +166,7 @@ def validate(cfg: DictConfig) -> None:
             names = list(allowed)
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
     imil.check_config(cfg)
+    check_trainer_arguments(cfg)
     method = METHODS[cfg.method.name]
     if cfg.data.format != "synthetic" and not cfg.data.root:
         raise ConfigError(f"data.root is required for data.format={cfg.data.format}: "
@@ -147,6 +187,20 @@ def validate(cfg: DictConfig) -> None:
     if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:
         raise ConfigError(f"data.mean and data.std need one value per channel "
                           f"(data.channels={cfg.data.channels})")
+
+
+def check_trainer_arguments(cfg: DictConfig) -> None:
+    """Every ``trainer.*`` key must be an argument of ``lightning.Trainer`` that hkd does not set."""
+    accepted = [name for name in inspect.signature(L.Trainer.__init__).parameters
+                if name not in ("self", *MANAGED_TRAINER_ARGUMENTS)]
+    for key in cfg.trainer:
+        if key in MANAGED_TRAINER_ARGUMENTS:
+            raise ConfigError(f"trainer.{key} is set by hkd (the run directory, loggers, callbacks, "
+                              "checkpoint IO, progress bar, gradients for test-time CAMs): use "
+                              "callbacks.*, logging.* or output_dir")
+        if key not in accepted:
+            raise ConfigError(f"trainer.{key} is not an argument of lightning.Trainer"
+                              f"{did_you_mean(key, accepted)}")
 
 
 def save_config(cfg: DictConfig, path: str | Path) -> None:

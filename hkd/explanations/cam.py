@@ -25,12 +25,11 @@ def upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def explain_batch(module, batch: dict, of_prediction: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted probabilities and Grad-CAMs (B, H, W in [0, 1]) of the true class (or of the
     predicted class: where the model looked for what it said). ``module`` is a classifier with
-    ``net`` (a timm model), ``input_key`` and ``device``."""
+    ``features_and_logits`` (its feature map and logits in one pass), ``input_key`` and ``device``."""
     module.eval()
     x = batch[module.input_key].to(module.device)
     with torch.enable_grad():
-        features = module.net.forward_features(x).detach().requires_grad_(True)
-        logits = module.net.forward_head(features)
+        features, logits = module.features_and_logits(x)
         target = logits.argmax(1) if of_prediction else batch["label"].to(module.device)
         cam = grad_cam(features, logits, target).detach()
     cam = upsample(cam, tuple(x.shape[-2:]))

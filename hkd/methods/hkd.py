@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from hkd.methods.base import METHODS, Method
-from hkd.models.backbone import build_backbone
+from hkd.models.backbone import build_backbone, feature_map
 
 
 def alpha_schedule(epoch: int, alpha0: float, kd_epochs: int) -> float:
@@ -49,7 +49,7 @@ class HKDStudent(Method):
         # a placeholder for stage 1's weights: built on a forked RNG, so it takes no random
         # numbers from the student's initialisation or data order
         with torch.random.fork_rng(devices=[]):
-            self.teacher = build_backbone(teacher_model, num_classes, in_chans)
+            self.teacher = build_backbone(teacher_model, num_classes, in_chans, cfg.data.image_size)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.alpha0 = float(cfg.hkd.alpha)
@@ -82,7 +82,7 @@ class HKDStudent(Method):
             zero = ce.detach() * 0
             return {"loss": ce, "ce": ce, "kd_mse": zero, "alpha": zero + alpha, "logits": logits}
         with torch.no_grad():
-            teacher_features = self.teacher.forward_features(batch["roi"])
+            teacher_features = feature_map(self.teacher, batch["roi"])
         mse = F.mse_loss(features.flatten(1), teacher_features.flatten(1))
         loss = alpha * mse + (1 - alpha) * ce
         return {"loss": loss, "ce": ce, "kd_mse": mse, "alpha": ce.detach() * 0 + alpha,

@@ -1,46 +1,137 @@
-"""timm backbones: one forward pass gives the pre-pooling feature map and the logits."""
+"""timm backbones of every family, and one spatial feature map (B, C, h, w) for each.
+
+CNNs (ResNet, ConvNeXt, EfficientNet, DenseNet, ...) give it from ``forward_features``;
+channels-last models (Swin) give ``forward_features`` permuted to NCHW. Token models (ViT and its
+relatives) give the patch tokens *entering* the last block, reshaped to their grid: the class
+token reads them in that block's attention, so the map lies on the logits' path. (The last
+block's output would not: a class-token head never reads its patch tokens.) The map is put back
+into the forward pass, so Grad-CAM, HKD's feature distillation and the guided losses all see a
+map that the logits depend on. ``features_and_logits`` returns it with the logits of one pass."""
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import timm
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 
 class PretrainedWeightsError(ValueError):
     pass
 
 
-def build_backbone(model: DictConfig, num_classes: int, in_chans: int) -> nn.Module:
+def feature_layout(net: nn.Module) -> str:
+    """``nchw`` (CNNs), ``tokens`` (ViT-like) or ``nhwc`` (Swin-like)."""
+    if hasattr(net, "num_prefix_tokens") and hasattr(net, "blocks"):
+        return "tokens"
+    return "nhwc" if getattr(net, "output_fmt", "NCHW") == "NHWC" else "nchw"
+
+
+def create(name: str, required: dict, optional: dict, **pretrained) -> nn.Module:
+    """``timm.create_model`` with ``optional`` arguments dropped where the model has no such one."""
+    optional = dict(optional)
+    while True:
+        try:
+            return timm.create_model(name, **required, **optional, **pretrained)
+        except TypeError as error:
+            found = UNEXPECTED.search(str(error))
+            if not found or found.group(1) not in optional:
+                raise
+            dropped = found.group(1)
+            if dropped == "output_stride":
+                log.warning("model.output_stride=%s: %s has no output stride option; it keeps its own "
+                            "(its feature map is coarser)", optional[dropped], name)
+            del optional[dropped]
+
+
+def build_backbone(model: DictConfig, num_classes: int, in_chans: int, image_size: int | None = None,
+                   ) -> nn.Module:
     """A timm model. ``model.pretrained`` is false, true (timm's hub) or a local weights file
     (a state dict as saved by timm/torch, .pth/.bin/.safetensors). From a file, the stem is adapted
-    to ``in_chans`` and a classifier of another size is dropped, as timm does for hub weights."""
-    kwargs: dict = {"num_classes": num_classes, "in_chans": in_chans, "drop_rate": model.drop_rate}
-    if model.output_stride is not None:
-        kwargs["output_stride"] = model.output_stride
+    to ``in_chans`` and a classifier of another size is dropped, as timm does for hub weights.
+    ``model.kwargs`` go to ``timm.create_model`` as they are; ``model.output_stride`` and the image
+    size (for ViTs and Swins) only to the models that take them."""
+    required = {"num_classes": num_classes, "in_chans": in_chans, "drop_rate": model.drop_rate,
+                **OmegaConf.to_container(OmegaConf.create(model.get("kwargs") or {}))}
+    candidates = (("output_stride", model.output_stride), ("img_size", image_size))
+    optional = {key: value for key, value in candidates if value is not None and key not in required}
     pretrained = model.pretrained
     if isinstance(pretrained, str) and pretrained.lower() not in ("true", "false"):
         path = Path(pretrained).expanduser()
         if not path.is_file():
             raise PretrainedWeightsError(f"model.pretrained={pretrained}: no such weights file")
         try:
-            return timm.create_model(model.backbone, pretrained=True,
-                                     pretrained_cfg_overlay={"file": str(path.resolve())}, **kwargs)
+            return create(model.backbone, required, optional, pretrained=True,
+                          pretrained_cfg_overlay={"file": str(path.resolve())})
         except (RuntimeError, KeyError) as error:
             raise PretrainedWeightsError(f"model.pretrained={path}: these weights do not fit "
                                          f"{model.backbone}: {error}") from error
     try:
-        return timm.create_model(model.backbone, pretrained=pretrained in (True, "true"), **kwargs)
+        return create(model.backbone, required, optional, pretrained=pretrained in (True, "true"))
     except RuntimeError as error:
         if "unknown model" in str(error).lower():
             raise ValueError(f"model.backbone={model.backbone} is not a timm model") from error
         raise
 
 
+def allow_double_backward(net: nn.Module) -> None:
+    """Use plain attention where a model has fused attention kernels (ViT, Swin): those have no
+    second derivative, which input-gradient and differentiable-CAM losses need."""
+    for module in net.modules():
+        if hasattr(module, "fused_attn"):
+            module.fused_attn = False
+
+
+def token_grid(net: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """The patch grid (h, w) of a token model for input ``x``."""
+    embed = net.patch_embed
+    if hasattr(embed, "dynamic_feat_size"):
+        return tuple(embed.dynamic_feat_size(tuple(x.shape[-2:])))
+    return tuple(embed.grid_size)
+
+
+def token_features_and_logits(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ViT-like model's map: the second-to-last block's patch tokens, reshaped to (B, C, h, w)
+    and fed back as that block's output, so the last block and the head read the map itself."""
+    if len(net.blocks) < 2:
+        raise ValueError("a token model needs at least 2 blocks for a feature map on the logits' path")
+    prefix, (height, width) = net.num_prefix_tokens, token_grid(net, x)
+    captured: list[torch.Tensor] = []
+
+    def as_map(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        patches = output[:, prefix:]
+        grid = patches.transpose(1, 2).reshape(len(output), patches.shape[-1], height, width)
+        captured.append(grid)
+        return torch.cat([output[:, :prefix], grid.flatten(2).transpose(1, 2)], dim=1)
+
+    handle = net.blocks[-2].register_forward_hook(as_map)
+    try:
+        logits = net.forward_head(net.forward_features(x))
+    finally:
+        handle.remove()
+    return captured[0], logits
+
+
 def features_and_logits(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The last pre-pooling feature map (B, C, h, w) and the logits, in one pass."""
+    """The spatial feature map (B, C, h, w) and the logits, in one forward pass."""
+    layout = feature_layout(net)
+    if layout == "tokens":
+        return token_features_and_logits(net, x)
+    if layout == "nhwc":
+        features = net.forward_features(x).permute(0, 3, 1, 2)
+        return features, net.forward_head(features.permute(0, 2, 3, 1))
     features = net.forward_features(x)
     return features, net.forward_head(features)
+
+
+def feature_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Only the feature map (e.g. a frozen teacher's)."""
+    return features_and_logits(net, x)[0]

@@ -22,17 +22,17 @@ from torchmetrics.classification import (
 from hkd.data.transforms import build_batch_mix
 from hkd.explanations.cam import grad_cam, upsample
 from hkd.explanations.metrics import pointing_game, relevance_mass
-from hkd.models.backbone import build_backbone, features_and_logits
+from hkd.models.backbone import allow_double_backward, build_backbone, features_and_logits
 from hkd.models.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
 
-NONFINITE_POLICIES = ("stop", "skip")  # trainer.nonfinite_loss
+NONFINITE_POLICIES = ("stop", "skip")  # training.nonfinite_loss
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training met a NaN/inf loss and ``trainer.nonfinite_loss=stop``."""
+    """Training met a NaN/inf loss and ``training.nonfinite_loss=stop``."""
 
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -66,7 +66,9 @@ class ClassifierModule(L.LightningModule):
         self.classes = list(classes)
         self.input_key = input_key = method.input_key
         num_classes, in_chans = len(classes), self.cfg.data.channels
-        self.net = build_backbone(self.cfg.model, num_classes, in_chans)
+        self.net = build_backbone(self.cfg.model, num_classes, in_chans, self.cfg.data.image_size)
+        if getattr(method, "double_backward", False):
+            allow_double_backward(self.net)
         if self.cfg.model.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.method = method
@@ -124,7 +126,7 @@ class ClassifierModule(L.LightningModule):
 
     def loss_is_finite(self, loss: torch.Tensor, batch: dict, batch_idx: int) -> bool:
         """Check the loss before backward; on a NaN/inf skip the batch or stop the run
-        (``trainer.nonfinite_loss``). Under DDP the decision is taken by all ranks together, so
+        (``training.nonfinite_loss``). Under DDP the decision is taken by all ranks together, so
         they skip or stop in step."""
         finite = bool(torch.isfinite(loss.detach()).all())
         if self.trainer.world_size > 1:
@@ -133,7 +135,7 @@ class ClassifierModule(L.LightningModule):
             return True
         where = (f"step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}); "
                  f"samples idx {batch['idx'].tolist()}")
-        if self.cfg.trainer.nonfinite_loss == "skip":
+        if self.cfg.training.nonfinite_loss == "skip":
             self.skipped_batches += 1
             log.warning("non-finite loss at %s: batch skipped", where)
             return False
@@ -150,9 +152,7 @@ class ClassifierModule(L.LightningModule):
     def true_class_cams(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the Grad-CAM (B, h, w) of the true class, both detached."""
         with torch.enable_grad():
-            features, _ = self.features_and_logits(x.detach().requires_grad_(False))
-            features = features.detach().requires_grad_(True)
-            logits = self.net.forward_head(features)
+            features, logits = self.features_and_logits(x.detach())
             cam = grad_cam(features, logits, labels).detach()
         return logits.detach(), cam
 
@@ -203,6 +203,6 @@ class ClassifierModule(L.LightningModule):
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
         per_step = self.cfg.optim.scheduler == "cosine_per_step"
-        return configure_optimization([p for p in self.parameters() if p.requires_grad], self.cfg.optim,
+        return configure_optimization(self, self.cfg.optim,
                                       self.trainer.max_epochs or 1,
                                       self.trainer.estimated_stepping_batches if per_step else 0)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 from omegaconf import DictConfig
+from timm.optim import param_groups_weight_decay
 
 from hkd.registry import Registry
 
@@ -42,10 +43,23 @@ class CosineWithWarmup:
         return 0.5 * (1 + torch.cos(torch.tensor(min(1.0, progress)) * torch.pi).item())
 
 
-def configure_optimization(params: Iterable[torch.nn.Parameter], optim: DictConfig, max_epochs: int,
+def parameter_groups(model: torch.nn.Module, optim: DictConfig) -> list[dict]:
+    """The trainable parameters, the timm way: no weight decay on norm weights and biases (and a
+    model's own ``no_weight_decay()`` list, e.g. a ViT's position embedding), unless
+    ``optim.decay_norm_and_bias``."""
+    if optim.decay_norm_and_bias:
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    skip = set()
+    for name, module in model.named_modules():
+        if hasattr(module, "no_weight_decay"):
+            skip |= {f"{name}.{key}" if name else key for key in module.no_weight_decay()}
+    return param_groups_weight_decay(model, optim.weight_decay, no_weight_decay_list=skip)
+
+
+def configure_optimization(model: torch.nn.Module, optim: DictConfig, max_epochs: int,
                            total_steps: int) -> torch.optim.Optimizer | dict:
     """What ``LightningModule.configure_optimizers`` returns for the ``optim`` section."""
-    optimizer = OPTIMIZERS[optim.name](params, optim)
+    optimizer = OPTIMIZERS[optim.name](parameter_groups(model, optim), optim)
     if optim.scheduler == "none":
         return optimizer
     per_step = optim.scheduler == "cosine_per_step"

@@ -10,10 +10,20 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 
 class _AppendingWriter(ExperimentWriter):
+    def _file_header(self) -> list[str]:
+        if not os.path.isfile(self.metrics_file_path):
+            return []
+        with open(self.metrics_file_path, newline="") as handle:
+            return next(csv.reader(handle), [])
+
     def _check_log_dir_exists(self) -> None:
-        if os.path.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="") as handle:
-                self.metrics_keys = next(csv.reader(handle), [])
+        self.metrics_keys = self._file_header()
+
+    def _record_new_keys(self) -> set[str]:
+        # another process (a ddp_spawn child, a resumed run) may have added columns since this
+        # writer last looked: start from the file's own header
+        self.metrics_keys = sorted(set(self.metrics_keys) | set(self._file_header()))
+        return super()._record_new_keys()
 
 
 class AppendingCSVLogger(CSVLogger):

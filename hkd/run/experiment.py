@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from hkd import imil
-from hkd.config import save_config
+from hkd.config import lock_keys, migrate_renamed_keys, save_config
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.errors import ConfigError
 from hkd.methods import METHODS
@@ -41,11 +41,11 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         raise ConfigError(f"resume={run_dir}: no config.yaml there (is it a run directory?)")
-    resumed = OmegaConf.load(saved)
-    OmegaConf.set_struct(resumed, True)
+    resumed = lock_keys(migrate_renamed_keys(OmegaConf.load(saved), str(saved)))
     for override in overrides:
         if not override.startswith("resume="):
-            resumed = OmegaConf.merge(resumed, OmegaConf.from_dotlist([override]))
+            layer = migrate_renamed_keys(OmegaConf.from_dotlist([override]), override)
+            resumed = OmegaConf.merge(resumed, layer)
     resumed.resume = str(run_dir)
     return resumed
 

@@ -60,7 +60,7 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMo
         good_text = f"the last good checkpoint is {good}" if good else "there is no good checkpoint yet"
         raise NonFiniteLossError(f"{error}. Training stopped before that step; {good_text}. "
                                  f"Lower optim.lr or set trainer.gradient_clip_val and resume={run_dir}, "
-                                 "or skip such batches with trainer.nonfinite_loss=skip") from None
+                                 "or skip such batches with training.nonfinite_loss=skip") from None
     pending = [c.pending_round for c in trainer.callbacks if getattr(c, "waiting_for_review", False)]
     if pending:
         finish_wandb(trainer)
@@ -74,6 +74,7 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMo
     result = StageResult(module, best, strip_prefix(val, "val/"), strip_prefix(test, "test/"),
                          trainer.is_global_zero)
     if trainer.is_global_zero:  # the module holds the evaluated (best) weights now
+        datamodule.setup()  # under ddp_spawn only the worker processes had set it up
         result.test_intervals = test_intervals(module, datamodule, run_dir)
         if module.confusion_matrix is not None:
             save_confusion_matrix(module.confusion_matrix, module.classes,

@@ -7,9 +7,10 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hkd import imil
+from hkd.run.callbacks import configured_callbacks
 from hkd.run.checkpoints import AtomicCheckpointIO
 from hkd.run.csv_logger import AppendingCSVLogger
 from hkd.run.media import MediaCallback
@@ -30,23 +31,22 @@ def build_loggers(cfg: DictConfig, run_dir: Path, job_type: str) -> list:
 def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str, mode: str,
                   job_type: str = "train", callbacks: list | None = None,
                   options: dict | None = None) -> L.Trainer:
-    """``options``: further Trainer arguments a stage needs (e.g. IMIL's loader reloads)."""
-    t = cfg.trainer
+    """Every ``trainer.*`` key goes to ``lightning.Trainer`` as it is (checked against its signature
+    when the configuration loads); ``options``: further arguments a stage needs (e.g. IMIL's loader
+    reloads); ``max_epochs`` is the stage's."""
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode=mode,
                                  filename="best-{epoch:02d}", save_top_k=1)
     # every epoch, improved or not (Lightning's save_last only follows a top-k save): what resume uses
     last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                            enable_version_counter=False)
-    progress = [TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps))] \
+    arguments = {"enable_model_summary": False, **OmegaConf.to_container(cfg.trainer, resolve=True),
+                 **(options or {}), "max_epochs": max_epochs}
+    progress = [TQDMProgressBar(refresh_rate=max(1, arguments.get("log_every_n_steps") or 1))] \
         if cfg.logging.progress_bar else []
     return L.Trainer(
-        default_root_dir=run_dir, max_epochs=max_epochs, accelerator=t.accelerator,
-        devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
-        log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
-        deterministic=t.deterministic, fast_dev_run=t.fast_dev_run,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        limit_test_batches=t.limit_test_batches, logger=build_loggers(cfg, run_dir, job_type),
+        default_root_dir=run_dir, logger=build_loggers(cfg, run_dir, job_type),
         callbacks=[checkpoint, last, *progress,
-                   MediaCallback(run_dir, cfg.explain.n_images, cfg.logging.images), *(callbacks or [])],
+                   MediaCallback(run_dir, cfg.explain.n_images, cfg.logging.images),
+                   *configured_callbacks(cfg), *(callbacks or [])],
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,
-        enable_model_summary=False, plugins=[AtomicCheckpointIO()], **(options or {}))
+        plugins=[AtomicCheckpointIO()], **arguments)

@@ -76,7 +76,7 @@ def test_resume_skips_a_damaged_last_checkpoint(tmp_path):
 
 def test_nonfinite_loss_skip_policy_finishes_and_counts(tmp_path, capsys):
     out = tmp_path / "runs"
-    code = main(["train", "quickstart", *TINY, *DIVERGE, "trainer.nonfinite_loss=skip",
+    code = main(["train", "quickstart", *TINY, *DIVERGE, "training.nonfinite_loss=skip",
                  f"output_dir={out}", f"data.cache_dir={tmp_path / 'cache'}", "name=skip"])
     assert code == 0
     summary = json.loads(next((out / "skip").glob("*/summary.json")).read_text())

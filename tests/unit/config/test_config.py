@@ -73,3 +73,24 @@ def test_every_base_key_has_a_comment():
         if not stripped or stripped.startswith("#") or stripped.endswith(":"):
             continue
         assert "#" in line, f"base.yaml line {number} has no comment: {line}"
+
+
+def test_trainer_keys_are_lightnings_own_with_suggestions():
+    cfg = load_config("quickstart", ["trainer.accumulate_grad_batches=4", "trainer.benchmark=true"])
+    assert cfg.trainer.accumulate_grad_batches == 4 and cfg.trainer.benchmark is True
+    with pytest.raises(ConfigError, match="trainer.max_epoch is not an argument of lightning.Trainer "
+                                          r"\(did you mean 'max_epochs'\?\)"):
+        load_config("quickstart", ["trainer.max_epoch=3"])
+    with pytest.raises(ConfigError, match="trainer.callbacks is set by hkd"):
+        load_config("quickstart", ["trainer.callbacks=[]"])
+
+
+def test_a_renamed_key_still_works_with_a_deprecation_message(tmp_path):
+    message = "'trainer.nonfinite_loss' is deprecated, use 'training.nonfinite_loss'"
+    with pytest.warns(DeprecationWarning, match=message):
+        cfg = load_config("quickstart", ["trainer.nonfinite_loss=skip"])
+    assert cfg.training.nonfinite_loss == "skip" and "nonfinite_loss" not in cfg.trainer
+    old = tmp_path / "old.yaml"
+    old.write_text("extends: quickstart\ntrainer:\n  nonfinite_loss: skip\n")
+    with pytest.warns(DeprecationWarning, match="old.yaml"):
+        assert load_config(str(old)).training.nonfinite_loss == "skip"

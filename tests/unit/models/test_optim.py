@@ -1,0 +1,36 @@
+"""Optimiser parameter groups the timm way: no weight decay on norm weights, biases and a model's
+own no-decay list (a ViT's position embedding)."""
+
+from omegaconf import OmegaConf
+
+from hkd.models.backbone import build_backbone
+from hkd.models.optim import configure_optimization
+
+
+def groups(backbone: str, **optim):
+    model = OmegaConf.create({"backbone": backbone, "pretrained": False, "output_stride": None,
+                              "drop_rate": 0.0, "kwargs": {}})
+    net = build_backbone(model, 3, 1, 32)
+    settings = OmegaConf.create({"name": "adamw", "lr": 1e-3, "weight_decay": 0.05, "scheduler": "none",
+                                 "warmup_epochs": 0, "decay_norm_and_bias": False, **optim})
+    optimizer = configure_optimization(net, settings, max_epochs=1, total_steps=1)
+    names = {id(p): n for n, p in net.named_parameters()}
+    return net, {group["weight_decay"]: [names[id(p)] for p in group["params"]]
+                 for group in optimizer.param_groups}
+
+
+def test_norms_and_biases_are_not_decayed():
+    net, by_decay = groups("test_resnet")
+    assert set(by_decay) == {0.0, 0.05}
+    assert any(name.endswith("bias") for name in by_decay[0.0])
+    assert any("bn" in name for name in by_decay[0.0])
+    assert all(net.get_parameter(name).ndim == 1 for name in by_decay[0.0])  # norm weights and biases
+    assert all(net.get_parameter(name).ndim > 1 for name in by_decay[0.05])  # convolutions, linear
+    assert len(by_decay[0.0]) + len(by_decay[0.05]) == len(list(net.parameters()))
+
+
+def test_a_vits_position_embedding_is_not_decayed_and_the_old_behaviour_is_one_group():
+    _, by_decay = groups("test_vit")
+    assert "pos_embed" in by_decay[0.0] and "cls_token" in by_decay[0.0]
+    _, everything = groups("test_resnet", decay_norm_and_bias=True)
+    assert list(everything) == [0.05]
