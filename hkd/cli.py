@@ -23,8 +23,10 @@ FINISHED_RUN = ("run_dir", {"help": "a finished run directory"})
 ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
     "train": ("train and evaluate an experiment", [
         EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides, e.g. trainer.max_epochs=3"})]),
-    "cv": ("run all K folds (data.folds=K) and aggregate them", [
-        EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides; must include data.folds=K"})]),
+    "cv": ("run all K folds (data.folds=K) and aggregate them; a second call continues", [
+        EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides; must include data.folds=K"}),
+        ("--seeds", {"type": int, "nargs": "+", "default": None,
+                     "help": "repeat the cross-validation over these seeds (default: the config's)"})]),
     "compare": ("markdown table of runs' test metrics", [
         ("runs", {"nargs": "+", "help": "run directories or folders holding them"}),
         ("--by", {"default": "name", "help": "summary key to group by (name, method)"}),
@@ -97,7 +99,7 @@ def run_compare(args: argparse.Namespace) -> int:
 def run_cv(args: argparse.Namespace) -> int:
     from hkd.run.cross_validation import run_folds
 
-    report, table = run_folds(args.experiment, args.overrides)
+    report, table = run_folds(args.experiment, args.overrides, args.seeds)
     print(table)
     print(report)
     return 0

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from hkd.data.decode import decode_image, mask_from_file, rasterize, resize
 from hkd.data.image_record import Record
@@ -40,9 +43,30 @@ def cache_key(records: list[Record], image_size: int, channels: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_cache(records: list[Record], image_size: int, channels: int,
-                cache_dir: str | Path) -> Path:
-    """Write the arrays once (atomically, as a folder renamed into place); return its path."""
+def decode_record(record: Record, image_size: int,
+                  channels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One record as the cache stores it: image (C, S, S), relevant and irrelevant masks (S, S)."""
+    array = decode_image(record.path, channels, record.source)
+    height, width = array.shape[1:]
+    image = resize(array, image_size).clip(0, 1)
+    relevant = np.zeros((image_size, image_size), np.uint8)
+    if record.mask_path is not None:
+        relevant = mask_from_file(record.mask_path, image_size, record.source)
+    if record.relevant:
+        relevant = relevant | rasterize(record.relevant, width, height, image_size)
+    return image, relevant, rasterize(record.irrelevant, width, height, image_size)
+
+
+def decode_workers(workers: int) -> int:
+    """Threads that decode: ``data.num_workers``, or every core when it is 0 (PIL's decoders and
+    resizing release the GIL, so threads run in parallel without copying images between processes)."""
+    return max(1, workers or os.cpu_count() or 1)
+
+
+def build_cache(records: list[Record], image_size: int, channels: int, cache_dir: str | Path,
+                workers: int = 0) -> Path:
+    """Write the arrays once (atomically, as a folder renamed into place), decoding in parallel
+    with a progress bar; return the folder."""
     folder = Path(cache_dir) / "decoded" / cache_key(records, image_size, channels)
     if (folder / "done").is_file():
         return folder
@@ -53,15 +77,11 @@ def build_cache(records: list[Record], image_size: int, channels: int,
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.float16, (n, channels, s, s))
         relevant = np.lib.format.open_memmap(tmp / "relevant.npy", "w+", np.uint8, (n, s, s))
         irrelevant = np.lib.format.open_memmap(tmp / "irrelevant.npy", "w+", np.uint8, (n, s, s))
-        for i, record in enumerate(records):
-            array = decode_image(record.path, channels, record.source)
-            height, width = array.shape[1:]
-            images[i] = resize(array, s).clip(0, 1)
-            if record.mask_path is not None:
-                relevant[i] = mask_from_file(record.mask_path, s, record.source)
-            if record.relevant:
-                relevant[i] |= rasterize(record.relevant, width, height, s)
-            irrelevant[i] = rasterize(record.irrelevant, width, height, s)
+        with ThreadPoolExecutor(decode_workers(workers)) as pool:
+            decoded = pool.map(lambda record: decode_record(record, s, channels), records)
+            for i, (image, relevant_mask, irrelevant_mask) in enumerate(
+                    tqdm(decoded, total=n, desc="decoding images", unit="img", disable=n < 100)):
+                images[i], relevant[i], irrelevant[i] = image, relevant_mask, irrelevant_mask
         for array in (images, relevant, irrelevant):
             array.flush()
         (tmp / "done").write_text(str(n))

@@ -65,14 +65,15 @@ class ChestXrayDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Generate / validate / decode once (rank 0 of each node)."""
         self._records_and_splits()
-        build_cache(self.records, self.data.image_size, self.data.channels, self.data.cache_dir)
+        build_cache(self.records, self.data.image_size, self.data.channels, self.data.cache_dir,
+                    self.data.num_workers)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         self.describe()
         folder = build_cache(self.records, self.data.image_size, self.data.channels,
-                             self.data.cache_dir)
+                             self.data.cache_dir, self.data.num_workers)
         cache = open_cache(folder)
         labels = np.array([self.classes.index(r.label) for r in self.records])
         splits = np.array(self.splits)

@@ -17,6 +17,15 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 def is_dicom(path: Path) -> bool:
+    """By content (the ``DICM`` preamble marker, via pydicom), with the suffix as a fallback for
+    files without a preamble; a file that cannot be opened is judged by its suffix."""
+    from pydicom.misc import is_dicom as has_dicom_marker
+
+    try:
+        if has_dicom_marker(path):
+            return True
+    except OSError:
+        pass
     return path.suffix.lower() in DICOM_SUFFIXES
 
 

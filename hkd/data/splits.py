@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 
 import numpy as np
 
 from hkd.data.image_record import SPLITS, Record
 from hkd.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def patient_groups(records: list[Record]) -> dict[str, list[int]]:
@@ -21,6 +24,17 @@ def _majority_label(records: list[Record], indices: list[int]) -> str:
     return Counter(records[i].label for i in indices).most_common(1)[0][0]
 
 
+def patients_by_class(records: list[Record], groups: dict[str, list[int]],
+                      rng: np.random.Generator) -> dict[str, list[str]]:
+    """Each class's patients (by their majority class), in a seeded random order."""
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for patient, indices in sorted(groups.items()):
+        by_class[_majority_label(records, indices)].append(patient)
+    for label in sorted(by_class):
+        rng.shuffle(by_class[label])
+    return dict(by_class)
+
+
 def assign_splits(records: list[Record], val_fraction: float, test_fraction: float,
                   seed: int) -> list[str]:
     """The split of every record: the ``split`` column where given, else a seeded
@@ -31,15 +45,11 @@ def assign_splits(records: list[Record], val_fraction: float, test_fraction: flo
     if any(split is not None for split in given):
         missing = next(r.source for r in records if r.split is None)
         raise InputError(f"{missing}: 'split' is empty; give it for every row or for none")
-    rng = np.random.default_rng(seed)
-    by_class: dict[str, list[str]] = defaultdict(list)
     groups = patient_groups(records)
-    for patient, indices in sorted(groups.items()):
-        by_class[_majority_label(records, indices)].append(patient)
+    by_class = patients_by_class(records, groups, np.random.default_rng(seed))
     splits = [""] * len(records)
     for label in sorted(by_class):
         patients = by_class[label]
-        rng.shuffle(patients)
         n = len(patients)
         n_test = int(round(n * test_fraction))
         n_val = int(round(n * val_fraction))
@@ -55,26 +65,25 @@ def assign_splits(records: list[Record], val_fraction: float, test_fraction: flo
 
 def kfold_splits(records: list[Record], folds: int, fold: int, val_fraction: float,
                  seed: int) -> list[str]:
-    """Fold ``fold`` of a patient-grouped, class-stratified K-fold: it is the test split;
-    a seeded share of the remaining patients is the validation split."""
+    """Fold ``fold`` of a patient-grouped, class-stratified K-fold: it is the test split; a seeded
+    share of each class's remaining patients (at least one where a class has two) is validation."""
     if not 0 <= fold < folds:
         raise InputError(f"data.fold={fold} must be in [0, data.folds={folds})")
-    rng = np.random.default_rng(seed)
     groups = patient_groups(records)
-    by_class: dict[str, list[str]] = defaultdict(list)
-    for patient, indices in sorted(groups.items()):
-        by_class[_majority_label(records, indices)].append(patient)
+    by_class = patients_by_class(records, groups, np.random.default_rng(seed))
     fold_of: dict[str, int] = {}
     offset = 0
     for label in sorted(by_class):
-        patients = by_class[label]
-        rng.shuffle(patients)
-        for position, patient in enumerate(patients):
+        for position, patient in enumerate(by_class[label]):
             fold_of[patient] = (position + offset) % folds
-        offset += len(patients)
-    rest = sorted(p for p in groups if fold_of[p] != fold)
-    rng.shuffle(rest)
-    val = set(rest[: int(round(len(rest) * val_fraction))])
+        offset += len(by_class[label])
+    val: set[str] = set()
+    for label in sorted(by_class):  # stratified: a share of each class's remaining patients
+        rest = [p for p in by_class[label] if fold_of[p] != fold]
+        n_val = int(round(len(rest) * val_fraction))
+        if len(rest) >= 2 and val_fraction > 0:
+            n_val = max(n_val, 1)  # a rare class keeps a patient in validation when it can
+        val.update(rest[:n_val])
     splits = [""] * len(records)
     for patient, indices in groups.items():
         split = "test" if fold_of[patient] == fold else "val" if patient in val else "train"
@@ -92,6 +101,12 @@ def check_splits(records: list[Record], splits: list[str], classes: list[str]) -
     missing = [c for c in classes if c not in train_labels]
     if missing:
         raise InputError(f"class(es) {', '.join(missing)} have no sample in the train split")
+    for split in ("val", "test"):
+        present = {r.label for r, s in zip(records, splits) if s == split}
+        absent = [c for c in classes if c not in present]
+        if absent:
+            log.warning("class(es) %s have no sample in the %s split: its metrics leave them out",
+                        ", ".join(absent), split)
     patients: dict[str, set[str]] = defaultdict(set)
     for record, split in zip(records, splits):
         patients[record.patient_id].add(split)

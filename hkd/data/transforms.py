@@ -19,8 +19,10 @@ GEOMETRIC_OPS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
 
 
 class _MaskAware:
-    """torchvision's RandAugment / TrivialAugment reject masks: apply the geometric ops they
-    draw to the masks too (nearest neighbour), and the photometric ones to the image only."""
+    """torchvision's RandAugment / TrivialAugment reject masks ("Inputs of type Mask are not
+    supported", still in torchvision 0.29): apply the geometric ops they draw to the masks too
+    (nearest neighbour), and the photometric ones to the image only. This overrides one protected
+    hook (``_apply_image_or_video_transform``); there is no public one for it."""
 
     def forward(self, image, *masks):
         self._masks = list(masks)

@@ -14,6 +14,9 @@ def relevance_mass(cam: torch.Tensor, region: torch.Tensor, eps: float = 1e-12) 
 
 
 def pointing_game(cam: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """1 where the map's maximum lies inside ``region``, else 0."""
-    flat = cam.flatten(1).argmax(1)
-    return region.flatten(1).gather(1, flat[:, None])[:, 0].float()
+    """1 where the map's maximum lies inside ``region``, else 0; an empty (all-zero or flat) map
+    points nowhere and counts as a miss."""
+    flat = cam.flatten(1)
+    hit = region.flatten(1).gather(1, flat.argmax(1)[:, None])[:, 0].float()
+    points = flat.amax(1) > flat.amin(1)
+    return torch.where(points, hit, torch.zeros_like(hit))

@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from hkd.atomic import atomic_write, atomic_write_csv
-from hkd.data.dicom import DICOM_SUFFIXES
+from hkd.data.dicom import DICOM_SUFFIXES, is_dicom
 from hkd.errors import InputError
 from hkd.explanations.cam import explain_batch
 from hkd.inference.model import load_model
@@ -29,8 +29,9 @@ def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, str | None]]:
     for images (recursively), ``labels.csv`` read as ``image,label`` relative to its folder."""
     found: list[tuple[Path, str | None]] = []
     for given in map(Path, inputs):
-        if given.is_dir():
-            found += [(p, None) for p in sorted(given.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if given.is_dir():  # images by suffix, and suffix-less files that are DICOM (PACS exports)
+            found += [(p, None) for p in sorted(given.rglob("*")) if p.is_file() and (
+                p.suffix.lower() in IMAGE_SUFFIXES or (not p.suffix and is_dicom(p)))]
         elif given.suffix.lower() == ".csv":
             with open(given, newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle)

@@ -1,43 +1,77 @@
-"""``hkd cv``: run every fold of a K-fold cross-validation and aggregate the folds' test metrics.
+"""``hkd cv``: every fold of a K-fold cross-validation (over one or more seeds), streamed, resumable,
+and aggregated into one report.
 
-Each fold is an ordinary ``hkd train`` run (its own process and run directory, so DDP launchers
-and W&B behave as for one run); the mean and spread over folds is written next to the runs as
-``OUTPUT_DIR/NAME/cv-<first fold's run id>.md``.
+Each fold is an ordinary ``hkd train`` run in its own process, with a run id derived from the
+cross-validation's settings, so a second call finds its folds: finished ones are skipped, an
+interrupted one continues with ``resume=``. Each fold's progress is streamed as it trains (a line
+per epoch, prefixed ``[fold k/K seed s]``) and its result is recorded as it ends; the report,
+``OUTPUT_DIR/NAME/cv-<id>.md``, is the mean ± std over all folds and seeds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from hkd.atomic import atomic_write_text
+from hkd.atomic import atomic_write_json, atomic_write_text
 from hkd.config import load_config
 from hkd.errors import ConfigError
 from hkd.reporting.compare import aggregate, find_summaries, markdown_table
+from hkd.run.run_dir import RUN_ID_ENV
 
 
-def run_folds(experiment: str, overrides: list[str]) -> tuple[Path, str]:
-    """Train folds 0..K-1 one after another; return the report's path and its markdown table."""
+def cv_id(experiment: str, overrides: list[str]) -> str:
+    """Names one cross-validation: the experiment and its overrides (seeds and folds excluded)."""
+    kept = sorted(o for o in overrides if not o.startswith(("seed=", "data.fold=")))
+    return hashlib.sha256(json.dumps([experiment, kept]).encode()).hexdigest()[:10]
+
+
+def run_fold(experiment: str, overrides: list[str], run_dir: Path, label: str) -> None:
+    """Train one fold (or continue it), streaming its output with ``label`` in front."""
+    resume = [f"resume={run_dir}"] if (run_dir / "config.yaml").is_file() else []
+    command = [sys.executable, "-u", "-m", "hkd", "train", experiment, *overrides,
+               "logging.epoch_lines=true", *resume]
+    env = {**os.environ, RUN_ID_ENV: run_dir.name}
+    print(f"[{label}] {'continuing' if resume else 'training'} {run_dir}", flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
+        for line in process.stdout:
+            print(f"[{label}] {line.rstrip()}", flush=True)
+    if process.returncode != 0:
+        raise RuntimeError(f"{label} failed (exit {process.returncode}); run `hkd cv` again to continue "
+                           f"from its last checkpoint ({run_dir})")
+    if not (run_dir / "summary.json").is_file():
+        raise RuntimeError(f"{label} stopped without a summary in {run_dir} (an IMIL queue round waiting "
+                           "for review? cross-validate with a simulated oracle)")
+
+
+def run_folds(experiment: str, overrides: list[str], seeds: list[int] | None = None) -> tuple[Path, str]:
+    """Train (or finish) folds 0..K-1 for each seed; return the report's path and its table."""
     cfg = load_config(experiment, overrides)
     if cfg.data.folds < 2:
         raise ConfigError("hkd cv needs K-fold splits: add data.folds=K (K >= 2, e.g. data.folds=5)")
-    run_dirs = []
-    for fold in range(cfg.data.folds):
-        command = [sys.executable, "-m", "hkd", "train", experiment, *overrides, f"data.fold={fold}"]
-        result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-        lines = result.stdout.strip().splitlines()
-        if result.returncode != 0 or not lines:
-            raise RuntimeError(f"fold {fold} of {cfg.data.folds} failed (exit {result.returncode}); "
-                               f"the folds before it are in {', '.join(map(str, run_dirs)) or 'none'}")
-        run_dir = Path(lines[-1])
-        if not (run_dir / "summary.json").is_file():
-            raise RuntimeError(f"fold {fold} stopped without a summary in {run_dir} (an IMIL queue round "
-                               "waiting for review? cross-validate with a simulated oracle)")
-        run_dirs.append(run_dir)
-    table = markdown_table(aggregate(find_summaries(run_dirs), "name"))
-    report = run_dirs[0].parent / f"cv-{run_dirs[0].name}.md"
-    runs = "\n".join(f"- fold {fold}: {run_dir}" for fold, run_dir in enumerate(run_dirs))
-    atomic_write_text(report, f"# {cfg.name}: {cfg.data.folds}-fold cross-validation "
-                              f"(mean ± std over folds)\n\n{table}\n\n{runs}\n")
+    seeds = list(seeds) if seeds else [int(cfg.seed)]
+    identity = cv_id(experiment, overrides)
+    base = Path(cfg.output_dir) / cfg.name
+    state_path = base / f"cv-{identity}.json"
+    done: dict[str, str] = {}
+    for seed in seeds:
+        for fold in range(cfg.data.folds):
+            label = f"fold {fold + 1}/{cfg.data.folds} seed {seed}"
+            run_dir = base / f"cv-{identity}-seed{seed}-fold{fold}"
+            if (run_dir / "summary.json").is_file():
+                print(f"[{label}] finished earlier: {run_dir}", flush=True)
+            else:
+                run_fold(experiment, [*overrides, f"seed={seed}", f"data.fold={fold}"], run_dir, label)
+            done[f"seed {seed} fold {fold}"] = str(run_dir)
+            atomic_write_json(state_path, {"experiment": experiment, "overrides": overrides,
+                                           "seeds": seeds, "folds": cfg.data.folds, "finished": done})
+    table = markdown_table(aggregate(find_summaries(list(done.values())), "name"))
+    runs = "\n".join(f"- {key}: {path}" for key, path in done.items())
+    over = f"{cfg.data.folds}-fold cross-validation" + (f" x {len(seeds)} seeds" if len(seeds) > 1 else "")
+    report = atomic_write_text(base / f"cv-{identity}.md", f"# {cfg.name}: {over} (mean ± std over "
+                                                           f"{len(done)} runs)\n\n{table}\n\n{runs}\n")
     return report, table

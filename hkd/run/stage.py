@@ -50,8 +50,9 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMo
                      callbacks: list | None = None, options: dict | None = None) -> StageResult:
     """Train, then evaluate the best checkpoint on val and test; figures on rank 0."""
     trainer = build_trainer(cfg, run_dir, max_epochs, monitor, mode, job_type, callbacks, options)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(to_dotlist(cfg))
+    if not cfg.resume:  # a resumed run continues the same W&B run: its configuration is there
+        for logger in trainer.loggers:
+            logger.log_hyperparams(to_dotlist(cfg))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except NonFiniteLossError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import lightning as L
@@ -10,16 +11,30 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from hkd import imil
+from hkd.atomic import atomic_write_text
 from hkd.run.callbacks import configured_callbacks
 from hkd.run.checkpoints import AtomicCheckpointIO
 from hkd.run.csv_logger import AppendingCSVLogger
 from hkd.run.media import MediaCallback
+from hkd.run.progress import EpochLines
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B run id of this run directory (stage): made once, reused by every ``resume=``, so a
+    resumed run continues the same W&B run, online or offline (``wandb sync`` joins the parts)."""
+    path = run_dir / "wandb-id.txt"
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(6)  # W&B ids: lowercase letters and digits
+    atomic_write_text(path, run_id + "\n")
+    return run_id
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, job_type: str) -> list:
     loggers: list = [AppendingCSVLogger(str(run_dir))]
     if cfg.logging.wandb != "disabled":
         loggers.append(WandbLogger(
+            id=wandb_run_id(run_dir), resume="allow",
             save_dir=str(run_dir), project=cfg.logging.project, entity=cfg.logging.entity,
             name=f"{cfg.name}/{run_dir.name}" + ("" if job_type == "train" else f"/{job_type}"),
             group=cfg.name, job_type=job_type, offline=cfg.logging.wandb == "offline",
@@ -47,6 +62,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         default_root_dir=run_dir, logger=build_loggers(cfg, run_dir, job_type),
         callbacks=[checkpoint, last, *progress,
                    MediaCallback(run_dir, cfg.explain.n_images, cfg.logging.images),
-                   *configured_callbacks(cfg), *(callbacks or [])],
+                   *configured_callbacks(cfg), *([EpochLines(job_type)] if cfg.logging.epoch_lines else []),
+                   *(callbacks or [])],
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,
         plugins=[AtomicCheckpointIO()], **arguments)

@@ -31,20 +31,36 @@ def test_dicom_data_set_trains_through_the_cache(tmp_path, tiny):
     assert summary["classes"] == ["no_opacity", "opacity"] and "accuracy" in summary["test"]
 
 
-def test_cv_runs_every_fold_and_aggregates(tmp_path):
-    """`hkd cv` on a folder data set: K real fold runs, one report with the mean over K."""
+def test_cv_streams_every_fold_records_each_and_continues_where_it_stopped(tmp_path, capsys):
+    """`hkd cv` on a folder data set: K real fold runs streamed epoch by epoch, one report with the
+    mean over K; a second call skips finished folds and continues an interrupted one."""
     from conftest import TINY, make_folder_dataset
 
     from hkd.cli import main
 
     root = make_folder_dataset(tmp_path / "data", n_per_class=12)
-    overrides = [*TINY, "data.format=folder", f"data.root={root}", "data.folds=2",
+    overrides = [*TINY, "data.format=folder", f"data.root={root}", "data.folds=2", "trainer.max_epochs=2",
                  f"output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}", "name=cv"]
     assert main(["cv", "quickstart", *overrides]) == 0
+    out = capsys.readouterr().out
+    for fold in (1, 2):
+        for epoch in (1, 2):
+            assert f"[fold {fold}/2 seed 42] train epoch {epoch}/2: train/loss" in out
     reports = list((tmp_path / "runs" / "cv").glob("cv-*.md"))
     assert len(reports) == 1
     text = reports[0].read_text()
-    assert "| cv | 2 |" in text and "fold 0:" in text and "fold 1:" in text
-    summaries = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "cv").glob("*/summary.json")]
-    assert sorted(s["fold"] for s in summaries) == [0, 1]
+    assert "| cv | 2 |" in text and "seed 42 fold 0:" in text and "seed 42 fold 1:" in text
+    runs = sorted((tmp_path / "runs" / "cv").glob("cv-*-fold*"))
+    assert [json.loads((r / "summary.json").read_text())["fold"] for r in runs] == [0, 1]
+    # fold 1 "was killed" after its training: the next call continues it and leaves fold 0 alone
+    first = (runs[0] / "summary.json").stat().st_mtime_ns
+    (runs[1] / "summary.json").unlink()
+    assert main(["cv", "quickstart", *overrides]) == 0
+    out = capsys.readouterr().out
+    assert "[fold 1/2 seed 42] finished earlier" in out and f"[fold 2/2 seed 42] continuing {runs[1]}" in out
+    assert (runs[0] / "summary.json").stat().st_mtime_ns == first and (runs[1] / "summary.json").is_file()
+    assert sorted((tmp_path / "runs" / "cv").glob("cv-*-fold*")) == runs  # no new run directories
+    assert main(["cv", "quickstart", *overrides, "--seeds", "42", "7"]) == 0  # seed 42 is reused
+    report = reports[0].read_text()
+    assert "| cv | 4 |" in report and "2-fold cross-validation x 2 seeds" in report
     assert main(["cv", "quickstart", *overrides[:-4], "data.folds=0"]) == 2  # needs data.folds

@@ -67,6 +67,16 @@ def test_wandb_offline_writes_a_local_run_with_media_unless_disabled(tiny, monke
         assert media == []
 
 
+def test_resume_continues_the_same_wandb_run(tiny, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = run_experiment(tiny("logging.wandb=offline", "trainer.max_epochs=1"))
+    more = [f"resume={run_dir}", "trainer.max_epochs=2"]
+    run_experiment(tiny("logging.wandb=offline", *more), more)
+    parts = sorted((run_dir / "wandb").glob("offline-run-*"))  # one per session, synced as one run
+    assert len(parts) == 2
+    assert {part.name.rsplit("-", 1)[1] for part in parts} == {(run_dir / "wandb-id.txt").read_text().strip()}
+
+
 def test_pretrained_weights_from_a_local_file(tmp_path):
     source = timm.create_model("test_resnet", num_classes=1000, in_chans=3)
     path = tmp_path / "weights.pth"

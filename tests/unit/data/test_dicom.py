@@ -48,3 +48,15 @@ def test_broken_dicom_names_the_file(tmp_path):
     path.write_bytes(b"not a dicom file at all")
     with pytest.raises(InputError, match="row 9: cannot read DICOM file .*broken.dcm"):
         decode_dicom(path, "row 9")
+
+
+def test_dicom_is_recognised_by_content_whatever_the_name(tmp_path):
+    from hkd.data.dicom import is_dicom
+
+    pixels = np.tile(np.arange(40, dtype=np.uint16), (40, 1)) * 50
+    unnamed = write_dicom(tmp_path / "IM0001", pixels)  # PACS exports often have no suffix
+    assert is_dicom(unnamed) and decode_image(unnamed, 1).shape == (1, 40, 40)
+    png = tmp_path / "scan.dcm.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert not is_dicom(png)
+    assert is_dicom(tmp_path / "missing.dcm")  # unreadable: judged by its suffix
