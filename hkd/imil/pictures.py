@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
+from hkd.data.decode import decode_image
 from hkd.data.training_images import TrainingImages
 from hkd.imil.edits import EditTable
 
@@ -21,10 +22,22 @@ def round_pictures(images: TrainingImages, table: EditTable, indices: list[int],
         yield i, (original[0].numpy(), table[i].mask.astype(np.float32), edited[0].numpy())
 
 
+DISPLAY_MAX = 1024  # the review page's images: the longer side at most this many pixels
+
+
 def display_image(images: TrainingImages, idx: int) -> Image.Image:
-    """The original file, as RGB, for the review page."""
-    with Image.open(images.source_file(idx)) as original:
-        return original.convert("RGB")
+    """The image as training decoded it — DICOM windowing and MONOCHROME1, 16-bit scaling, EXIF
+    rotation — upright, at its own aspect ratio, the longer side at most ``DISPLAY_MAX``, as RGB.
+    Marks drawn on it map to the training tensor by scaling alone (the training square is the
+    same upright image resized), so they cover the same anatomy."""
+    path = images.source_file(idx)
+    gray = decode_image(path, 1, str(path))[0]
+    picture = Image.fromarray((gray.clip(0, 1) * 255).round().astype(np.uint8), mode="L")
+    scale = min(1.0, DISPLAY_MAX / max(picture.size))
+    if scale < 1:
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.BILINEAR, reducing_gap=None)
+    return picture.convert("RGB")
 
 
 def proposal_overlay(mask: Image.Image) -> Image.Image:
