@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from hkd.data.dicom import decode_dicom, is_dicom
 from hkd.data.image_record import Region
+from hkd.data.rle import decode as decode_rle
 from hkd.errors import InputError
 
 
@@ -52,14 +53,20 @@ def resize(array: np.ndarray, size: int) -> np.ndarray:
 
 
 def rasterize(regions: list[Region], width: int, height: int, size: int) -> np.ndarray:
-    """The union of the regions as a (size, size) uint8 mask (1 inside)."""
+    """The union of the regions as a (size, size) uint8 mask (1 inside); masks (RLE) are resized
+    with nearest neighbours, like every mask."""
     mask = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(mask)
     sx, sy = size / width, size / height
+    resized_masks = []
     for region in regions:
+        if region.rle is not None:
+            full = Image.fromarray(decode_rle(region.rle_dict()).astype(np.uint8))
+            resized_masks.append(np.asarray(full.resize((size, size), Image.NEAREST), dtype=np.uint8))
+            continue
         points = [(x * sx, y * sy) for x, y in region.polygon]
         draw.polygon(points, fill=1, outline=1)
-    return np.asarray(mask, dtype=np.uint8)
+    return np.maximum.reduce([np.asarray(mask, dtype=np.uint8), *resized_masks])
 
 
 def mask_from_file(path: Path, size: int, where: str) -> np.ndarray:

@@ -11,15 +11,31 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Region:
-    """A box or polygon in the original image's pixel coordinates."""
+    """A box, polygon or mask in the original image's pixel coordinates. A mask (``rle``: height,
+    width and COCO's compressed run-length ``counts``) covers the whole image it was drawn on."""
 
-    polygon: tuple[tuple[float, float], ...]  # a box is stored as its four corners
+    polygon: tuple[tuple[float, float], ...] = ()  # a box is stored as its four corners
+    rle: tuple[int, int, str] | None = None
 
     @classmethod
     def from_box(cls, x: float, y: float, w: float, h: float) -> Region:
         return cls(((x, y), (x + w, y), (x + w, y + h), (x, y + h)))
 
+    @classmethod
+    def from_rle(cls, rle: dict) -> Region:
+        height, width = rle["size"]
+        return cls(rle=(int(height), int(width), rle["counts"]))
+
+    def rle_dict(self) -> dict:
+        height, width, counts = self.rle
+        return {"size": [height, width], "counts": counts}
+
     def bounds(self) -> tuple[float, float, float, float]:
+        if self.rle is not None:
+            from hkd.data.rle import bbox
+
+            x, y, w, h = bbox(self.rle_dict())
+            return x, y, x + w, y + h
         xs, ys = zip(*self.polygon)
         return min(xs), min(ys), max(xs), max(ys)
 

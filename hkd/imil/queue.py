@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from hkd.atomic import atomic_write, atomic_write_json
 from hkd.data.decode import rasterize
 from hkd.data.formats.folder import parse_region
+from hkd.data.rle import encode as encode_rle
 from hkd.errors import InputError
 
 MANIFEST = "manifest.json"
@@ -96,15 +97,16 @@ def validate_regions(regions: object, width: int, height: int, where: str) -> li
     return checked
 
 
-def rasterize_marks(regions: list[dict], width: int, height: int, size: int) -> np.ndarray:
-    """Drawn regions (original pixel coordinates) as a (size, size) bool mask; erasers subtract."""
+def draw_marks(regions: list[dict], width: int, height: int) -> Image.Image:
+    """Drawn regions (in the shown image's pixels) as a (height, width) mask image; erasers subtract."""
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     for region in regions:
         value = 0 if region.get("erase") else 1
         if region["type"] == "rect":
-            draw.rectangle([region["x"], region["y"], region["x"] + region["w"],
-                            region["y"] + region["h"]], fill=value)
+            # PIL's corners are inclusive: a w x h rectangle ends at x + w - 1, y + h - 1
+            draw.rectangle([region["x"], region["y"], region["x"] + max(region["w"] - 1, 0),
+                            region["y"] + max(region["h"] - 1, 0)], fill=value)
         else:
             points = [tuple(p) for p in region["points"]]
             radius = region["width"] / 2
@@ -112,7 +114,18 @@ def rasterize_marks(regions: list[dict], width: int, height: int, size: int) -> 
                 draw.line(points, fill=value, width=max(1, round(region["width"])), joint="curve")
             for x, y in points:
                 draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=value)
-    return np.asarray(canvas.resize((size, size), Image.NEAREST)) > 0
+    return canvas
+
+
+def marks_rle(regions: list[dict], width: int, height: int) -> dict | None:
+    """The drawn regions at full resolution as COCO RLE (None when nothing is left after erasing)."""
+    mask = np.asarray(draw_marks(regions, width, height)) > 0
+    return encode_rle(mask) if mask.any() else None
+
+
+def rasterize_marks(regions: list[dict], width: int, height: int, size: int) -> np.ndarray:
+    """Drawn regions as a (size, size) bool mask at the training size."""
+    return np.asarray(draw_marks(regions, width, height).resize((size, size), Image.NEAREST)) > 0
 
 
 def read_marks(folder: Path, size: int) -> dict[int, tuple[np.ndarray | None, dict]]:

@@ -25,8 +25,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hkd.atomic import append_json_line, atomic_write_json
+from hkd.data.rle import bbox as rle_bbox
 from hkd.errors import InputError
-from hkd.imil.queue import MANIFEST, MARKS, read_manifest, validate_regions
+from hkd.imil.queue import MANIFEST, MARKS, marks_rle, read_manifest, validate_regions
 from hkd.review.security import LOOPBACK, ReviewGuard
 
 STATIC = Path(__file__).parent / "static"
@@ -112,16 +113,19 @@ class ReviewStore:
         return record
 
     def coco(self, number: int) -> dict:
+        """The round's marks as COCO: one ``irrelevant`` annotation per marked sample, its
+        rectangles, brush strokes and erasers drawn into one mask, stored as RLE."""
         manifest, marks = self.manifest(number), self.marks(number)["samples"]
         images, annotations = [], []
         for image_id, sample in enumerate(manifest["samples"], start=1):
             images.append({"id": image_id, "file_name": sample["image"], "width": sample["width"],
                            "height": sample["height"]})
-            mark = marks.get(sample["id"])
-            for region in (mark or {}).get("regions", []):
-                if region["type"] == "rect" and not region.get("erase"):
-                    annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                        "bbox": [region["x"], region["y"], region["w"], region["h"]]})
+            mark = marks.get(sample["id"]) or {}
+            rle = marks_rle(mark.get("regions", []), sample["width"], sample["height"]) \
+                if mark.get("status") == "marked" else None
+            if rle is not None:
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                    "segmentation": rle, "bbox": list(rle_bbox(rle)), "iscrowd": 0})
         return {"images": images, "annotations": annotations,
                 "categories": [{"id": 1, "name": "irrelevant"}]}
 

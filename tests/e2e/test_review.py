@@ -213,3 +213,40 @@ def test_full_disk_keeps_marks_and_checkpoints_and_says_so(pending_run):
     assert checkpoint.read_bytes() == checkpoint_before
     leftovers = list(pending_run.rglob(".*.tmp"))
     assert not leftovers
+
+
+def test_brush_marks_round_trip_through_coco_rle_into_a_data_set(client, pending_run, tmp_path):
+    """draw -> save -> export COCO (RLE) -> load as a data set's annotations -> the same mask; and
+    the same file read back as a round's marks_coco.json."""
+    import shutil as copying
+
+    from hkd.data.decode import rasterize
+    from hkd.data.formats.folder import read_folder
+    from hkd.data.rle import decode
+    from hkd.imil.queue import draw_marks, rasterize_marks, read_marks
+
+    sample = _first(client)
+    w, h = sample["width"], sample["height"]
+    regions = [{"type": "rect", "x": 2, "y": 3, "w": 12, "h": 9},
+               {"type": "stroke", "points": [[18, 14], [26, 22], [30, 24]], "width": 5},
+               {"type": "rect", "x": 4, "y": 4, "w": 3, "h": 3, "erase": True}]
+    url = f"/api/rounds/1/samples/{sample['id']}/marks"
+    assert client.put(url, json={"status": "marked", "regions": regions}).status_code == 200
+    coco = client.get("/api/rounds/1/coco").json()
+    (annotation,) = coco["annotations"]
+    drawn = np.asarray(draw_marks(regions, w, h)) > 0
+    assert np.array_equal(decode(annotation["segmentation"]), drawn)  # brush strokes and erasers kept
+    root = tmp_path / "reviewed"
+    root.mkdir()
+    copying.copy(pending_run / "imil" / "round_1" / sample["image"], root / sample["image"])
+    (root / "labels.csv").write_text(f"image,label\n{sample['image']},{sample['label']}\n")
+    (root / "annotations.json").write_text(json.dumps(coco))
+    (record,) = read_folder(root)
+    assert record.irrelevant[0].rle is not None
+    expected = rasterize_marks(regions, w, h, 32)
+    assert np.array_equal(rasterize(record.irrelevant, w, h, 32) > 0, expected)
+    folder = pending_run / "imil" / "round_1"
+    (folder / "marks.json").unlink()
+    (folder / "marks_coco.json").write_text(json.dumps(coco))  # as a clinician's own tool would
+    ((mask, mark),) = read_marks(folder, 32).values()
+    assert np.array_equal(mask, expected) and mark["source"] == "coco"

@@ -21,6 +21,7 @@ from PIL import Image
 from hkd.data.dicom import dicom_size, is_dicom
 from hkd.data.formats.registry import FORMATS
 from hkd.data.image_record import SPLITS, Record, Region
+from hkd.data.rle import from_segmentation
 from hkd.errors import InputError
 
 IRRELEVANT_CATEGORY = "irrelevant"
@@ -108,8 +109,10 @@ def parse_region(annotation: dict, where: str) -> list[Region]:
                 raise InputError(f"{where}: a polygon has no area (its points are on one line)")
             regions.append(region)
         return regions
+    if isinstance(segmentation, dict) and segmentation:  # a mask: COCO RLE (CVAT, Label Studio, ...)
+        return [Region.from_rle(from_segmentation(segmentation, where))]
     if segmentation not in (None, [], {}):
-        raise InputError(f"{where}: only polygon 'segmentation' lists are supported (no RLE)")
+        raise InputError(f"{where}: 'segmentation' must be polygon lists or an RLE object")
     if "bbox" not in annotation:
         raise InputError(f"{where}: needs a 'bbox' or a polygon 'segmentation'")
     box = _number_list(annotation["bbox"], where, "bbox")
@@ -122,12 +125,18 @@ def parse_region(annotation: dict, where: str) -> list[Region]:
 
 
 def polygon_area(region: Region) -> float:
-    """Shoelace area (absolute) of a region's polygon."""
+    """Shoelace area (absolute) of a region's polygon (a mask's bounding box for an RLE mask)."""
+    if region.rle is not None:
+        x0, y0, x1, y1 = region.bounds()
+        return (x1 - x0) * (y1 - y0)
     xs, ys = zip(*region.polygon)
     return abs(sum(x0 * y1 - x1 * y0 for x0, y0, x1, y1 in zip(xs, ys, xs[1:] + xs[:1], ys[1:] + ys[:1]))) / 2
 
 
 def check_inside(region: Region, width: int, height: int, where: str, tolerance: float = 1.0) -> None:
+    if region.rle is not None and region.rle[:2] != (height, width):
+        raise InputError(f"{where}: the RLE mask is {region.rle[1]}x{region.rle[0]}, the image "
+                         f"{width}x{height}")
     x0, y0, x1, y1 = region.bounds()
     if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:
         raise InputError(f"{where}: region ({x0:g}, {y0:g})-({x1:g}, {y1:g}) lies outside the "
@@ -148,6 +157,9 @@ def image_size(path: Path, where: str) -> tuple[int, int]:
 
 
 def clip_region(region: Region, width: int, height: int) -> Region:
+    if region.rle is not None:
+        check_inside(region, width, height, "an RLE mask")
+        return region
     return Region(tuple((min(max(x, 0.0), width), min(max(y, 0.0), height)) for x, y in region.polygon))
 
 

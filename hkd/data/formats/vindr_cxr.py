@@ -1,6 +1,12 @@
-"""VinDr-CXR (Kaggle VinBigData layout): DICOM images at ``train/<image_id>.dicom`` and
-``train.csv`` with one row per reader's finding (``image_id, class_name, rad_id, x_min, y_min,
-x_max, y_max``; ``No finding`` has no box). Three readers per image.
+"""VinDr-CXR: DICOM images at ``train/<image_id>.dicom``, and either layout of its labels:
+
+* Kaggle (VinBigData): ``train.csv``, one row per reader's finding (``image_id, class_name,
+  rad_id, x_min, y_min, x_max, y_max``; ``No finding`` has no box);
+* PhysioNet (v1.0.0): ``annotations/annotations_train.csv`` (the same box rows) and
+  ``annotations/image_labels_train.csv`` (per image and reader, one 0/1 column per global label,
+  e.g. ``Pneumonia``, ``No finding``), whose labels count as findings without a box.
+
+Three readers per image.
 
 An image's class is the first entry of ``data.finding_map`` (finding substring -> class, in order)
 that any reader's finding matches; the boxes of every reader whose finding maps to that class are
@@ -29,18 +35,14 @@ DEFAULT_FINDING_MAP = {"Consolidation": "opacity", "Infiltration": "opacity",
                        "Lung Opacity": "opacity", "No finding": "no_finding"}
 
 
-@FORMATS.register("vindr-cxr")
-def read_vindr_cxr(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[str]]:
-    """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
-    root = Path(data.root)
-    table = dict(data.finding_map) if data.finding_map else DEFAULT_FINDING_MAP
-    order = list(dict.fromkeys(table.values()))
-    labels_csv = root / "train.csv"
-    findings: dict[str, list[tuple[str | None, Region | None]]] = defaultdict(list)
-    sources: dict[str, str] = {}
+Findings = dict[str, list[tuple[str | None, Region | None]]]  # image_id -> (class, box or None)
+
+
+def read_box_rows(path: Path, table: dict, findings: Findings, sources: dict[str, str], hint: str) -> None:
+    """Rows ``image_id, class_name, rad_id, x_min, y_min, x_max, y_max`` (an empty box: no box)."""
     columns = {"image_id", "class_name", "rad_id", "x_min", "y_min", "x_max", "y_max"}
-    for line, row in csv_rows(labels_csv, columns, "data.root must be the VinDr-CXR (Kaggle) folder"):
-        where = f"{labels_csv} row {line}"
+    for line, row in csv_rows(path, columns, hint):
+        where = f"{path} row {line}"
         sources.setdefault(row["image_id"], where)
         label = map_finding(row["class_name"], table)
         region = None
@@ -48,6 +50,38 @@ def read_vindr_cxr(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[
             region = corner_box(*(number(row, key, where) for key in ("x_min", "y_min", "x_max", "y_max")),
                                 where=where)
         findings[row["image_id"]].append((label, region))
+
+
+def read_image_labels(path: Path, table: dict, findings: Findings, sources: dict[str, str]) -> None:
+    """PhysioNet's global labels: every column that a reader set to 1 is a finding without a box."""
+    for line, row in csv_rows(path, {"image_id"}, "the PhysioNet layout needs image_labels_train.csv"):
+        where = f"{path} row {line}"
+        sources.setdefault(row["image_id"], where)
+        for column, value in row.items():
+            if column in ("image_id", "rad_id", "rad_ID") or value in ("", "0", "0.0"):
+                continue
+            if value not in ("1", "1.0"):
+                raise InputError(f"{where}: column '{column}' must be 0 or 1, got '{value}'")
+            label = map_finding(column, table)
+            if label is not None:
+                findings[row["image_id"]].append((label, None))
+
+
+@FORMATS.register("vindr-cxr")
+def read_vindr_cxr(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[str]]:
+    """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
+    root = Path(data.root)
+    table = dict(data.finding_map) if data.finding_map else DEFAULT_FINDING_MAP
+    order = list(dict.fromkeys(table.values()))
+    findings: Findings = defaultdict(list)
+    sources: dict[str, str] = {}
+    kaggle, physionet = root / "train.csv", root / "annotations" / "annotations_train.csv"
+    if kaggle.is_file() or not physionet.is_file():
+        read_box_rows(kaggle, table, findings, sources, "data.root must be the VinDr-CXR folder (Kaggle's "
+                                                        "train.csv or PhysioNet's annotations/)")
+    else:
+        read_box_rows(physionet, table, findings, sources, "the PhysioNet layout's box table")
+        read_image_labels(root / "annotations" / "image_labels_train.csv", table, findings, sources)
     files = index_files(root / "train", DICOM_SUFFIXES)
     records, dropped = [], Counter()
     for image_id, marks in findings.items():

@@ -128,3 +128,36 @@ def test_generated_split_groups_patients_and_stratifies(tmp_path, tiny):
     again = ChestXrayDataModule(tiny("data.format=folder", f"data.root={root}"))
     again.describe()
     assert again.splits == datamodule.splits  # deterministic from the seed
+
+
+def test_rle_masks_load_compressed_or_not_and_bad_ones_name_the_annotation(tmp_path):
+    from hkd.data.decode import rasterize
+    from hkd.data.rle import encode
+
+    root = make_folder_dataset(tmp_path / "data", n_per_class=2, size=40)
+    coco = json.loads((root / "annotations.json").read_text())
+    mask = np.zeros((40, 40), bool)
+    mask[5:15, 20:35] = True
+    compressed = encode(mask)
+    runs, value, count = [], False, 0  # column-major uncompressed counts, as CVAT writes them
+    for pixel in mask.T.reshape(-1):
+        if pixel != value:
+            runs.append(count)
+            value, count = pixel, 0
+        count += 1
+    runs.append(count)
+    coco["annotations"][0] = {**coco["annotations"][0], "segmentation": compressed}
+    coco["annotations"][1] = {**coco["annotations"][1], "segmentation": {"size": [40, 40], "counts": runs}}
+    (root / "annotations.json").write_text(json.dumps(coco))
+    records = read_folder(root)
+    for record in records[:2]:
+        assert np.array_equal(rasterize(record.relevant, 40, 40, 40) > 0, mask)
+    for bad, message in ((dict(compressed, size=[30, 40]), "invalid RLE segmentation"),
+                         (encode(np.ones((30, 40), bool)), "RLE mask is 40x30, the image 40x40"),
+                         ({"size": [40, 40], "counts": [1600]}, "the RLE mask is empty"),
+                         ({"size": [40, 40], "counts": [5, 5]}, "cover 10 pixels, not 1600"),
+                         ({"size": [40], "counts": "x"}, "needs 'size': \\[height, width\\]")):
+        coco["annotations"][0]["segmentation"] = bad
+        (root / "annotations.json").write_text(json.dumps(coco))
+        with pytest.raises(InputError, match=r"annotations\[0\].*" + message):
+            read_folder(root)

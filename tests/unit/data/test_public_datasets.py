@@ -83,6 +83,37 @@ def test_vindr_merges_readers_and_drops_unmapped_images(tmp_path):
     assert [region.bounds() for region in v1.relevant] == [(2, 3, 12, 15), (3, 4, 14, 16)]  # not cardiomegaly
 
 
+def vindr_physionet(root):
+    """The same three images in PhysioNet's layout, plus v4 known only from a global label."""
+    (root / "annotations").mkdir(parents=True)
+    header = ["image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max"]
+    write_csv(root / "annotations" / "annotations_train.csv", header, [
+        ["v1", "R1", "Consolidation", 2, 3, 12, 15], ["v1", "R2", "Infiltration", 3, 4, 14, 16],
+        ["v1", "R3", "Cardiomegaly", 10, 20, 30, 35], ["v3", "R1", "Nodule/Mass", 5, 5, 9, 9]])
+    write_csv(root / "annotations" / "image_labels_train.csv",
+              ["image_id", "rad_ID", "Pneumonia", "Nodule/Mass", "No finding"], [
+                  ["v1", "R1", 1, 0, 0], ["v2", "R1", 0, 0, 1], ["v2", "R2", 0, 0, 1],
+                  ["v3", "R1", 0, 1, 0], ["v4", "R2", 1, 0, 0]])
+    for image in ("v1", "v2", "v3", "v4"):
+        write_dicom(root / "train" / f"{image}.dicom", PIXELS, window=(1500, 2000))
+
+
+def test_vindr_physionet_layout_adds_global_labels_without_boxes(tmp_path):
+    vindr_physionet(tmp_path)
+    finding_map = "data.finding_map={Consolidation: opacity, Infiltration: opacity, Pneumonia: opacity, " \
+                  "'No finding': no_finding}"
+    records, classes = load_records(data_config(tmp_path, "vindr-cxr", finding_map).data, 0)
+    assert classes == ["opacity", "no_finding"]
+    by_id = {r.patient_id: r for r in records}
+    assert {i: r.label for i, r in by_id.items()} == {"v1": "opacity", "v2": "no_finding", "v4": "opacity"}
+    assert [region.bounds() for region in by_id["v1"].relevant] == [(2, 3, 12, 15), (3, 4, 14, 16)]
+    assert by_id["v4"].relevant == [] and not by_id["v4"].has_prior  # a global label has no box
+    labels = tmp_path / "annotations" / "image_labels_train.csv"
+    labels.write_text(labels.read_text().replace("v4,R2,1,0,0", "v4,R2,2,0,0"))
+    with pytest.raises(InputError, match=r"image_labels_train.csv row 6: column 'Pneumonia' must be 0 or 1"):
+        load_records(data_config(tmp_path, "vindr-cxr", finding_map).data, 0)
+
+
 @pytest.mark.parametrize("layout, data_format, edit, message", [
     (siim, "siim-covid", lambda root: (root / "train" / "s2" / "b" / "i3.dcm").unlink(),
      "train_image_level.csv row 4: no DICOM file i3.dcm"),

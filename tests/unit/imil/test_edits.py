@@ -75,6 +75,11 @@ def test_table_round_trips_through_state_and_edits_json(tmp_path):
         assert copy[9].source == "propagated" and copy[9].label == -1
     loaded = load_edits(tmp_path)
     assert (loaded.fill, loaded.margin, loaded.fill_mean) == ("inpaint", 2, 0.3)
+    stored = json.loads(path.read_text())["edits"][0]["mask"]  # COCO RLE, readable by pycocotools
+    assert set(stored) == {"size", "counts"} and stored["size"] == [16, 16]
+    from pycocotools import mask as coco_mask
+
+    assert np.array_equal(coco_mask.decode({**stored, "counts": stored["counts"].encode()}), table[5].mask)
 
 
 def test_version_1_edits_json_still_loads(tmp_path):
