@@ -1,7 +1,9 @@
 """The COVID-19 image data collection (github.com/ieee8023/covid-chestxray-dataset) layout:
 ``metadata.csv``, ``images/``, ``annotations/imageannotation_ai_lung_bounding_boxes.json`` (COCO
-lung boxes) and ``annotations/lungVAE-masks/<stem>_mask.png``. Frontal X-rays only; the lungs are
-the relevant regions; ``finding`` maps to classes through an ordered table (first match wins)."""
+lung boxes), ``annotations/v7-lung-polygons.json`` (V7's COCO lung outlines, where present) and
+``annotations/lungVAE-masks/<stem>_mask.png``; an image's lung region is the union of all three.
+Frontal X-rays only; the lungs are the relevant regions; ``finding`` maps to classes through an
+ordered table (first match wins)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ DEFAULT_FINDING_MAP = {
     "No Finding": "healthy",
 }
 CLASSES = ("covid19", "viral", "bacterial", "fungal")
+ANNOTATION_FILES = ("imageannotation_ai_lung_bounding_boxes.json", "v7-lung-polygons.json")
 
 
 @FORMATS.register("covid-chestxray")
@@ -72,9 +75,10 @@ def read_covid_chestxray(data: DictConfig, seed: int = 0) -> tuple[list[Record],
     if dropped:
         log.warning("covid-chestxray: dropped %d images whose finding maps to no class: %s",
                     sum(dropped.values()), dict(dropped))
-    boxes = root / "annotations" / "imageannotation_ai_lung_bounding_boxes.json"
-    if boxes.is_file():
-        clipped = apply_coco(records, boxes, root / "images", clip=True)
+    for name in ANNOTATION_FILES:  # every lung region there is: boxes, and V7's outlines where present
+        path = root / "annotations" / name
+        clipped = apply_coco(records, path, root / "images", clip=True) if path.is_file() else 0
         if clipped:
-            log.warning("covid-chestxray: clipped %d lung boxes that crossed their image's border", clipped)
+            log.warning("covid-chestxray: clipped %d lung regions of %s that crossed their image's border",
+                        clipped, name)
     return records, classes

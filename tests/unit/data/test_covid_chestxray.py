@@ -64,4 +64,6 @@ def test_shared_data_set_has_the_documented_class_counts():
     records, classes = read_covid_chestxray(cfg.data)
     counts = {c: sum(r.label == c for r in records) for c in classes}
     assert counts == {"covid19": 427, "viral": 21, "bacterial": 32, "fungal": 12, "healthy": 19}
-    assert sum(r.has_prior for r in records) >= 156
+    with_outline = [r for r in records if any(len(region.polygon) > 4 for region in r.relevant)]
+    assert len(with_outline) == 427  # V7's lung polygons (boxes have 4 corners)
+    assert sum(r.has_prior for r in records) == 475  # of 511: boxes, outlines or lungVAE masks
