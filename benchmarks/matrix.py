@@ -25,6 +25,7 @@ from hkd.reporting.compare import (
     paired_differences,
     paired_table,
     plot,
+    save_table,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,6 +128,9 @@ def main() -> None:
     parser.add_argument("matrix", choices=sorted(MATRICES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="*", default=None, help="labels to run (default: all)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the table (default benchmarks/results/MATRIX.md)")
+    parser.add_argument("--force", action="store_true", help="replace a table that covers more runs")
     args = parser.parse_args()
     out = REPO / "runs" / "bench" / args.matrix
     out.mkdir(parents=True, exist_ok=True)
@@ -145,10 +149,12 @@ def main() -> None:
     if len(table) > 1 and reference in table:
         text += "\n\n" + paired_table(paired_differences(summaries, reference), reference)
     print(text)
-    results = REPO / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{args.matrix}.md").write_text(text + "\n")
-    plot(table, results / f"{args.matrix}.png")
+    out_file = args.out or REPO / "benchmarks" / "results" / f"{args.matrix}.md"
+    if not save_table(out_file, text, args.force):
+        print(f"not written: {out_file} covers more runs than this one (write elsewhere with --out, "
+              "or replace it with --force)", file=sys.stderr)
+        return
+    plot(table, out_file.with_suffix(".png"))
 
 
 if __name__ == "__main__":

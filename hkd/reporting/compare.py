@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hkd.atomic import atomic_write_text
+
 COLUMNS = (("test", "accuracy"), ("test", "balanced_accuracy"), ("test", "macro_f1"),
            ("test", "auroc"), ("explanations", "relevance_mass"), ("explanations", "pointing_game"))
 
@@ -71,18 +73,35 @@ def pair_key(summary: dict) -> tuple:
     return summary.get("seed"), summary.get("fold")
 
 
-def sign_flip_p_value(differences: list[float]) -> float:
-    """Exact two-sided paired permutation test: the share of the 2^n sign flips whose mean is at
-    least as far from 0 as the observed one (needs no normality; n up to ~16)."""
-    observed = abs(np.mean(differences)) - 1e-12
-    flips = list(itertools.product((1.0, -1.0), repeat=len(differences)))
-    means = np.abs(np.array(flips) @ np.asarray(differences)) / len(differences)
-    return float((means >= observed).mean())
+EXACT_UP_TO = 16  # pairs: all 2^n sign flips; beyond, a seeded Monte Carlo sample of them
+MONTE_CARLO_FLIPS = 100_000
+
+
+def sign_flip_p_value(differences: list[float], seed: int = 0) -> float:
+    """Two-sided paired permutation test: the share of sign flips whose mean is at least as far
+    from 0 as the observed one (no normality assumed). Exact for up to ``EXACT_UP_TO`` pairs; for
+    more, ``MONTE_CARLO_FLIPS`` random flips (seeded) with the observed one counted in, so p > 0."""
+    values = np.asarray(differences, dtype=float)
+    observed = abs(values.mean()) - 1e-12
+    if len(values) <= EXACT_UP_TO:
+        flips = np.array(list(itertools.product((1.0, -1.0), repeat=len(values))))
+        return float((np.abs(flips @ values) / len(values) >= observed).mean())
+    signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(MONTE_CARLO_FLIPS, len(values)))
+    extreme = int((np.abs(signs @ values) / len(values) >= observed).sum())
+    return (extreme + 1) / (MONTE_CARLO_FLIPS + 1)
+
+
+def mean_interval(differences: list[float], n_resamples: int = 10_000, seed: int = 0) -> list[float]:
+    """Percentile bootstrap 95 % interval of the mean of ``differences``."""
+    values = np.asarray(differences, dtype=float)
+    means = values[np.random.default_rng(seed).integers(0, len(values), (n_resamples, len(values)))].mean(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def paired_differences(summaries: list[dict], reference: str, by: str = "name",
                        metric: str = "test.accuracy") -> dict[str, dict]:
-    """{group: {mean, std, n, wins, p}} of ``group - reference`` over the runs both have."""
+    """{group: {mean, std, n, wins, p, ci}} of ``group - reference`` over the runs both have (``ci``:
+    a bootstrap 95 % interval of the mean difference)."""
     section, name = metric.split(".", 1)
     values: dict[str, dict[tuple, float]] = defaultdict(dict)
     for summary in summaries:
@@ -100,19 +119,40 @@ def paired_differences(summaries: list[dict], reference: str, by: str = "name",
         rows[group] = {"mean": float(np.mean(diffs)), "n": len(diffs),
                        "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0,
                        "wins": sum(d > 0 for d in diffs),
-                       "p": sign_flip_p_value(diffs) if len(diffs) <= 16 else float("nan")}
+                       "p": sign_flip_p_value(diffs), "ci": mean_interval(diffs)}
     return rows
 
 
 def paired_table(rows: dict[str, dict], reference: str, metric: str = "test.accuracy",
                  scale: float = 100.0) -> str:
-    """Markdown: mean ± std of the per-seed difference, wins out of n, the sign-flip p-value."""
-    lines = [f"| run − {reference} | n | Δ {metric.split('.', 1)[1]} | better in | p (paired sign-flip) |",
-             "|---|---|---|---|---|"]
+    """Markdown: mean ± std of the per-seed difference, wins out of n, the sign-flip p-value and a
+    bootstrap 95 % interval of the mean difference."""
+    lines = [f"| run − {reference} | n | Δ {metric.split('.', 1)[1]} | better in | p (paired sign-flip) "
+             "| 95 % CI of Δ |", "|---|---|---|---|---|---|"]
     for group, row in rows.items():
+        low, high = (scale * value for value in row["ci"])
         lines.append(f"| {group} | {row['n']} | {scale * row['mean']:+.1f} ± {scale * row['std']:.1f} "
-                     f"| {row['wins']}/{row['n']} | {row['p']:.3f} |")
+                     f"| {row['wins']}/{row['n']} | {row['p']:.3f} | {low:+.1f} to {high:+.1f} |")
     return "\n".join(lines)
+
+
+def runs_in_table(text: str) -> int:
+    """How many runs a markdown table from ``markdown_table`` covers (its ``n`` column summed)."""
+    total = 0
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) > 2 and cells[1].isdigit() and not cells[0].startswith("run −"):
+            total += int(cells[1])
+    return total
+
+
+def save_table(path: Path, text: str, force: bool = False) -> bool:
+    """Write a comparison table unless the file there already covers more runs (a partial matrix
+    never replaces a fuller one); True when written."""
+    if path.is_file() and not force and runs_in_table(path.read_text()) > runs_in_table(text):
+        return False
+    atomic_write_text(path, text + "\n")
+    return True
 
 
 def plot(table: dict[str, dict[str, tuple[float, float, int]]], path: Path,

@@ -20,7 +20,7 @@ from hkd.errors import ConfigError
 from hkd.methods import METHODS
 from hkd.models.classifier import ClassifierModule, NonFiniteLossError
 from hkd.reporting.model_card import write_model_card
-from hkd.run.run_dir import new_run_dir, refuse_used_run_dir, write_summary
+from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
 from hkd.run.stage import StageResult, fit_and_evaluate, resume_path
 from hkd.run.stages import STAGES
 
@@ -105,5 +105,5 @@ def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: 
             "test_ci": result.test_intervals,
             "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),
             "skipped_batches": result.module.skipped_batches,
-            "duration_s": round(time.time() - started, 2), **stage_records,
+            "duration_s": round(time.time() - started, 2), "git_commit": code_version(), **stage_records,
             **imil.summary_fields(cfg, run_dir)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,6 +59,22 @@ def refuse_used_run_dir(run_dir: Path) -> None:
     if used:
         raise ConfigError(f"{run_dir} already holds a run (checkpoints in {used[0]}): continue it with "
                           f"resume={run_dir}, or start a new one with another {RUN_ID_ENV}")
+
+
+def code_version() -> str | None:
+    """The git commit of the hkd source that runs (with ``+changes`` when the tree is modified), or
+    None outside a git checkout (an installed wheel)."""
+    source = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        changed = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--", "hkd"],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit.stdout.strip() + ("+changes" if changed else "")
 
 
 def write_summary(path: Path, summary: dict) -> None:

@@ -30,6 +30,9 @@ def test_one_epoch_writes_a_complete_run_directory(tiny):
     assert summary["test"]["accuracy"] == pytest.approx(logged["accuracy"])
     assert summary["explanations"]["relevance_mass"] == pytest.approx(logged["relevance_mass"])
     assert summary["run_dir"] == str(run_dir) and summary["duration_s"] > 0
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout
+    assert summary["git_commit"].split("+")[0] == head.strip()  # which code made these numbers
     saved = OmegaConf.load(run_dir / "config.yaml")
     assert saved.data.sampler == "balanced" and saved.name == "quickstart"
     metrics = pd.read_csv(run_dir / "metrics.csv")

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -64,7 +65,9 @@ def test_paired_differences_pair_by_seed_with_an_exact_p_value(tmp_path):
     # (and its mirror) and flipping only the -.02 (and mirror) -> 4/16
     assert row["p"] == pytest.approx(4 / 16)
     assert sign_flip_p_value([0.1] * 5) == pytest.approx(2 / 32)  # all-agreeing: the smallest p
-    assert "| hkd | 4 | +7.0 ± 7.3 | 3/4 | 0.250 |" in paired_table(rows, "baseline")
+    assert "| hkd | 4 | +7.0 ± 7.3 | 3/4 | 0.250 | " in paired_table(rows, "baseline")
+    low, high = rows["hkd"]["ci"]
+    assert low < rows["hkd"]["mean"] < high
     with pytest.raises(ValueError, match="reference group 'nope'"):
         paired_differences(find_summaries([tmp_path]), "nope")
 
@@ -77,3 +80,36 @@ def test_cli_paired_comparison(tmp_path):
                              "--against", "baseline"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "| hkd | 3 | +11.0 ± 1.0 | 3/3 | 0.250 |" in result.stdout
+
+
+@pytest.mark.parametrize("n", [20, 50])
+def test_p_values_for_many_pairs_are_monte_carlo_estimates_of_the_exact_test(n):
+    rng = np.random.default_rng(n)
+    shifted = list(rng.normal(0.02, 0.05, n))
+    p = sign_flip_p_value(shifted)
+    assert 0 < p < 1 and sign_flip_p_value(shifted) == p  # seeded: the same value again
+    assert sign_flip_p_value([0.01] * n) == pytest.approx(1 / 100_001)  # only the observed flip is as extreme
+    noise = list(rng.normal(0.0, 0.05, n))
+    assert sign_flip_p_value(noise) > 0.05
+    sixteen = shifted[:16]  # where both apply, the sampled test agrees with the exact one
+    from hkd.reporting import compare
+
+    exact = sign_flip_p_value(sixteen)
+    compare.EXACT_UP_TO = 15
+    try:
+        assert sign_flip_p_value(sixteen) == pytest.approx(exact, abs=0.01)
+    finally:
+        compare.EXACT_UP_TO = 16
+
+
+def test_a_partial_table_never_replaces_a_fuller_one(tmp_path):
+    from hkd.reporting.compare import runs_in_table, save_table
+
+    full = markdown_table({"baseline": {"test.accuracy": (0.3, 0.05, 10)},
+                           "hkd": {"test.accuracy": (0.4, 0.06, 10)}})
+    partial = markdown_table({"hkd": {"test.accuracy": (0.5, 0.0, 1)}})
+    assert runs_in_table(full) == 20 and runs_in_table(partial) == 1
+    path = tmp_path / "methods.md"
+    assert save_table(path, full)
+    assert not save_table(path, partial) and path.read_text() == full + "\n"  # kept
+    assert save_table(path, partial, force=True) and path.read_text() == partial + "\n"
