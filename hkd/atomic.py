@@ -38,6 +38,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+def atomic_write_png(path: str | Path, image: Any) -> Path:
+    """A PIL image as a PNG file."""
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
 def atomic_write_csv(path: str | Path, rows: list[dict]) -> Path:
     """Rows of dicts as a CSV file with a header (the first row's keys)."""
     text = io.StringIO()

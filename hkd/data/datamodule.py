@@ -11,7 +11,7 @@ from hkd.data.cache import build_cache, open_cache
 from hkd.data.dataset import ChestXrayDataset
 from hkd.data.formats import load_records
 from hkd.data.image_record import Record
-from hkd.data.splits import assign_splits, check_splits, kfold_splits
+from hkd.data.splits import dataset_splits
 from hkd.data.training_images import TrainingImages
 from hkd.data.transforms import build_augmentation
 
@@ -54,13 +54,7 @@ class ChestXrayDataModule(L.LightningDataModule):
 
     def _records_and_splits(self) -> None:
         self.records, self.classes = load_records(self.data, self.cfg.seed)
-        if self.data.folds:
-            self.splits = kfold_splits(self.records, self.data.folds, self.data.fold,
-                                       self.data.val_fraction, self.cfg.seed)
-        else:
-            self.splits = assign_splits(self.records, self.data.val_fraction,
-                                        self.data.test_fraction, self.cfg.seed)
-        check_splits(self.records, self.splits, self.classes)
+        self.splits = dataset_splits(self.records, self.classes, self.data, self.cfg.seed)
 
     def prepare_data(self) -> None:
         """Generate / validate / decode once (rank 0 of each node)."""

@@ -6,6 +6,7 @@ import logging
 from collections import Counter, defaultdict
 
 import numpy as np
+from omegaconf import DictConfig
 
 from hkd.data.image_record import SPLITS, Record
 from hkd.errors import InputError
@@ -89,6 +90,16 @@ def kfold_splits(records: list[Record], folds: int, fold: int, val_fraction: flo
         split = "test" if fold_of[patient] == fold else "val" if patient in val else "train"
         for index in indices:
             splits[index] = split
+    return splits
+
+
+def dataset_splits(records: list[Record], classes: list[str], data: DictConfig, seed: int) -> list[str]:
+    """Every record's split as ``data`` asks for it (K-fold or a fixed/seeded split), checked."""
+    if data.folds:
+        splits = kfold_splits(records, data.folds, data.fold, data.val_fraction, seed)
+    else:
+        splits = assign_splits(records, data.val_fraction, data.test_fraction, seed)
+    check_splits(records, splits, classes)
     return splits
 
 

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hkd.data.training_images import TrainingImages
 from hkd.imil.edits import EditTable
+from hkd.models.prediction import move
 from hkd.models.prior_generator import PriorGeneratorModule, predict_masks
 
 
@@ -37,7 +38,7 @@ def fit_generator(module: PriorGeneratorModule, loader: DataLoader, epochs: int)
     module.train()
     for _ in range(epochs):
         for batch in loader:
-            batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = move(batch, module.device)
             loss = module.loss(batch)
             optimizer.zero_grad()
             loss.backward()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hkd.atomic import atomic_write, atomic_write_json
+from hkd.atomic import atomic_write_json, atomic_write_png
 from hkd.data.decode import rasterize
 from hkd.data.formats.folder import parse_region
 from hkd.data.rle import encode as encode_rle
@@ -35,16 +35,15 @@ def write_round(folder: Path, number: int, epoch: int, samples: list[dict], kind
     for position, sample in enumerate(samples):
         sample_id = f"s{position:03d}"
         image_name, cam_name = f"{sample_id}.png", f"{sample_id}_cam.png"
-        atomic_write(folder / image_name, lambda tmp, im=sample["image"]: im.save(tmp, format="PNG"))
-        atomic_write(folder / cam_name, lambda tmp, im=sample["cam"]: im.save(tmp, format="PNG"))
+        atomic_write_png(folder / image_name, sample["image"])
+        atomic_write_png(folder / cam_name, sample["cam"])
         entry = {"id": sample_id, "idx": int(sample["idx"]), "label": sample["label"],
                  "prediction": sample["prediction"], "confidence": round(float(sample["confidence"]), 4),
                  "image": image_name, "cam": cam_name,
                  "width": sample["image"].width, "height": sample["image"].height}
         if "proposal" in sample:
             entry["proposal"] = f"{sample_id}_proposal.png"
-            atomic_write(folder / entry["proposal"],
-                         lambda tmp, im=sample["proposal"]: im.save(tmp, format="PNG"))
+            atomic_write_png(folder / entry["proposal"], sample["proposal"])
         entries.append(entry)
     atomic_write_json(folder / MANIFEST, {"round": number, "epoch": epoch, "kind": kind,
                                           "samples": entries})

@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader
 from hkd.atomic import atomic_write_json
 from hkd.config import load_config
 from hkd.data.cache import build_cache, open_cache
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.data.dataset import ChestXrayDataset
 from hkd.data.formats import load_records
+from hkd.data.splits import dataset_splits
 from hkd.errors import ConfigError
 from hkd.inference.model import load_model
 from hkd.models.prediction import predict_batches
@@ -56,14 +56,12 @@ def model_labels(classes: list[str], model_classes: list[str], class_map: dict[s
     return np.array(indices)
 
 
-def evaluation_indices(cfg: DictConfig, records: list, split: str) -> np.ndarray:
+def evaluation_indices(cfg: DictConfig, records: list, classes: list[str], split: str) -> np.ndarray:
     if split == "all":
         return np.arange(len(records))
     if split not in SPLITS:
         raise ConfigError(f"--split {split} is not one of {', '.join(SPLITS)}")
-    datamodule = ChestXrayDataModule(cfg)
-    datamodule.describe()
-    return np.flatnonzero(np.array(datamodule.splits) == split)
+    return np.flatnonzero(np.array(dataset_splits(records, classes, cfg.data, cfg.seed)) == split)
 
 
 def save_figures(model, dataset: ChestXrayDataset, truth: np.ndarray, predicted: np.ndarray, folder: Path,
@@ -85,7 +83,7 @@ def external_test(run_dir: str | Path, overrides: list[str], name: str | None = 
     records, classes = load_records(cfg.data, cfg.seed)
     to_model = model_labels(classes, model.classes, dict(class_map or {}))
     labels = to_model[np.array([classes.index(r.label) for r in records])]
-    indices = evaluation_indices(cfg, records, split)
+    indices = evaluation_indices(cfg, records, classes, split)
     cache = open_cache(build_cache(records, preprocessing.image_size, preprocessing.channels,
                                    cfg.data.cache_dir))
     dataset = ChestXrayDataset(cache, indices, labels, np.array([r.has_prior for r in records]),

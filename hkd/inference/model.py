@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from hkd.errors import InputError
 from hkd.inference.preprocessing import Preprocessing
-from hkd.methods import Method
 from hkd.models.classifier import ClassifierModule
+from hkd.run.checkpoints import load_classifier
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:
@@ -30,19 +29,6 @@ def best_checkpoint(run_dir: str | Path) -> Path:
                      f"{run_dir / 'checkpoints'}")
 
 
-def student_from_checkpoint(checkpoint: str | Path, device: str | torch.device = "cpu") -> ClassifierModule:
-    """The classifier of a checkpoint, for inference (eval mode, plain cross-entropy method)."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    hparams = saved["hyper_parameters"]
-    cfg = OmegaConf.create(hparams["cfg"])
-    cfg.model.pretrained, cfg.model.compile = False, False  # weights come from the checkpoint
-    module = ClassifierModule(OmegaConf.to_container(cfg), hparams["classes"],
-                              Method(hparams.get("input_key", "image")))
-    state = {k: v for k, v in saved["state_dict"].items() if not k.startswith("method.")}
-    module.load_state_dict(state)
-    return module.to(device).eval()
-
-
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -50,5 +36,5 @@ def default_device() -> torch.device:
 def load_model(run_dir: str | Path, device: str | torch.device | None = None,
                ) -> tuple[ClassifierModule, Preprocessing]:
     """A run's best model (the student only) and its preprocessing, in one call."""
-    module = student_from_checkpoint(best_checkpoint(run_dir), device or default_device())
+    module = load_classifier(best_checkpoint(run_dir), device or default_device(), with_method=False)
     return module, Preprocessing.from_config(module.cfg, module.classes)

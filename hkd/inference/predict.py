@@ -4,7 +4,6 @@ model and preprocessing; ``predictions.csv`` and, with ``--cam``, a Grad-CAM ove
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from hkd.atomic import atomic_write, atomic_write_csv
+from hkd.atomic import atomic_write_csv, atomic_write_png
 from hkd.data.dicom import DICOM_SUFFIXES, is_dicom
 from hkd.errors import InputError
 from hkd.explanations.cam import explain_batch
@@ -51,12 +50,6 @@ def cam_overlay(pixels: np.ndarray, cam: np.ndarray) -> Image.Image:
     heat = matplotlib.colormaps["jet"](cam)[..., :3]
     blended = (0.6 * gray + 0.4 * heat).clip(0, 1)
     return Image.fromarray((blended * 255).astype(np.uint8))
-
-
-def save_png(image: Image.Image, path: Path) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
 def predict_files(run_dir: str | Path, inputs: list[str | Path], out_dir: str | Path,
@@ -102,6 +95,6 @@ def classify(model, preprocessing: Preprocessing, loaded: list, cam_dir: Path | 
                "correct": "" if label is None else str(label == predicted).lower()}
         if cam_dir is not None:
             row["cam"] = f"cams/{first + number:05d}-{path.stem}.png"
-            save_png(cam_overlay(pixels, cams[number].numpy()), cam_dir / row["cam"])
+            atomic_write_png(cam_dir / row["cam"], cam_overlay(pixels, cams[number].numpy()))
         rows.append(row)
     return rows

@@ -66,16 +66,23 @@ def resume_checkpoint(folder: Path) -> Path | None:
     return None
 
 
-def load_classifier(checkpoint: str | Path, map_location: str = "cpu") -> ClassifierModule:
-    """A trained classifier from its checkpoint, with the training method it was trained with
-    (rebuilt from the checkpoint's configuration), in eval mode."""
-    hparams = torch.load(checkpoint, map_location="cpu", weights_only=False)["hyper_parameters"]
+def load_classifier(checkpoint: str | Path, map_location: str | torch.device = "cpu",
+                    with_method: bool = True) -> ClassifierModule:
+    """A trained classifier from its checkpoint (read once), in eval mode, never needing the
+    ``model.pretrained`` file (every weight is in the checkpoint). ``with_method``: with the training
+    method it was trained with, rebuilt from the checkpoint's configuration; without it, plain
+    cross-entropy and the method's weights (an HKD teacher) left behind, for deployment."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    hparams, state = saved["hyper_parameters"], saved["state_dict"]
     cfg = OmegaConf.create(hparams["cfg"])
-    cfg.model.pretrained = False  # every weight is in the checkpoint: no weights file needed
-    if hparams.get("input_key", "image") == "image":
+    cfg.model.pretrained, cfg.model.compile = False, False
+    input_key = hparams.get("input_key", "image")
+    if with_method and input_key == "image":
         method = build_method(cfg, len(hparams["classes"]), cfg.data.channels)
-    else:  # a stage-1 teacher: plain cross-entropy on its input
-        method = Method(hparams["input_key"])
-    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location=map_location, method=method,
-                                                   cfg=OmegaConf.to_container(cfg))
-    return module.eval()
+    else:  # a stage-1 teacher, or inference: plain cross-entropy on its input
+        method = Method(input_key)
+        state = {k: v for k, v in state.items() if not k.startswith("method.")}
+    module = ClassifierModule(OmegaConf.to_container(cfg), hparams["classes"], method,
+                              hparams.get("class_weights"))
+    module.load_state_dict(state)
+    return module.to(map_location).eval()

@@ -69,7 +69,8 @@ def run_folds(experiment: str, overrides: list[str], seeds: list[int] | None = N
             done[f"seed {seed} fold {fold}"] = str(run_dir)
             atomic_write_json(state_path, {"experiment": experiment, "overrides": overrides,
                                            "seeds": seeds, "folds": cfg.data.folds, "finished": done})
-    table = markdown_table(aggregate(find_summaries(list(done.values())), "name"))
+    summaries = find_summaries([Path(run_dir) / "summary.json" for run_dir in done.values()])
+    table = markdown_table(aggregate(summaries, "name"))
     runs = "\n".join(f"- {key}: {path}" for key, path in done.items())
     over = f"{cfg.data.folds}-fold cross-validation" + (f" x {len(seeds)} seeds" if len(seeds) > 1 else "")
     report = atomic_write_text(base / f"cv-{identity}.md", f"# {cfg.name}: {over} (mean ± std over "
