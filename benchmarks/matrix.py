@@ -1,23 +1,31 @@
-"""Run experiments x seeds (each in its own process; finished runs are skipped), then print the
-comparison table and save it under benchmarks/results/.
+"""Run experiments x seeds (each in its own process), then print the comparison table and save
+it under benchmarks/results/. Resumable: finished runs are skipped, a run killed after its first
+checkpoint continues from it, and every finished run's record is appended to
+``benchmarks/results/MATRIX.jsonl`` (metrics, config hash, git commit, date, machine), from which
+``make results`` regenerates the tables without training.
 
     python benchmarks/matrix.py methods        # the HKD issue's method comparison
     python benchmarks/matrix.py imil           # IMIL budgets, start epochs, augmentations
-    python benchmarks/matrix.py calibration    # shortcut vs shortcut-free baseline
+    python benchmarks/matrix.py kermany        # real pediatric X-rays, lung prior from covid-chestxray
+    python benchmarks/matrix.py kermany_shortcut --seeds 0   # the planted shortcut on them
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from hkd.atomic import append_json_line
 from hkd.reporting.compare import (
     aggregate,
     find_summaries,
@@ -29,6 +37,17 @@ from hkd.reporting.compare import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+
+# Runs that matrices use as inputs ("{name}" in their overrides): hkd prior train EXPERIMENT ...
+PREREQUISITES: dict[str, tuple[str, list[str]]] = {
+    "lung_prior": ("covid_cxr_lung_prior", [f"data.root={SHARED / 'covid-chestxray'}"]),
+}
+KERMANY = [f"data.root={SHARED / 'kermany-pediatric-cxr'}", "data.prior_generator={lung_prior}"]
+SHORTCUT = ["data.shortcut.kind=text", "data.shortcut.bias=0.95"]  # PORTABLE / SUPINE / ERECT
+KERMANY_ROWS = {"baseline": ("kermany_baseline", []), "hkd (lung prior)": ("kermany_hkd", []),
+                "imil": ("kermany_imil", []), "hkd (lung prior) + imil": ("kermany_hkd_imil", [])}
+PROPAGATE_INPAINT = ["imil.propagate=true", "imil.fill=inpaint"]
 
 # label -> (experiment, overrides)
 METHODS = {method: (f"synthetic_{method}", []) for method in
@@ -58,6 +77,16 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "hkd (lung) roi_fraction=0.1 + predicted prior": ("synthetic_hkd_lung",
                                                           ["hkd.roi_fraction=0.1", "hkd.prior=predicted"]),
     },
+    "kermany": {label: (experiment, [*KERMANY, *overrides])
+                for label, (experiment, overrides) in KERMANY_ROWS.items()},
+    "kermany_shortcut": {
+        "baseline": ("kermany_baseline", [*KERMANY, *SHORTCUT]),
+        "hkd (lung prior)": ("kermany_hkd", [*KERMANY, *SHORTCUT]),
+        "imil (propagate, inpaint)": ("kermany_imil", [*KERMANY, *SHORTCUT, *PROPAGATE_INPAINT]),
+        "hkd (lung prior) + imil (propagate, inpaint)": ("kermany_hkd_imil",
+                                                          [*KERMANY, *SHORTCUT, *PROPAGATE_INPAINT]),
+        "shortcut-free (ceiling)": ("kermany_baseline", [*KERMANY, *SHORTCUT, "data.shortcut.bias=null"]),
+    },
     "imil": {
         "baseline": ("synthetic_baseline", []),
         "baseline + randaugment": ("synthetic_baseline", ["augment.policy=randaugment"]),
@@ -82,9 +111,15 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
 }
 
 
-def same_run(run_dir: Path, experiment: str, overrides: list[str]) -> bool:
+def same_run(run_dir: Path, experiment: str, overrides: list[str], strict_code: bool = False) -> bool:
+    """Whether a run directory holds this row's run: the same config (keys added to the project
+    since count as the same at their default) and, with ``strict_code``, the same code version."""
     from hkd.config import load_config, to_dotlist
+    from hkd.run.run_dir import code_version
 
+    summary = run_dir / "summary.json"
+    if strict_code and json.loads(summary.read_text()).get("git_commit") != code_version():
+        return False
     saved = OmegaConf.load(run_dir / "config.yaml")
     wanted = load_config(experiment, [*overrides, f"seed={saved.seed}", f"name={saved.name}",
                                       f"output_dir={saved.output_dir}", "logging.wandb=disabled",
@@ -96,31 +131,104 @@ def same_run(run_dir: Path, experiment: str, overrides: list[str]) -> bool:
                for key in {*saved_keys, *wanted_keys})
 
 
-def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path) -> Path | None:
-    slug = label.replace(" ", "_").replace("=", "").replace("+", "plus").replace("(", "").replace(")", "")
-    for folder in [out, *sorted(out.parent.iterdir())]:  # the same run in another matrix counts
-        existing = folder / slug / f"seed{seed}"
-        if (existing / "summary.json").is_file() and same_run(existing, experiment, overrides):
-            return existing
-    unfinished = out / slug / f"seed{seed}"
-    if unfinished.exists():  # killed before its summary: start it again from scratch
-        print(f"removing the unfinished {unfinished}", flush=True)
-        shutil.rmtree(unfinished)
-    command = [sys.executable, "-m", "hkd", "train", experiment, *overrides, f"seed={seed}",
-               f"output_dir={out}", f"name={slug}", "logging.wandb=disabled", "logging.progress_bar=false"]
-    env = {"HKD_RUN_ID": f"seed{seed}", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(command, cwd=REPO, env={**os.environ, **env},
+def slug(label: str) -> str:
+    return label.replace(" ", "_").replace("=", "").replace("+", "plus").replace("(", "").replace(")", "") \
+        .replace(",", "")
+
+
+def quiet(output_dir: Path, name: str, seed: int) -> list[str]:
+    return [f"seed={seed}", f"output_dir={output_dir}", f"name={name}", "logging.wandb=disabled",
+            "logging.progress_bar=false"]
+
+
+def hkd_command(arguments: list[str], seed: int) -> str:
+    """Run ``python -m hkd ARGUMENTS`` with the run id ``seedN``; the run directory it printed."""
+    env = {**os.environ, "HKD_RUN_ID": f"seed{seed}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "hkd", *arguments], cwd=REPO, env=env,
                             capture_output=True, text=True)
     if result.returncode != 0:
-        print(f"FAILED {label} seed {seed}:\n{result.stderr[-3000:]}", file=sys.stderr)
+        raise RuntimeError(result.stderr[-3000:])
+    return result.stdout.strip().splitlines()[-1]
+
+
+def prerequisite(name: str) -> Path:
+    """The run a matrix uses as an input (e.g. the saved lung generator), trained once."""
+    experiment, overrides = PREREQUISITES[name]
+    folder = REPO / "runs" / "bench" / "prerequisites" / name / "seed0"
+    if not (folder / "summary.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"training the prerequisite {name} ({experiment})", flush=True)
+        hkd_command(["prior", "train", experiment, *overrides, *quiet(folder.parents[1], name, 0)], 0)
+    return folder
+
+
+def resolve(overrides: list[str]) -> list[str]:
+    """Overrides with ``{prerequisite}`` replaced by that run's directory."""
+    resolved = []
+    for override in overrides:
+        for name in PREREQUISITES:
+            if "{" + name + "}" in override:
+                override = override.replace("{" + name + "}", str(prerequisite(name)))
+        resolved.append(override)
+    return resolved
+
+
+def record_of(matrix: str, label: str, experiment: str, overrides: list[str], run_dir: Path) -> dict:
+    """What the results files keep of a finished run: its metrics and where they came from."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config = (run_dir / "config.yaml").read_text()
+    kept = ("seed", "fold", "test", "explanations", "val", "test_ci", "imil_edited",
+            "imil_clinician_edits", "skipped_batches", "duration_s", "git_commit", "splits")
+    return {"matrix": matrix, "name": label, "experiment": experiment,
+            "overrides": [o.replace(str(REPO.parent), "..") for o in overrides],
+            **{key: summary.get(key) for key in kept},
+            "config_sha256": hashlib.sha256(config.encode()).hexdigest()[:16],
+            "date": datetime.fromtimestamp((run_dir / "summary.json").stat().st_mtime, timezone.utc)
+            .isoformat(timespec="seconds"), "machine": machine()}
+
+
+def machine() -> str:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
+
+
+def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path,
+        strict_code: bool = False) -> Path | None:
+    for folder in [out, *sorted(out.parent.iterdir())]:  # the same run in another matrix counts
+        existing = folder / slug(label) / f"seed{seed}"
+        if (existing / "summary.json").is_file() and same_run(existing, experiment, overrides, strict_code):
+            return existing
+    unfinished = out / slug(label) / f"seed{seed}"
+    if (unfinished / "config.yaml").is_file() and same_run(unfinished, experiment, overrides):
+        print(f"resuming the unfinished {unfinished}", flush=True)  # from its last checkpoint
+        arguments = ["train", experiment, f"resume={unfinished}"]
+    else:
+        shutil.rmtree(unfinished, ignore_errors=True)
+        arguments = ["train", experiment, *overrides, *quiet(out, slug(label), seed)]
+    try:
+        run_dir = Path(hkd_command(arguments, seed))
+    except RuntimeError as error:
+        print(f"FAILED {label} seed {seed}:\n{error}", file=sys.stderr)
         return None
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
     summary = json.loads((run_dir / "summary.json").read_text())
     summary["name"] = label
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"{label} seed {seed}: test acc {summary['test']['accuracy']:.3f} "
           f"({summary['duration_s']:.0f} s)", flush=True)
     return run_dir
+
+
+def add_record(records_file: Path, record: dict) -> None:
+    """Append the run's record unless the file has it already (same label, seed and config)."""
+    if records_file.is_file():
+        for line in records_file.read_text().splitlines():
+            old = json.loads(line)
+            if (old["name"], old["seed"], old["config_sha256"]) == \
+                    (record["name"], record["seed"], record["config_sha256"]):
+                return
+    append_json_line(records_file, record)
 
 
 def main() -> None:
@@ -131,17 +239,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the table (default benchmarks/results/MATRIX.md)")
     parser.add_argument("--force", action="store_true", help="replace a table that covers more runs")
+    parser.add_argument("--strict-code", action="store_true",
+                        help="reuse only runs made by this exact code version (default: any version; "
+                             "the records keep each run's git commit)")
     args = parser.parse_args()
     out = REPO / "runs" / "bench" / args.matrix
     out.mkdir(parents=True, exist_ok=True)
     dirs = []
-    for label, (experiment, overrides) in MATRICES[args.matrix].items():
-        if args.only and label not in args.only:
-            continue
-        for seed in args.seeds:
-            run_dir = run(label, experiment, overrides, seed, out)
+    rows = [(label, experiment, resolve(overrides)) for label, (experiment, overrides)
+            in MATRICES[args.matrix].items() if not args.only or label in args.only]
+    records_file = REPO / "benchmarks" / "results" / f"{args.matrix}.jsonl"
+    for seed in args.seeds:  # seed by seed: each finished seed is a whole table
+        for label, experiment, overrides in rows:
+            run_dir = run(label, experiment, overrides, seed, out, args.strict_code)
             if run_dir:
                 dirs.append(run_dir)
+                add_record(records_file, record_of(args.matrix, label, experiment, overrides, run_dir))
     summaries = find_summaries(dirs)
     table = aggregate(summaries, "name")
     text = markdown_table(table)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -71,3 +72,25 @@ def append_json_line(path: str | Path, record: Any) -> None:
         raise OSError(error.errno, f"could not write {path}: {error.strerror}") from error
     finally:
         os.close(fd)
+
+
+def atomic_folder(folder: str | Path, fill: Callable[[Path], None], done: str) -> Path:
+    """Build a folder all or nothing: ``fill(tmp)`` writes into a hidden sibling, which is renamed
+    to ``folder`` once it succeeded. ``done`` names the file whose presence marks a finished
+    folder: one that has it is returned as is (also when another process finished it first)."""
+    folder = Path(folder)
+    if (folder / done).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        fill(tmp)
+        shutil.rmtree(folder, ignore_errors=True)  # an unfinished leftover
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process finished the same folder first
+            if not (folder / done).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

@@ -23,6 +23,9 @@ FINISHED_RUN = ("run_dir", {"help": "a finished run directory"})
 ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
     "train": ("train and evaluate an experiment", [
         EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides, e.g. trainer.max_epochs=3"})]),
+    "prior": ("train a prior generator and save it for other data sets (data.prior_generator=RUN)", [
+        ("action", {"choices": ["train"], "help": "train: fit it on the training split's regions"}),
+        EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides, e.g. data.root=..."})]),
     "cv": ("run all K folds (data.folds=K) and aggregate them; a second call continues", [
         EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides; must include data.folds=K"}),
         ("--seeds", {"type": int, "nargs": "+", "default": None,
@@ -115,6 +118,14 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_prior(args: argparse.Namespace) -> int:
+    from hkd.run.saved_prior import train_saved_prior
+
+    run_dir = train_saved_prior(load_config(args.experiment, args.overrides))
+    print(run_dir)
+    return 0
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from hkd.inference.predict import predict_files
 
@@ -148,7 +159,8 @@ def run_export(args: argparse.Namespace) -> int:
 # command -> (handler, the errors it reports as a message rather than a traceback)
 COMMANDS = {"train": (run_train, ()), "cv": (run_cv, (RuntimeError,)),
             "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
-            "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ())}
+            "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ()),
+            "prior": (run_prior, (ValueError, FileNotFoundError))}
 
 
 def main(argv: list[str] | None = None) -> int:

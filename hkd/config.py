@@ -22,6 +22,7 @@ from hkd.atomic import atomic_write_text
 from hkd.data.datamodule import SAMPLERS
 from hkd.data.formats import FORMATS
 from hkd.data.masking import FILLS, ROI_MODES
+from hkd.data.shortcut import ShortcutSpec
 from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
 from hkd.imil.oracles import ORACLES
@@ -166,6 +167,11 @@ def validate(cfg: DictConfig) -> None:
             names = list(allowed)
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
     imil.check_config(cfg)
+    ShortcutSpec.from_config(cfg.data.shortcut, n_classes=0)
+    generator = cfg.data.prior_generator
+    if generator and not (Path(generator).is_file() or (Path(generator) / "prior_generator.pt").is_file()):
+        raise ConfigError(f"data.prior_generator={generator}: no saved prior generator there "
+                          "(make one with `hkd prior train`; give its run directory or .pt file)")
     check_trainer_arguments(cfg)
     method = METHODS[cfg.method.name]
     if cfg.data.format != "synthetic" and not cfg.data.root:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from hkd.atomic import atomic_folder
 from hkd.data.decode import decode_image, mask_from_file, rasterize, resize
 from hkd.data.image_record import Record
 
@@ -68,11 +67,8 @@ def build_cache(records: list[Record], image_size: int, channels: int, cache_dir
     """Write the arrays once (atomically, as a folder renamed into place), decoding in parallel
     with a progress bar; return the folder."""
     folder = Path(cache_dir) / "decoded" / cache_key(records, image_size, channels)
-    if (folder / "done").is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         n, s = len(records), image_size
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.float16, (n, channels, s, s))
         relevant = np.lib.format.open_memmap(tmp / "relevant.npy", "w+", np.uint8, (n, s, s))
@@ -85,16 +81,8 @@ def build_cache(records: list[Record], image_size: int, channels: int, cache_dir
         for array in (images, relevant, irrelevant):
             array.flush()
         (tmp / "done").write_text(str(n))
-        del images, relevant, irrelevant
-        shutil.rmtree(folder, ignore_errors=True)
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process finished the same cache first
-            if not (folder / "done").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    return atomic_folder(folder, fill, "done")
 
 
 def open_cache(folder: Path) -> CacheArrays:

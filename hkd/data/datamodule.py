@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 from omegaconf import DictConfig
@@ -11,6 +13,7 @@ from hkd.data.cache import build_cache, open_cache
 from hkd.data.dataset import ChestXrayDataset
 from hkd.data.formats import load_records
 from hkd.data.image_record import Record
+from hkd.data.shortcut import ShortcutSpec, marker_codes, plant_shortcut
 from hkd.data.splits import dataset_splits
 from hkd.data.training_images import TrainingImages
 from hkd.data.transforms import build_augmentation
@@ -59,16 +62,25 @@ class ChestXrayDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Generate / validate / decode once (rank 0 of each node)."""
         self._records_and_splits()
-        build_cache(self.records, self.data.image_size, self.data.channels, self.data.cache_dir,
-                    self.data.num_workers)
+        self._cache_folder()
+
+    def _cache_folder(self) -> Path:
+        """The decoded images (built once), with ``data.shortcut``'s markers planted when it is on."""
+        folder = build_cache(self.records, self.data.image_size, self.data.channels,
+                             self.data.cache_dir, self.data.num_workers)
+        self.decoded_folder = folder  # the images as decoded, without planted markers
+        spec = ShortcutSpec.from_config(self.data.get("shortcut"), len(self.classes))
+        if spec is None:
+            return folder
+        labels = np.array([self.classes.index(r.label) for r in self.records])
+        codes = marker_codes(labels, np.array(self.splits), len(self.classes), spec, self.cfg.seed)
+        return plant_shortcut(folder, codes, spec)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         self.describe()
-        folder = build_cache(self.records, self.data.image_size, self.data.channels,
-                             self.data.cache_dir, self.data.num_workers)
-        cache = open_cache(folder)
+        cache = open_cache(self._cache_folder())
         labels = np.array([self.classes.index(r.label) for r in self.records])
         splits = np.array(self.splits)
         has_prior = self._used_annotations(np.array([r.has_prior for r in self.records]), splits)
@@ -98,9 +110,11 @@ class ChestXrayDataModule(L.LightningDataModule):
         used[np.setdiff1d(annotated, keep)] = False
         return used
 
-    def set_predicted_priors(self, priors: dict[int, np.ndarray]) -> None:
-        """Priors predicted for training images whose annotations are missing or unused."""
-        for name in ("train", "train_eval"):
+    def set_predicted_priors(self, priors: dict[int, np.ndarray],
+                             splits: tuple[str, ...] = ("train", "train_eval")) -> None:
+        """Priors predicted for images whose annotations are missing or unused (by default for
+        the training images only)."""
+        for name in splits:
             self.datasets[name].predicted_priors = dict(priors)
 
     def training_images(self) -> TrainingImages:

@@ -48,7 +48,11 @@ class TrainingImages:
         return self.train_eval.original(idx)
 
     def relevant_mask(self, idx: int) -> np.ndarray:
-        """The annotated relevant regions at the cache's size (bool)."""
+        """The annotated relevant regions at the cache's size (bool), or the predicted ones
+        (``hkd.prior=predicted``, ``data.prior_generator``) where the image has none."""
+        predicted = self.train_eval.predicted_priors.get(idx)
+        if predicted is not None and not self.records[idx].has_prior:
+            return np.asarray(predicted) > 0
         return np.asarray(self.train_eval.cache.relevant[idx]) > 0
 
     def irrelevant_mask(self, idx: int) -> np.ndarray:
@@ -56,8 +60,8 @@ class TrainingImages:
         return np.asarray(self.train_eval.cache.irrelevant[idx]) > 0
 
     def is_annotated(self, idx: int) -> bool:
-        """Whether the data marks relevant regions on this image."""
-        return self.records[idx].has_prior
+        """Whether the data marks relevant regions on this image, or they were predicted."""
+        return self.records[idx].has_prior or idx in self.train_eval.predicted_priors
 
     def source_file(self, idx: int) -> Path:
         return self.records[idx].path

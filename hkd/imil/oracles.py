@@ -17,7 +17,8 @@ ORACLES = ("annotations", "queue", "none")  # imil.oracle
 class AnnotationOracle:
     """A simulated clinician from the data's annotations: the ``irrelevant`` regions where the
     data marks them (a tag, an arrow, a device); else everything outside the relevant regions
-    (a far larger change than a clinician's mark); else nothing (the sample is skipped)."""
+    (annotated or predicted: a far larger change than a clinician's mark); else nothing (the
+    sample is skipped)."""
 
     def __init__(self, images: TrainingImages) -> None:
         self.images = images

@@ -4,12 +4,23 @@ propagation), so that images without annotations get a predicted one."""
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
 from monai.networks.nets import BasicUNet
+
+from hkd.atomic import atomic_write
+
+
+def dice_scores(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample Dice of two boolean mask batches (B, ...)."""
+    predicted, target = predicted.flatten(1).float(), target.flatten(1).float()
+    return 2 * (predicted * target).sum(1) / (predicted.sum(1) + target.sum(1) + 1e-6)
 
 
 class PriorGeneratorModule(L.LightningModule):
@@ -45,10 +56,7 @@ class PriorGeneratorModule(L.LightningModule):
         keep = batch[self.flag].bool()
         if not keep.any():
             return
-        predicted = (self(batch["image"][keep]) > 0).float()
-        target = (batch[self.target][keep] > 0.5).float()
-        intersection = (predicted * target).flatten(1).sum(1)
-        dice = 2 * intersection / (predicted.flatten(1).sum(1) + target.flatten(1).sum(1) + 1e-6)
+        dice = dice_scores(self(batch["image"][keep]) > 0, batch[self.target][keep] > 0.5)
         self.log("prior_generator/val_dice", dice.mean(), sync_dist=True, batch_size=int(keep.sum()))
 
     def configure_optimizers(self):
@@ -75,3 +83,46 @@ def predict_masks(module: PriorGeneratorModule, dataset, positions: list[int], t
             inside = probability[probability > threshold]
             confidence[sample["idx"]] = float(inside.mean()) if len(inside) else 0.0
     return masks, confidence
+
+
+def save_generator(module: PriorGeneratorModule, path: Path, preprocessing: dict, record: dict) -> Path:
+    """The trained generator with what its input must look like (``image_size``, ``channels``,
+    ``mean``, ``std``, ``threshold``) and its record (held-out Dice, data), in one file."""
+    state = {"hparams": dict(module.hparams), "state_dict": module.state_dict(),
+             "preprocessing": preprocessing, "record": record}
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_generator(path: str | Path) -> tuple[PriorGeneratorModule, dict]:
+    """A generator saved by ``save_generator`` (``hkd prior train``) and its preprocessing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no saved prior generator (make one with `hkd prior train`)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module = PriorGeneratorModule(**state["hparams"])
+        module.load_state_dict(state["state_dict"])
+    except (KeyError, RuntimeError, TypeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a prior generator saved by `hkd prior train` ({error})") from error
+    return module.eval(), state["preprocessing"]
+
+
+@torch.no_grad()
+def predict_regions(module: PriorGeneratorModule, preprocessing: dict, images: np.ndarray,
+                    batch_size: int = 64) -> np.ndarray:
+    """Masks (N, S, S) uint8 for raw images (N, C, S, S) in [0, 1] of any size S: resized to the
+    generator's input size and normalised as it was trained, the masks resized back."""
+    size = images.shape[-1]
+    mean = torch.tensor(preprocessing["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(preprocessing["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    masks = np.zeros((len(images), size, size), np.uint8)
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.asarray(images[start:start + batch_size], np.float32))
+        if batch.shape[1] != preprocessing["channels"]:  # gray <-> RGB
+            batch = batch.mean(1, keepdim=True).expand(-1, preprocessing["channels"], -1, -1)
+        batch = F.interpolate(batch, size=preprocessing["image_size"], mode="bilinear", antialias=True,
+                              align_corners=False)
+        probabilities = module.predict_probabilities((batch - mean) / std)[:, None]
+        probabilities = F.interpolate(probabilities, size=size, mode="bilinear", align_corners=False)
+        masks[start:start + len(batch)] = (probabilities[:, 0] > preprocessing["threshold"]).numpy()
+    return masks

@@ -57,6 +57,22 @@ def save_cam_overlays(images: np.ndarray, cams: np.ndarray, priors: np.ndarray,
     save_figure(figure, path)
 
 
+def mask_overlay_grid(images: np.ndarray, masks: np.ndarray, path: Path, columns: int = 8,
+                      titles: list[str] | None = None) -> None:
+    """Images (N, C, S, S) in [0, 1] with their masks' outlines, ``columns`` per row."""
+    n = len(images)
+    rows = -(-n // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.7 * rows), squeeze=False)
+    for position, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if position < n:
+            axis.imshow(images[position].mean(0), cmap="gray", vmin=0, vmax=1)
+            axis.contour(masks[position], levels=[0.5], colors="lime", linewidths=0.8)
+            if titles:
+                axis.set_title(titles[position], fontsize=7)
+    save_figure(figure, path)
+
+
 def raw_image(sample: dict, datamodule: ChestXrayDataModule, key: str = "image") -> np.ndarray:
     """A sample's (normalised) image back in [0, 1] for display."""
     mean, std = datamodule.data.mean[0], datamodule.data.std[0]

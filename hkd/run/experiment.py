@@ -21,6 +21,7 @@ from hkd.methods import METHODS
 from hkd.models.classifier import ClassifierModule, NonFiniteLossError
 from hkd.reporting.model_card import write_model_card
 from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
+from hkd.run.saved_prior import apply_saved_prior
 from hkd.run.stage import StageResult, fit_and_evaluate, resume_path
 from hkd.run.stages import STAGES
 
@@ -66,6 +67,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     datamodule = ChestXrayDataModule(cfg, roi_mode=cfg.hkd.roi_mode if "roi" in method_class.inputs else None)
     datamodule.describe()
     class_weights = train_class_weights(cfg, datamodule)
+    saved_prior = apply_saved_prior(cfg, datamodule)
     stage_records = {}
     for stage in method_class.stages:
         record = STAGES[stage](cfg, run_dir, datamodule, class_weights)
@@ -88,6 +90,8 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         return run_dir
     if result.is_global_zero:
         summary = build_summary(cfg, run_dir, result, started, stage_records)
+        if saved_prior is not None:
+            summary["saved_prior"] = saved_prior
         write_summary(run_dir / "summary.json", {**summary, "splits": datamodule.split_summary()})
         write_model_card(run_dir, cfg)
     return run_dir

@@ -48,8 +48,9 @@ def train_prior_generator(cfg: DictConfig, out_dir: Path, datamodule: ChestXrayD
 def fill_missing_priors(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
                         class_weights: list[float] | None = None) -> dict | None:
     """``hkd.prior=predicted``: predicted priors for training images without (used) annotations;
-    None (nothing done) with ``hkd.prior=annotations``."""
-    if cfg.hkd.prior != "predicted":
+    None (nothing done) with ``hkd.prior=annotations`` or when a saved generator
+    (``data.prior_generator``) has predicted them already."""
+    if cfg.hkd.prior != "predicted" or cfg.data.prior_generator:
         return None
     module, info = train_prior_generator(cfg, run_dir / "prior_generator", datamodule, "prior")
     train_eval = datamodule.datasets["train_eval"]

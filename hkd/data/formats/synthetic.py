@@ -24,8 +24,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
+from hkd.atomic import atomic_folder
 from hkd.data.formats.folder import read_folder
 from hkd.data.formats.registry import FORMATS
 from hkd.data.image_record import Record
@@ -224,21 +223,7 @@ def render_sample(rng: np.random.Generator, label: int, tag_class: int, spec: Sy
 
 def generate(spec: SyntheticSpec, root: Path) -> Path:
     """Write the data set to ``root`` in the folder format (atomically: all or nothing)."""
-    root = Path(root)
-    if (root / "labels.csv").is_file():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
-        _write(spec, tmp)
-        try:
-            tmp.rename(root)
-        except OSError:  # another process finished first
-            if not (root / "labels.csv").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return atomic_folder(root, lambda tmp: _write(spec, tmp), "labels.csv")
 
 
 def _write(spec: SyntheticSpec, out: Path) -> None:
