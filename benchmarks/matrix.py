@@ -24,17 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from results import PAIRED_METRICS, write_matrix
 
 from hkd.atomic import append_json_line
-from hkd.reporting.compare import (
-    aggregate,
-    find_summaries,
-    markdown_table,
-    paired_differences,
-    paired_table,
-    plot,
-    save_table,
-)
+from hkd.reporting.compare import benchmark_report, find_summaries, save_table
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
@@ -237,8 +230,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="*", default=None, help="labels to run (default: all)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the table (default benchmarks/results/MATRIX.md)")
-    parser.add_argument("--force", action="store_true", help="replace a table that covers more runs")
+                        help="write only this invocation's runs' table there (default: every recorded "
+                             "run's table to benchmarks/results/MATRIX.md)")
+    parser.add_argument("--force", action="store_true",
+                        help="let --out replace a table that covers more runs")
     parser.add_argument("--strict-code", action="store_true",
                         help="reuse only runs made by this exact code version (default: any version; "
                              "the records keep each run's git commit)")
@@ -255,19 +250,16 @@ def main() -> None:
             if run_dir:
                 dirs.append(run_dir)
                 add_record(records_file, record_of(args.matrix, label, experiment, overrides, run_dir))
-    summaries = find_summaries(dirs)
-    table = aggregate(summaries, "name")
-    text = markdown_table(table)
-    reference = next(iter(MATRICES[args.matrix]))  # the first row is the matrix's reference
-    if len(table) > 1 and reference in table:
-        text += "\n\n" + paired_table(paired_differences(summaries, reference), reference)
-    print(text)
-    out_file = args.out or REPO / "benchmarks" / "results" / f"{args.matrix}.md"
-    if not save_table(out_file, text, args.force):
-        print(f"not written: {out_file} covers more runs than this one (write elsewhere with --out, "
-              "or replace it with --force)", file=sys.stderr)
+    if args.out:  # this invocation's runs only (e.g. --only / --seeds) in a file of its own
+        text = benchmark_report(find_summaries(dirs), PAIRED_METRICS)
+        print(text)
+        if not save_table(args.out, text, args.force):
+            print(f"not written: {args.out} covers more runs than this one (--force replaces it)",
+                  file=sys.stderr)
         return
-    plot(table, out_file.with_suffix(".png"))
+    if records_file.is_file():  # every recorded run of the matrix, this one's and earlier ones
+        table = write_matrix(records_file)
+        print(table.read_text())
 
 
 if __name__ == "__main__":

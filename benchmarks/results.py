@@ -1,0 +1,89 @@
+"""Regenerate every benchmark table and figure from the committed run records, without training:
+
+    python benchmarks/results.py          (make results)
+
+``benchmarks/results/MATRIX.jsonl`` (one record per finished run, appended by ``matrix.py``) ->
+``MATRIX.md`` (mean ± std per row, paired differences against the first row, the share of the gap
+to a ``(ceiling)`` row each row closes, IMIL's edits) and ``MATRIX.png``. In ``README.md`` and
+``docs/*.md`` the text between ``<!-- results:MATRIX -->`` and ``<!-- /results:MATRIX -->`` is
+replaced by ``MATRIX.md``, so no table is ever typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from hkd.atomic import atomic_write_text
+from hkd.reporting.compare import aggregate, benchmark_report, plot
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+PAIRED_METRICS = ("test.balanced_accuracy", "explanations.relevance_mass")
+BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+def load_records(path: Path) -> list[dict]:
+    """The records of one matrix, the latest per row, seed and fold (a re-run replaces a run)."""
+    latest: dict[tuple, dict] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not a JSON record ({error.msg})") from error
+        latest[(record["name"], record.get("seed"), record.get("fold"))] = record
+    return list(latest.values())
+
+
+def matrix_text(records: list[dict]) -> str:
+    """A matrix's tables with the commits and dates of the runs behind them."""
+    commits = sorted({str(r.get("git_commit"))[:12] for r in records})
+    dates = sorted(str(r.get("date", ""))[:10] for r in records)
+    machines = sorted({str(r.get("machine")) for r in records})
+    provenance = (f"{len(records)} runs, {dates[0]} to {dates[-1]}, code {', '.join(commits)}; "
+                  f"{'; '.join(machines)}")
+    return benchmark_report(records, PAIRED_METRICS) + f"\n\n<sub>{provenance}</sub>"
+
+
+def write_matrix(records_file: Path) -> Path:
+    """``MATRIX.md`` and ``MATRIX.png`` beside the records; the table's path."""
+    records = load_records(records_file)
+    table_file = records_file.with_suffix(".md")
+    atomic_write_text(table_file, matrix_text(records) + "\n")
+    plot(aggregate(records, "name"), records_file.with_suffix(".png"))
+    return table_file
+
+
+def fill_document(path: Path, results: Path = RESULTS) -> bool:
+    """Replace each results block of a markdown file by its table; True when the file changed."""
+    text = path.read_text()
+
+    def table(match: re.Match) -> str:
+        source = results / f"{match['name']}.md"
+        if not source.is_file():
+            raise FileNotFoundError(f"{path}: block results:{match['name']} has no {source}")
+        return match.group(1) + source.read_text() + match.group(4)
+
+    filled = BLOCK.sub(table, text)
+    if filled != text:
+        atomic_write_text(path, filled)
+    return filled != text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of MATRIX.jsonl files")
+    parser.add_argument("--documents", type=Path, nargs="*",
+                        default=[REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+    args = parser.parse_args()
+    for records_file in sorted(args.results.glob("*.jsonl")):
+        print(write_matrix(records_file))
+    for document in args.documents:
+        if fill_document(document, args.results):
+            print(f"updated {document}")
+
+
+if __name__ == "__main__":
+    main()
