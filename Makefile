@@ -13,7 +13,7 @@ RUN ?=
 INPUT ?=
 PORT ?= 8765
 
-.PHONY: help install experiment cv predict bench review compare test test-unit test-full test-ddp lint sync clean
+.PHONY: help install experiment cv predict results bench review compare test test-unit test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ test-full: $(STAMP)  ## every test, the slow ones included
 
 test-ddp: $(STAMP)  ## only the multi-process DDP tests
 	$(PY) -m pytest -m ddp $(PYTEST_ARGS)
+
+results: $(STAMP)  ## regenerate every benchmark table and figure from benchmarks/results/*.jsonl (no training)
+	$(PY) benchmarks/results.py
 
 bench: $(STAMP)  ## speed and memory ratios against their targets (benchmarks/speed.py)
 	$(PY) benchmarks/speed.py $(ARGS)

@@ -27,7 +27,7 @@ from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
 from hkd.imil.oracles import ORACLES
 from hkd.methods import METHODS
-from hkd.methods.hkd import PRIORS
+from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES
 from hkd.models.classifier import NONFINITE_POLICIES
 from hkd.models.optim import OPTIMIZERS, SCHEDULERS
 from hkd.registry import did_you_mean
@@ -36,6 +36,7 @@ __all__ = ["ConfigError", "load_config", "save_config", "to_dotlist", "validate"
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 log = logging.getLogger(__name__)
+HEALTHY_FORMATS = ("synthetic", "covid-chestxray")  # data.include_healthy adds a class there
 OPEN_SECTIONS = ("model.kwargs", "trainer")  # free-form mappings: any key goes, checked where it is used
 RENAMED = {"trainer.nonfinite_loss": "training.nonfinite_loss"}  # old key -> new key (still accepted)
 # set by hkd: the run directory, loggers, callbacks, checkpoint IO, progress bar, gradients in test
@@ -156,7 +157,8 @@ def enumerated_keys() -> dict[str, Collection[str]]:
             "data.sampler": SAMPLERS, "augment.policy": POLICIES, "optim.name": OPTIMIZERS,
             "optim.scheduler": SCHEDULERS, "checkpoint.mode": CHECKPOINT_MODES,
             "training.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
-            "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS}
+            "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS,
+            "hkd.roi_fraction_mode": ROI_FRACTION_MODES}
 
 
 def validate(cfg: DictConfig) -> None:
@@ -168,6 +170,10 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
     imil.check_config(cfg)
     ShortcutSpec.from_config(cfg.data.shortcut, n_classes=0)
+    if cfg.data.include_healthy and cfg.data.format not in HEALTHY_FORMATS:
+        raise ConfigError(f"data.include_healthy=true applies to {', '.join(HEALTHY_FORMATS)}; "
+                          f"data.format={cfg.data.format} takes its classes from the data itself "
+                          "(list the ones to keep, healthy included, in data.classes)")
     generator = cfg.data.prior_generator
     if generator and not (Path(generator).is_file() or (Path(generator) / "prior_generator.pt").is_file()):
         raise ConfigError(f"data.prior_generator={generator}: no saved prior generator there "

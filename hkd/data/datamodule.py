@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
 
 from hkd.data.cache import build_cache, open_cache
 from hkd.data.dataset import ChestXrayDataset
@@ -33,6 +33,7 @@ class ChestXrayDataModule(L.LightningDataModule):
         self.classes: list[str] = []
         self.splits: list[str] = []
         self.datasets: dict[str, ChestXrayDataset] = {}
+        self.train_positions: list[int] | None = None  # train on these samples only (None: all)
 
     def describe(self) -> None:
         """Read the records, classes and splits (no decoding); idempotent."""
@@ -90,7 +91,7 @@ class ChestXrayDataModule(L.LightningDataModule):
                       roi_fill=self.cfg.hkd.roi_fill, prior_soft_edge=self.data.prior_soft_edge,
                       fill_mean=float(self.data.fill_mean))
         for split in ("train", "val", "test"):
-            transform = build_augmentation(self.cfg.augment) if split == "train" else None
+            transform = build_augmentation(self.cfg.augment, self.data.channels) if split == "train" else None
             self.datasets[split] = ChestXrayDataset(indices=np.flatnonzero(splits == split),
                                                 transform=transform, **common)
         # The same training samples without augmentation, for evaluation passes (IMIL mining).
@@ -135,6 +136,8 @@ class ChestXrayDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
+        if self.train_positions is not None:
+            return self._loader(Subset(dataset, self.train_positions), self.data.batch_size, shuffle=True)
         sampler = None
         if self.data.sampler == "balanced":
             counts = np.array(self.train_class_counts())

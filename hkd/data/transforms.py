@@ -74,7 +74,8 @@ class AsUint8(torch.nn.Module):
         return (tv_tensors.wrap(out[0].float() / 255, like=image), *out[1:])
 
 
-POLICIES: Registry[Callable[[DictConfig], list[torch.nn.Module]]] = Registry("augment.policy")
+# augment.policy: (the augment section, image channels) -> the policy's transforms
+POLICIES: Registry[Callable[[DictConfig, int], list[torch.nn.Module]]] = Registry("augment.policy")
 
 
 def random_affine(cfg: DictConfig) -> StackedRandomAffine:
@@ -83,36 +84,43 @@ def random_affine(cfg: DictConfig) -> StackedRandomAffine:
 
 
 @POLICIES.register("none")
-def no_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+def no_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
     return []
 
 
 @POLICIES.register("basic")
-def basic_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+def basic_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
     return [random_affine(cfg)]
 
 
 @POLICIES.register("strong")
-def strong_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+def strong_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
     return [random_affine(cfg),
             v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.9),
             v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.5)]
 
 
 @POLICIES.register("randaugment")
-def randaugment_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+def randaugment_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
     return [AsUint8(JointRandAugment())]
 
 
 @POLICIES.register("trivialaugment")
-def trivialaugment_policy(cfg: DictConfig) -> list[torch.nn.Module]:
+def trivialaugment_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
     return [AsUint8(JointTrivialAugment())]
 
 
-def build_augmentation(cfg: DictConfig) -> v2.Compose | None:
+@POLICIES.register("pneuknownet")
+def pneuknownet_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
+    from hkd.data.pneuknownet_augmentation import PneuKnowNetAugmentation
+
+    return [PneuKnowNetAugmentation(cfg, channels)]
+
+
+def build_augmentation(cfg: DictConfig, channels: int = 1) -> v2.Compose | None:
     """The training-time transform: optional flips, then ``augment.policy`` (None: nothing)."""
     steps: list[torch.nn.Module] = [v2.RandomHorizontalFlip()] if cfg.hflip else []
-    steps += POLICIES[cfg.policy](cfg)
+    steps += POLICIES[cfg.policy](cfg, channels)
     return v2.Compose(steps) if steps else None
 
 

@@ -34,6 +34,7 @@ def kd_epochs(cfg: DictConfig) -> int:
 
 
 PRIORS = ("annotations", "predicted")  # hkd.prior: where the teacher's regions come from
+ROI_FRACTION_MODES = ("raw_rest", "subset")  # hkd.roi_fraction_mode (see hkd.run.teacher_stage)
 
 
 @METHODS.register("hkd")
@@ -60,8 +61,12 @@ class HKDStudent(Method):
         return cls(cfg, num_classes, in_chans)
 
     def use_stage_result(self, stage: str, result: dict) -> None:
-        if stage == "teacher" and result.get("best_checkpoint"):
-            self.load_teacher(result["best_checkpoint"])
+        if stage == "teacher":
+            checkpoint = result.get("best_checkpoint")
+            if not checkpoint or not Path(checkpoint).is_file():
+                raise FileNotFoundError(f"HKD's stage 1 left no teacher checkpoint ({checkpoint!r}): "
+                                        "the student would distil from a random teacher")
+            self.load_teacher(checkpoint)
 
     def train(self, mode: bool = True) -> HKDStudent:
         super().train(mode)
@@ -74,6 +79,13 @@ class HKDStudent(Method):
         weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
         self.teacher.load_state_dict(weights)
 
+    @torch.no_grad()
+    def teacher_features(self, roi: torch.Tensor) -> torch.Tensor:
+        """The frozen teacher's feature map in fp32, outside any autocast region: under AMP the
+        distillation target keeps full precision (as PneuKnowNet's teacher, which runs without it)."""
+        with torch.autocast(device_type=roi.device.type, enabled=False):
+            return feature_map(self.teacher, roi.float())
+
     def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:
         features, logits = module.features_and_logits(batch["image"])
         ce = module.cross_entropy(logits, batch["label"])
@@ -81,9 +93,8 @@ class HKDStudent(Method):
         if alpha == 0.0:
             zero = ce.detach() * 0
             return {"loss": ce, "ce": ce, "kd_mse": zero, "alpha": zero + alpha, "logits": logits}
-        with torch.no_grad():
-            teacher_features = feature_map(self.teacher, batch["roi"])
-        mse = F.mse_loss(features.flatten(1), teacher_features.flatten(1))
+        teacher_features = self.teacher_features(batch["roi"])
+        mse = F.mse_loss(features.flatten(1).float(), teacher_features.flatten(1))
         loss = alpha * mse + (1 - alpha) * ce
         return {"loss": loss, "ce": ce, "kd_mse": mse, "alpha": ce.detach() * 0 + alpha,
                 "logits": logits}

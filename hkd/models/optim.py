@@ -12,7 +12,9 @@ from hkd.registry import Registry
 
 OPTIMIZERS: Registry[Callable[[Iterable[torch.nn.Parameter], DictConfig], torch.optim.Optimizer]] = \
     Registry("optim.name")
-SCHEDULERS = ("cosine", "cosine_per_step", "none")  # optim.scheduler
+# optim.scheduler: cosine (per epoch), cosine_per_step (one smooth cosine over all steps),
+# pneuknownet_cosine (the authors' code, see below), none
+SCHEDULERS = ("cosine", "cosine_per_step", "pneuknownet_cosine", "none")
 
 
 @OPTIMIZERS.register("adamw")
@@ -62,6 +64,12 @@ def configure_optimization(model: torch.nn.Module, optim: DictConfig, max_epochs
     optimizer = OPTIMIZERS[optim.name](parameter_groups(model, optim), optim)
     if optim.scheduler == "none":
         return optimizer
+    if optim.scheduler == "pneuknownet_cosine":
+        # PneuKnowNet's code builds CosineAnnealingLR(T_max = epochs - 1) but steps it after every
+        # batch: the rate runs through a full cosine every 2 (epochs - 1) steps, oscillating many
+        # times per epoch. Reproduced as is (no warm-up) for faithful re-runs.
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs - 1))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
     per_step = optim.scheduler == "cosine_per_step"
     epochs = max(1, max_epochs)
     total = total_steps if per_step else epochs

@@ -137,9 +137,10 @@ def paired_table(rows: dict[str, dict], reference: str, metric: str = "test.accu
 
 
 def runs_in_table(text: str) -> int:
-    """How many runs a markdown table from ``markdown_table`` covers (its ``n`` column summed)."""
+    """How many runs a markdown table from ``markdown_table`` covers (its ``n`` column summed; the
+    tables after it, which count the same runs again, are not read)."""
     total = 0
-    for line in text.splitlines():
+    for line in text.strip().split("\n\n")[0].splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) > 2 and cells[1].isdigit() and not cells[0].startswith("run −"):
             total += int(cells[1])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from hkd.data.datamodule import ChestXrayDataModule
@@ -34,11 +35,23 @@ def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModul
     teacher = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, Method(input_key="roi"),
                                class_weights)
     last = resume_checkpoint(teacher_dir / "checkpoints") if cfg.resume else None  # killed in stage 1
-    result = fit_and_evaluate(cfg, teacher_dir, datamodule, teacher,
-                              cfg.hkd.teacher_epochs or cfg.trainer.max_epochs, "val/loss", "min",
-                              job_type="teacher", ckpt_path=str(last) if last else None)
-    summary = {"val": result.val, "test_on_roi": dict(result.test),
-               "best_checkpoint": result.best_checkpoint, "note": TEACHER_NOTE}
+    epochs = cfg.hkd.teacher_epochs or cfg.trainer.max_epochs
+    subset = cfg.hkd.roi_fraction_mode == "subset" and cfg.hkd.roi_fraction < 1.0
+    train_images = None  # all of them
+    if subset:  # PneuKnowNet's ablation: the sampled images only, for proportionally more epochs
+        datamodule.setup()
+        train = datamodule.datasets["train"]
+        datamodule.train_positions = np.flatnonzero(datamodule.has_prior[train.indices]).tolist()
+        train_images = len(datamodule.train_positions)
+        epochs = max(1, round(epochs / cfg.hkd.roi_fraction))
+    try:
+        result = fit_and_evaluate(cfg, teacher_dir, datamodule, teacher, epochs, "val/loss", "min",
+                                  job_type="teacher", ckpt_path=str(last) if last else None)
+    finally:
+        datamodule.train_positions = None
+    summary = {"epochs": epochs, "train_images": train_images, "val": result.val,
+               "test_on_roi": dict(result.test), "best_checkpoint": result.best_checkpoint,
+               "note": TEACHER_NOTE}
     if result.is_global_zero:
         write_summary(summary_path, summary)
     return summary

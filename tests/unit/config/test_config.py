@@ -47,10 +47,12 @@ def test_extends_chains_experiments(tmp_path):
     ("hkd.roi_mode=blackot", "hkd.roi_mode='blackot' is not one of blackout, soft \\(did you mean"),
     ("data.format=kaggle", "data.format='kaggle' is not one of"),
     ("imil.margin=-1", "imil.margin=-1 must be a whole number"),
+    ("data.format=kermany data.root=. data.include_healthy=true", "data.include_healthy=true applies to"),
+    ("optim.scheduler=cosine_per_batch", "optim.scheduler='cosine_per_batch' is not one of"),
 ])
 def test_invalid_values_are_explained(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config("quickstart", [override])
+        load_config("quickstart", override.split())
 
 
 def test_unknown_experiment_lists_available():

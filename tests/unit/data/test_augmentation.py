@@ -12,7 +12,7 @@ def _augment_cfg(policy, hflip=True):
                              "translate": 0.15, "scale": 0.2})
 
 
-@pytest.mark.parametrize("policy", ["basic", "strong", "randaugment", "trivialaugment"])
+@pytest.mark.parametrize("policy", ["basic", "strong", "randaugment", "trivialaugment", "pneuknownet"])
 def test_prior_stays_on_the_bright_box_through_augmentation(policy):
     torch.manual_seed(0)
     image = torch.zeros(1, 48, 48)
@@ -30,3 +30,29 @@ def test_prior_stays_on_the_bright_box_through_augmentation(policy):
             moved = (out_image - out_image.min()) / (out_image.max() - out_image.min())
             agreements.append(((moved > 0.5) == (out_prior > 0.5)).float().mean().item())
     assert len(agreements) >= 15 and min(agreements) > 0.95, (policy, agreements)
+
+
+def test_pneuknownet_policy_is_the_authors_pipeline():
+    import albumentations as A
+
+    from hkd.data.pneuknownet_augmentation import pneuknownet_compose
+
+    compose = pneuknownet_compose(OmegaConf.create({"degrees": 10, "translate": 0.1, "scale": 0.5}), 3)
+    steps = list(compose.transforms)
+    assert isinstance(steps[0], A.Affine) and steps[0].p == 1.0
+    assert steps[0].interpolation == 1 and steps[0].mask_interpolation == 0  # bilinear image, nearest masks
+    assert [[type(t).__name__ for t in step.transforms] for step in steps[1:]] == [
+        ["CLAHE", "RandomBrightnessContrast", "RandomGamma"], ["Sharpen", "Blur", "MotionBlur"],
+        ["RandomBrightnessContrast", "HueSaturationValue"]]
+    assert [step.p for step in steps[1:]] == [0.9, 0.9, 0.9]
+
+
+def test_pneuknownet_policy_repeats_with_the_seed():
+    image = torch.rand(1, 32, 32)
+    draws = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        transform = build_augmentation(_augment_cfg("pneuknownet", hflip=False))
+        draws.append(apply_joint(transform, image)[0])
+    assert torch.equal(draws[0], draws[1])
+    assert not torch.equal(draws[0], draws[2])

@@ -61,3 +61,28 @@ def test_teacher_is_frozen_and_stays_in_eval_mode(tiny):
     assert all(p.grad is None for p in module.method.teacher.parameters())
     student_grads = [p.grad for p in module.net.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in student_grads)
+
+
+def test_teacher_features_are_fp32_outside_autocast(tiny):
+    from hkd.models.backbone import feature_map
+
+    module, batch = _student_and_batch(tiny)
+    with torch.no_grad():
+        full = feature_map(module.method.teacher, batch["roi"])
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            reduced = feature_map(module.method.teacher, batch["roi"])
+        teacher = module.method.teacher_features(batch["roi"])
+        out = module.method.training_loss(module, batch)
+    assert reduced.dtype == torch.bfloat16  # what autocast would have given the teacher
+    assert teacher.dtype == torch.float32
+    torch.testing.assert_close(teacher, full, rtol=0, atol=0)
+    assert out["kd_mse"].dtype == torch.float32
+
+
+def test_a_missing_teacher_checkpoint_is_an_error_not_a_random_teacher(tiny, tmp_path):
+    module, _ = _student_and_batch(tiny)
+    with pytest.raises(FileNotFoundError, match="random teacher"):
+        module.method.use_stage_result("teacher", {"best_checkpoint": str(tmp_path / "gone.ckpt")})
+    with pytest.raises(FileNotFoundError, match="no teacher checkpoint"):
+        module.method.use_stage_result("teacher", {"best_checkpoint": None})

@@ -1,0 +1,91 @@
+"""`make results` (benchmarks/results.py): tables regenerated from committed run records, byte
+for byte, and pasted into the documents' results blocks; the gap-closed share and edit shares."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hkd.reporting.compare import edited_share_table, gap_closed, runs_in_table
+
+REPO = Path(__file__).resolve().parents[3]
+FIXTURE = REPO / "tests" / "fixtures" / "results"
+
+
+def results_module():
+    spec = importlib.util.spec_from_file_location("results", REPO / "benchmarks" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_table_is_regenerated_byte_for_byte(tmp_path):
+    shutil.copy(FIXTURE / "demo.jsonl", tmp_path)
+    table = results_module().write_matrix(tmp_path / "demo.jsonl")
+    assert table.read_bytes() == (FIXTURE / "demo.md").read_bytes()
+    assert (tmp_path / "demo.png").stat().st_size > 1000
+
+
+def test_a_rerun_replaces_the_older_record_of_its_row_and_seed(tmp_path):
+    lines = (FIXTURE / "demo.jsonl").read_text().splitlines()
+    rerun = json.loads(lines[0])
+    rerun["test"]["balanced_accuracy"] = 0.0
+    (tmp_path / "demo.jsonl").write_text("\n".join([*lines, json.dumps(rerun)]) + "\n")
+    records = results_module().load_records(tmp_path / "demo.jsonl")
+    assert len(records) == len(lines)
+    assert [r["test"]["balanced_accuracy"] for r in records if r["name"] == rerun["name"]
+            and r["seed"] == rerun["seed"]] == [0.0]
+
+
+def test_a_broken_record_names_its_file_and_line(tmp_path):
+    (tmp_path / "demo.jsonl").write_text((FIXTURE / "demo.jsonl").read_text() + "{oops\n")
+    with pytest.raises(ValueError, match=r"demo.jsonl, line 13"):
+        results_module().load_records(tmp_path / "demo.jsonl")
+
+
+def test_documents_get_the_generated_table_between_their_markers(tmp_path):
+    shutil.copy(FIXTURE / "demo.md", tmp_path)
+    document = tmp_path / "README.md"
+    document.write_text("intro\n<!-- results:demo -->\nan old, typed table\n<!-- /results:demo -->\nend\n")
+    module = results_module()
+    assert module.fill_document(document, tmp_path)
+    text = document.read_text()
+    assert "an old, typed table" not in text
+    assert (FIXTURE / "demo.md").read_text() in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert not module.fill_document(document, tmp_path)  # idempotent
+    document.write_text("<!-- results:missing -->\n<!-- /results:missing -->\n")
+    with pytest.raises(FileNotFoundError, match="results:missing"):
+        module.fill_document(document, tmp_path)
+
+
+def summaries(values: dict[str, list[float]]) -> list[dict]:
+    return [{"name": name, "seed": seed, "test": {"balanced_accuracy": value}}
+            for name, per_seed in values.items() for seed, value in enumerate(per_seed)]
+
+
+def test_gap_closed_is_the_gain_over_the_gap_with_an_interval():
+    rows = gap_closed(summaries({"base": [0.5, 0.6, 0.4], "m": [0.6, 0.7, 0.5],
+                                 "top": [0.7, 0.8, 0.6]}), "base", "top")
+    assert rows["m"]["share"] == pytest.approx(0.5)
+    assert rows["m"]["ci"] == pytest.approx([0.5, 0.5])  # the same share on every seed
+    uneven = gap_closed(summaries({"base": [0.5, 0.5, 0.5, 0.5], "m": [0.5, 0.9, 0.5, 0.7],
+                                   "top": [0.9, 0.9, 0.9, 0.9]}), "base", "top")["m"]
+    assert uneven["share"] == pytest.approx(0.375)
+    assert uneven["ci"][0] < 0.375 < uneven["ci"][1]
+
+
+def test_edited_share_splits_clinician_marks_from_propagated_edits():
+    text = edited_share_table([{"name": "imil", "imil_edited": 50, "imil_clinician_edits": 10,
+                                "splits": {"train": {"images": 500}}}, {"name": "baseline"}])
+    assert "| imil | 1 | 10.0 % | 2.0 % | 8.0 % |" in text
+    assert "baseline" not in text
+
+
+def test_a_report_counts_its_runs_once():
+    """The gap and edit tables repeat the rows' runs: a fuller report must still count as fuller."""
+    full = (FIXTURE / "demo.md").read_text()
+    assert runs_in_table(full) == 12
