@@ -41,11 +41,20 @@ def run_tags(cfg: DictConfig) -> list[str]:
     return ["imil"] if is_enabled(cfg) else []
 
 
-def summary_fields(cfg: DictConfig, run_dir: str | Path) -> dict:
-    """The rounds and edit counts for ``summary.json`` (empty when IMIL is off)."""
+def edited_shares(n_edited: int, n_clinician: int, n_train: int) -> dict[str, float]:
+    """The share of the training images IMIL edited: all, by clinician marks, propagated."""
+    n_train = max(1, n_train)
+    return {"edited_share": n_edited / n_train, "clinician_share": n_clinician / n_train,
+            "propagated_share": (n_edited - n_clinician) / n_train}
+
+
+def summary_fields(cfg: DictConfig, run_dir: str | Path, n_train: int) -> dict:
+    """The rounds, edit counts and edited shares for ``summary.json`` (empty when IMIL is off)."""
     path = Path(run_dir) / "imil" / "edits.json"
     if not is_enabled(cfg) or not path.is_file():
         return {}
     edits = json.loads(path.read_text())
+    shares = edited_shares(edits["n_edited"], edits["n_clinician"], n_train)
     return {"imil_rounds": [{k: v for k, v in r.items() if k != "selected"} for r in edits["rounds"]],
-            "imil_edited": edits["n_edited"], "imil_clinician_edits": edits["n_clinician"]}
+            "imil_edited": edits["n_edited"], "imil_clinician_edits": edits["n_clinician"],
+            **{f"imil_{key}": value for key, value in shares.items()}}

@@ -28,6 +28,7 @@ from hkd.atomic import atomic_write_json
 from hkd.data.training_images import TrainingImages
 from hkd.errors import InputError
 from hkd.explanations.cam import explain_batch
+from hkd.imil import edited_shares
 from hkd.imil.edits import Edit, EditTable
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
@@ -166,7 +167,9 @@ class IMILCallback(Callback):
                    "imil/n_edited": len(record.get("edited", [])),
                    "imil/n_skipped": len(record.get("skipped", [])),
                    "imil/n_propagated": len(record.get("propagated", [])),
-                   "imil/budget_used": self.table.clinician_count()}
+                   "imil/budget_used": self.table.clinician_count(),
+                   **{f"imil/{key}": value for key, value in
+                      edited_shares(len(self.table), self.table.clinician_count(), len(self.images)).items()}}
         for key, value in metrics.items():
             pl_module.log(key, float(value), rank_zero_only=True)
         if not trainer.is_global_zero or not record.get("edited") or not self.run_cfg.logging.images:

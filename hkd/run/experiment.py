@@ -89,16 +89,17 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
                   f"  continue: hkd train {cfg.name} resume={run_dir}")
         return run_dir
     if result.is_global_zero:
-        summary = build_summary(cfg, run_dir, result, started, stage_records)
+        splits = datamodule.split_summary()
+        summary = build_summary(cfg, run_dir, result, started, stage_records, splits["train"]["images"])
         if saved_prior is not None:
             summary["saved_prior"] = saved_prior
-        write_summary(run_dir / "summary.json", {**summary, "splits": datamodule.split_summary()})
+        write_summary(run_dir / "summary.json", {**summary, "splits": splits})
         write_model_card(run_dir, cfg)
     return run_dir
 
 
 def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: float,
-                  stage_records: dict) -> dict:
+                  stage_records: dict, n_train: int) -> dict:
     test = dict(result.test)
     explanations = {key: test.pop(key) for key in ("relevance_mass", "pointing_game") if key in test}
     return {"name": cfg.name, "method": cfg.method.name, "seed": cfg.seed,
@@ -110,4 +111,4 @@ def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: 
             "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),
             "skipped_batches": result.module.skipped_batches,
             "duration_s": round(time.time() - started, 2), "git_commit": code_version(), **stage_records,
-            **imil.summary_fields(cfg, run_dir)}
+            **imil.summary_fields(cfg, run_dir, n_train)}

@@ -1,6 +1,7 @@
 """IMIL in real Trainer runs: edits reach the loaders, resume keeps them, the review queue,
 propagation, W&B."""
 
+import csv
 import json
 
 import numpy as np
@@ -163,6 +164,13 @@ def test_queue_propagation_proposals_are_confirmed_or_rejected_in_review(tiny):
     assert by_idx[samples[0]["idx"]]["confirmed"] is True
     assert rejected["idx"] not in by_idx
     assert final["rounds"][1]["status"] == "confirmed"
+    summary = json.loads((run_dir / "summary.json").read_text())  # shares of the training images
+    n_train = summary["splits"]["train"]["images"]
+    propagated_after = sum(e["source"] == "propagated" for e in final["edits"])
+    assert propagated_after > 0
+    assert summary["imil_clinician_share"] == pytest.approx(final["n_clinician"] / n_train)
+    assert summary["imil_propagated_share"] == pytest.approx(propagated_after / n_train)
+    assert summary["imil_edited_share"] == pytest.approx(final["n_edited"] / n_train)
 
 
 def test_hkd_student_with_imil_composes(tiny):
@@ -170,6 +178,10 @@ def test_hkd_student_with_imil_composes(tiny):
                                   "trainer.max_epochs=2"))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["method"] == "hkd" and summary["imil"] and summary["imil_edited"] > 0
+    with open(run_dir / "metrics.csv", newline="") as handle:  # logged each round, as W&B gets it
+        shares = [float(row["imil/clinician_share"]) for row in csv.DictReader(handle)
+                  if row.get("imil/clinician_share")]
+    assert shares and shares[-1] == pytest.approx(summary["imil_clinician_share"])
     assert (run_dir / "teacher" / "summary.json").is_file()
     assert not (run_dir / "teacher" / "imil").exists()  # only the student is edited
 

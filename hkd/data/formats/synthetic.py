@@ -35,11 +35,13 @@ from hkd.atomic import atomic_folder
 from hkd.data.formats.folder import read_folder
 from hkd.data.formats.registry import FORMATS
 from hkd.data.image_record import Record
+from hkd.errors import ConfigError
 
 FINDING_CLASSES = ("covid19", "viral", "bacterial", "fungal")
 HEALTHY_CLASS = "healthy"
 # Where the shortcut tag of each class sits (x, y as a fraction of the image), outside the lungs.
 TAG_POSITIONS = ((0.09, 0.09), (0.91, 0.09), (0.09, 0.91), (0.91, 0.91), (0.5, 0.07))
+VAL_SHORTCUTS = ("biased", "random")  # data.synthetic.val_shortcut
 FORMAT_VERSION = 2  # 2: lung outlines written as the `lung` category
 
 
@@ -55,13 +57,22 @@ class SyntheticSpec:
     contrast: float = 0.1
     shortcut_bias: float | None = 0.95
     include_healthy: bool = False
+    val_shortcut: str = "biased"  # or "random": a shortcut-free validation split
+
+    def __post_init__(self) -> None:
+        if self.val_shortcut not in VAL_SHORTCUTS:
+            raise ConfigError(f"data.synthetic.val_shortcut={self.val_shortcut}: not one of "
+                              f"{', '.join(VAL_SHORTCUTS)}")
 
     @property
     def classes(self) -> tuple[str, ...]:
         return FINDING_CLASSES + ((HEALTHY_CLASS,) if self.include_healthy else ())
 
     def key(self) -> str:
-        text = json.dumps({**asdict(self), "version": FORMAT_VERSION}, sort_keys=True)
+        fields = asdict(self)
+        if fields["val_shortcut"] == "biased":  # the default leaves earlier data sets' names as they were
+            del fields["val_shortcut"]
+        text = json.dumps({**fields, "version": FORMAT_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -195,8 +206,8 @@ def _draw_tag(image: np.ndarray, position: tuple[float, float], rng: np.random.G
 
 
 def _tag_class(rng: np.random.Generator, label: int, n_classes: int, split: str,
-               bias: float | None) -> int:
-    if split == "test" or bias is None:
+               bias: float | None, val_shortcut: str = "biased") -> int:
+    if split == "test" or bias is None or (split == "val" and val_shortcut == "random"):
         return int(rng.integers(n_classes))
     if rng.uniform() < bias:
         return label
@@ -236,7 +247,7 @@ def _write(spec: SyntheticSpec, out: Path) -> None:
     splits = ["train"] * spec.n_train + ["val"] * spec.n_val + ["test"] * spec.n_test
     for index, split in enumerate(splits):
         label = index % n_classes  # balanced classes
-        tag = _tag_class(rng, label, n_classes, split, spec.shortcut_bias)
+        tag = _tag_class(rng, label, n_classes, split, spec.shortcut_bias, spec.val_shortcut)
         image, regions, tag_box, lungs = render_sample(rng, label, tag, spec)
         file_name = f"images/{index:05d}.png"
         Image.fromarray((image * 255).round().astype(np.uint8)).save(out / file_name)
@@ -269,7 +280,8 @@ def synthetic_spec(data: DictConfig, seed: int) -> SyntheticSpec:
     s = data.synthetic
     return SyntheticSpec(seed=s.seed if s.seed is not None else seed, n_train=s.n_train,
                          n_val=s.n_val, n_test=s.n_test, size=s.size, contrast=s.contrast,
-                         shortcut_bias=s.shortcut_bias, include_healthy=data.include_healthy)
+                         shortcut_bias=s.shortcut_bias, include_healthy=data.include_healthy,
+                         val_shortcut=s.val_shortcut)
 
 
 @FORMATS.register("synthetic")

@@ -9,7 +9,7 @@ import pytest
 
 from hkd.data.formats.folder import read_folder
 from hkd.data.formats.synthetic import TAG_POSITIONS, SyntheticSpec, ensure_synthetic, render_sample
-from hkd.errors import InputError
+from hkd.errors import ConfigError, InputError
 
 SPEC = SyntheticSpec(seed=3, n_train=200, n_val=20, n_test=200, size=48, shortcut_bias=0.9)
 
@@ -37,6 +37,21 @@ def test_shortcut_agrees_with_bias_in_train_and_is_random_in_test(tmp_path):
     assert agree["test"] < 0.4  # 1/4 expected
     counts = np.unique([r["label"] for r in rows if r["split"] == "train"], return_counts=True)[1]
     assert counts.max() - counts.min() <= 1  # balanced classes
+
+
+def test_a_shortcut_free_validation_split_changes_nothing_else(tmp_path):
+    spec = SyntheticSpec(**{**SPEC.__dict__, "n_val": 200})
+    biased = _rows(ensure_synthetic(spec, tmp_path / "biased"))
+    free_spec = SyntheticSpec(**{**spec.__dict__, "val_shortcut": "random"})
+    free = _rows(ensure_synthetic(free_spec, tmp_path / "free"))
+    agree = {name: np.mean([r["label"] == r["shortcut"] for r in rows if r["split"] == "val"])
+             for name, rows in (("biased", biased), ("free", free))}
+    assert agree["biased"] > 0.82 and agree["free"] < 0.4
+    train = [r for r in biased if r["split"] == "train"]
+    assert train == [r for r in free if r["split"] == "train"]  # the training data is the same
+    assert free_spec.key() != spec.key()
+    with pytest.raises(ConfigError, match="data.synthetic.val_shortcut=none"):
+        SyntheticSpec(val_shortcut="none")
 
 
 def test_annotations_findings_in_lungs_and_tag_as_irrelevant(tmp_path):
