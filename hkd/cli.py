@@ -23,6 +23,13 @@ FINISHED_RUN = ("run_dir", {"help": "a finished run directory"})
 ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
     "train": ("train and evaluate an experiment", [
         EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides, e.g. trainer.max_epochs=3"})]),
+    "tune": ("tune keys with Optuna on the validation split (pruned, resumable)", [
+        EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides of every trial"}),
+        ("--param", {"action": "append", "default": [], "dest": "params", "metavar": "KEY=SPACE",
+                     "help": "a key and its space: log(a,b), float(a,b), int(a,b), choice(a,b,...)"}),
+        ("--trials", {"type": int, "default": 20, "help": "finished trials the study should have"}),
+        ("--study", {"default": None, "help": "continue the study in this folder"}),
+        ("--metric", {"default": None, "help": "validation metric (default: checkpoint.monitor)"})]),
     "prior": ("train a prior generator and save it for other data sets (data.prior_generator=RUN)", [
         ("action", {"choices": ["train"], "help": "train: fit it on the training split's regions"}),
         EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides, e.g. data.root=..."})]),
@@ -126,6 +133,16 @@ def run_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_tune(args: argparse.Namespace) -> int:
+    from hkd.run.tune import tune
+
+    folder, best = tune(args.experiment, args.overrides, args.params, args.trials, args.study, args.metric)
+    print(f"best {best['metric']} = {best['value']:.4f} (trial {best['trial']}): "
+          f"{' '.join(best['overrides'])}")
+    print(folder)
+    return 0
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from hkd.inference.predict import predict_files
 
@@ -160,7 +177,7 @@ def run_export(args: argparse.Namespace) -> int:
 COMMANDS = {"train": (run_train, ()), "cv": (run_cv, (RuntimeError,)),
             "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
             "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ()),
-            "prior": (run_prior, (ValueError, FileNotFoundError))}
+            "prior": (run_prior, (ValueError, FileNotFoundError)), "tune": (run_tune, ())}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,8 +51,10 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return resumed
 
 
-def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
-    """Train and evaluate as configured; return the run directory."""
+def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
+                   extra_callbacks: list | None = None) -> Path:
+    """Train and evaluate as configured; return the run directory. ``extra_callbacks`` join the
+    main stage's Trainer (e.g. ``hkd tune``'s pruning callback)."""
     started = time.time()
     if cfg.resume:
         cfg = resume_config(cfg, overrides or [])
@@ -77,9 +79,10 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     for stage, record in stage_records.items():
         method.use_stage_result(stage, record)
     module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method, class_weights)
+    callbacks = [*imil.callbacks(cfg, run_dir), *(extra_callbacks or [])]
     result = fit_and_evaluate(cfg, run_dir, datamodule, module, cfg.trainer.max_epochs,
                               cfg.checkpoint.monitor, cfg.checkpoint.mode,
-                              ckpt_path=resume_path(cfg, run_dir), callbacks=imil.callbacks(cfg, run_dir),
+                              ckpt_path=resume_path(cfg, run_dir), callbacks=callbacks,
                               options=imil.trainer_options(cfg))
     if result.waiting_for_review is not None:
         if result.is_global_zero:
