@@ -19,13 +19,34 @@ from hkd.models.classifier import ClassifierModule
 log = logging.getLogger(__name__)
 
 
+# A checkpoint ``is_good_checkpoint`` has read and found good, kept until Lightning asks for it:
+# resuming reads the file once. Keyed by path, size and modification time, so a changed file is
+# read again.
+_VERIFIED: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def _file_key(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO, but into a temporary file renamed into place: a run killed while
-    saving leaves the previous checkpoint intact instead of a truncated one."""
+    saving leaves the previous checkpoint intact instead of a truncated one. Loading hands over
+    the checkpoint a resume has just verified instead of reading it again."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path,
                         storage_options: Any | None = None) -> None:
         atomic_write(path, lambda tmp: _save(checkpoint, tmp))
+
+    def load_checkpoint(self, path: str | Path, map_location: Any | None = None,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        verified = _VERIFIED.pop(Path(path).resolve(), None)
+        if map_location is None:  # as Lightning asks: tensors on the CPU, as they were verified
+            if verified is not None and Path(path).is_file() and verified[0] == _file_key(Path(path)):
+                return verified[1]
+            return super().load_checkpoint(path, weights_only=weights_only)
+        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
 
 
 def _save(checkpoint: dict[str, Any], path: Path) -> None:
@@ -37,14 +58,20 @@ def _save(checkpoint: dict[str, Any], path: Path) -> None:
 
 
 def is_good_checkpoint(path: Path) -> bool:
-    """True when the file loads and every floating-point weight is finite."""
+    """True when the file loads and every floating-point weight is finite; a good one is kept
+    for ``AtomicCheckpointIO.load_checkpoint`` (the resume that follows reads it from memory)."""
     try:
+        key = _file_key(path)
         state = torch.load(path, map_location="cpu", weights_only=False)
         weights = state["state_dict"]
     except Exception:  # truncated, corrupt or not a Lightning checkpoint
         return False
-    return all(torch.isfinite(value).all() for value in weights.values()
+    good = all(torch.isfinite(value).all() for value in weights.values()
                if torch.is_tensor(value) and value.is_floating_point())
+    if good:
+        _VERIFIED.clear()  # only the one about to be resumed from
+        _VERIFIED[Path(path).resolve()] = (key, state)
+    return good
 
 
 def resume_checkpoint(folder: Path) -> Path | None:

@@ -178,3 +178,28 @@ def test_a_reused_run_id_is_refused_unless_resumed(tiny, monkeypatch):
     assert resumed == first
     assert (first / "teacher" / "summary.json").read_text() == teacher_summary  # stage 1 not rerun
     assert json.loads((first / "summary.json").read_text())["teacher"] == json.loads(teacher_summary)
+
+
+def test_resume_reads_last_checkpoint_once(tmp_path, monkeypatch):
+    """Checking last.ckpt before resuming and resuming from it is one read of the file."""
+    from hkd.config import load_config
+    from hkd.run.experiment import run_experiment
+
+    overrides = [*TINY, f"output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}"]
+    run_dir = run_experiment(load_config("quickstart", overrides))
+    last = (run_dir / "checkpoints" / "last.ckpt").resolve()
+    reads = []
+    original = torch.load
+
+    def counting_load(f, *args, **kwargs):
+        name = f if isinstance(f, (str, Path)) else getattr(f, "path", None) or getattr(f, "name", "")
+        reads.append(Path(str(name)).resolve())
+        return original(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    resumed = [f"resume={run_dir}", "trainer.max_epochs=2"]
+    run_experiment(load_config("quickstart", [*overrides, *resumed]), resumed)
+    assert reads.count(last) == 1
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert torch.load(last, weights_only=False)["epoch"] == 1  # and it did continue: 2 epochs in all
+    assert summary["test"]
