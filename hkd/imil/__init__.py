@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 from hkd.errors import ConfigError
+from hkd.imil.edits import edited_shares
 
 
 def is_enabled(cfg: DictConfig) -> bool:
@@ -39,13 +40,6 @@ def trainer_options(cfg: DictConfig) -> dict:
 
 def run_tags(cfg: DictConfig) -> list[str]:
     return ["imil"] if is_enabled(cfg) else []
-
-
-def edited_shares(n_edited: int, n_clinician: int, n_train: int) -> dict[str, float]:
-    """The share of the training images IMIL edited: all, by clinician marks, propagated."""
-    n_train = max(1, n_train)
-    return {"edited_share": n_edited / n_train, "clinician_share": n_clinician / n_train,
-            "propagated_share": (n_edited - n_clinician) / n_train}
 
 
 def summary_fields(cfg: DictConfig, run_dir: str | Path, n_train: int) -> dict:

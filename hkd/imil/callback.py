@@ -28,8 +28,7 @@ from hkd.atomic import atomic_write_json
 from hkd.data.training_images import TrainingImages
 from hkd.errors import InputError
 from hkd.explanations.cam import explain_batch
-from hkd.imil import edited_shares
-from hkd.imil.edits import Edit, EditTable
+from hkd.imil.edits import Edit, EditTable, edited_shares
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
 from hkd.imil.propagation import propose_irrelevant_regions

@@ -121,3 +121,10 @@ class EditTable:
 def load_edits(run_dir: str | Path) -> EditTable:
     """The edit table of a run, from ``RUN_DIR/imil/edits.json``."""
     return EditTable.read(Path(run_dir) / "imil" / "edits.json")
+
+
+def edited_shares(n_edited: int, n_clinician: int, n_train: int) -> dict[str, float]:
+    """The share of the training images IMIL edited: all, by clinician marks, propagated."""
+    n_train = max(1, n_train)
+    return {"edited_share": n_edited / n_train, "clinician_share": n_clinician / n_train,
+            "propagated_share": (n_edited - n_clinician) / n_train}

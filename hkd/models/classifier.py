@@ -23,6 +23,7 @@ from hkd.data.transforms import build_batch_mix
 from hkd.explanations.cam import grad_cam, upsample
 from hkd.explanations.metrics import pointing_game, relevance_mass
 from hkd.models.backbone import allow_double_backward, build_backbone, features_and_logits
+from hkd.models.nonfinite import NonFiniteGuard
 from hkd.models.optim import configure_optimization
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ class ClassifierModule(L.LightningModule):
         self.batch_mix = build_batch_mix(self.cfg.augment, num_classes) if input_key == "image" else None
         self.confusion_matrix: torch.Tensor | None = None
         self._compiled = None
-        self.skipped_batches = 0  # batches skipped for a non-finite loss
+        self.skipped_batches = 0  # steps skipped for a non-finite loss
+        self.nonfinite = NonFiniteGuard()
 
     # -- model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -114,8 +116,7 @@ class ClassifierModule(L.LightningModule):
             image, soft = self.batch_mix(batch["image"], batch["label"])
             batch = {**batch, "image": image, "soft_label": soft, "label": soft.argmax(1)}
         out = self.method.training_loss(self, batch)
-        if not self.loss_is_finite(out["loss"], batch, batch_idx):
-            return None  # no backward, no optimizer step: the weights stay as they were
+        self.nonfinite.note_loss(out["loss"], batch["idx"], self.global_step, self.current_epoch, batch_idx)
         batch_size = len(batch["label"])
         for key, value in out.items():
             if key != "logits":
@@ -124,23 +125,37 @@ class ClassifierModule(L.LightningModule):
         self.log("train/accuracy", acc, prog_bar=True, batch_size=batch_size)
         return out["loss"]
 
-    def loss_is_finite(self, loss: torch.Tensor, batch: dict, batch_idx: int) -> bool:
-        """Check the loss before backward; on a NaN/inf skip the batch or stop the run
-        (``training.nonfinite_loss``). Under DDP the decision is taken by all ranks together, so
-        they skip or stop in step."""
-        finite = bool(torch.isfinite(loss.detach()).all())
-        if self.trainer.world_size > 1:
-            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
-        if finite:
-            return True
-        where = (f"step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}); "
-                 f"samples idx {batch['idx'].tolist()}")
+    # -- non-finite losses (hkd.models.nonfinite) ----------------------------------------------
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # 16-mixed: it skips overflows
+        self.nonfinite.guard_step(optimizer, count_gradients=scaler is None)
+
+    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
+        if (batch_idx + 1) % max(1, int(self.cfg.training.nonfinite_check_every)) == 0:
+            self.act_on_nonfinite_steps()
+
+    def on_validation_start(self) -> None:
+        if self.trainer.training:  # before the epoch's checkpoint is written
+            self.act_on_nonfinite_steps()
+
+    def on_train_epoch_end(self) -> None:
+        self.act_on_nonfinite_steps()
+
+    def act_on_nonfinite_steps(self) -> None:
+        """The host's look at the device's count of non-finite steps (all ranks together): skip
+        (count and warn) or stop, per ``training.nonfinite_loss``."""
+        new, where = self.nonfinite.new_bad_steps(
+            lambda count: self.trainer.strategy.reduce(count, reduce_op="sum"))
+        if not new:
+            return
         if self.cfg.training.nonfinite_loss == "skip":
-            self.skipped_batches += 1
-            log.warning("non-finite loss at %s: batch skipped", where)
-            return False
+            self.skipped_batches += new
+            log.warning("non-finite loss or gradients in %d step(s), first at %s: those steps were "
+                        "skipped", new, where)
+            return
         # raise rather than stop at the epoch's end: no checkpoint may be written from here on
-        raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at {where}")
+        raise NonFiniteLossError(f"non-finite loss or gradients at {where} ({new} step(s) skipped; "
+                                 "the weights never took a non-finite step)")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch[self.input_key])

@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig
 from timm.optim import param_groups_weight_decay
 
+from hkd.models.nonfinite import fused_where_possible
 from hkd.registry import Registry
 
 OPTIMIZERS: Registry[Callable[[Iterable[torch.nn.Parameter], DictConfig], torch.optim.Optimizer]] = \
@@ -18,18 +19,21 @@ SCHEDULERS = ("cosine", "cosine_per_step", "pneuknownet_cosine", "none")
 
 
 @OPTIMIZERS.register("adamw")
-def adamw(params: Iterable[torch.nn.Parameter], optim: DictConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+def adamw(params: list, optim: DictConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay,
+                             **fused_where_possible(params))
 
 
 @OPTIMIZERS.register("adam")
-def adam(params: Iterable[torch.nn.Parameter], optim: DictConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
+def adam(params: list, optim: DictConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay,
+                            **fused_where_possible(params))
 
 
 @OPTIMIZERS.register("sgd")
-def sgd(params: Iterable[torch.nn.Parameter], optim: DictConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=optim.lr, momentum=0.9, weight_decay=optim.weight_decay)
+def sgd(params: list, optim: DictConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=optim.lr, momentum=0.9, weight_decay=optim.weight_decay,
+                           **fused_where_possible(params))
 
 
 class CosineWithWarmup:

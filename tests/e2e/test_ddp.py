@@ -146,3 +146,22 @@ def test_independent_ranks_without_a_shared_id_are_refused(monkeypatch):
     assert launcher_run_id(slurm) == launcher_run_id(dict(slurm))  # identical on every task
     assert launcher_run_id(slurm).startswith("slurm-991.0-")
     assert launcher_run_id({"SLURM_JOB_ID": "991", "SLURM_NTASKS": "8"}) is None  # sbatch shell, no srun
+
+
+def test_a_nan_batch_on_one_rank_changes_no_rank_s_weights(tiny, tmp_path):
+    """The non-finite guarantee under DDP without a per-step all-reduce: a NaN image on rank 0
+    poisons the all-reduced gradients; every rank skips that step on the device."""
+    from probe_callbacks import PoisonOneBatch
+
+    cfg = tiny("trainer.strategy=ddp_spawn", "trainer.devices=2", "training.nonfinite_loss=skip",
+               "trainer.max_epochs=1")
+    datamodule = ChestXrayDataModule(cfg)
+    datamodule.describe()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
+                              build_method(cfg, len(datamodule.classes), 1))
+    trainer = build_trainer(cfg, tmp_path, 1, "val/loss", "min", callbacks=[PoisonOneBatch(str(tmp_path))])
+    trainer.fit(module, datamodule=datamodule)
+    ranks = [json.loads((tmp_path / f"poison-rank{r}.json").read_text()) for r in (0, 1)]
+    for rank in ranks:
+        assert rank["good_step_changed"] and not rank["bad_step_changed"] and rank["finite"]
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # still in step

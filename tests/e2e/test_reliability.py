@@ -203,3 +203,50 @@ def test_resume_reads_last_checkpoint_once(tmp_path, monkeypatch):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert torch.load(last, weights_only=False)["epoch"] == 1  # and it did continue: 2 epochs in all
     assert summary["test"]
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_a_nan_batch_never_changes_the_weights_without_a_sync_per_step(tmp_path, optimizer):
+    """One NaN image: that step leaves weights and optimizer moments as they were (the fused
+    optimizer skips it on the device), the steps around it train, and the host learns of it at
+    its next look (here: the epoch's end) with the step's samples."""
+    from lightning.pytorch.callbacks import Callback
+    from omegaconf import OmegaConf
+    from probe_callbacks import PoisonOneBatch
+
+    from hkd.config import load_config
+    from hkd.data.datamodule import ChestXrayDataModule
+    from hkd.methods import build_method
+    from hkd.models.classifier import ClassifierModule
+    from hkd.run.trainer import build_trainer
+
+    syncs = []
+
+    class CountSyncs(Callback):  # host reads of a tensor's value (.item(), bool()) inside training steps
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.originals = {name: getattr(torch.Tensor, name) for name in ("item", "__bool__")}
+            for name, original in self.originals.items():
+                setattr(torch.Tensor, name, lambda t, o=original: syncs.append(batch_idx) or o(t))
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            for name, original in self.originals.items():
+                setattr(torch.Tensor, name, original)
+
+    cfg = load_config("quickstart", [*TINY, f"output_dir={tmp_path / 'runs'}",
+                                     f"data.cache_dir={tmp_path / 'cache'}", "training.nonfinite_loss=skip",
+                                     f"optim.name={optimizer}",
+                                     "trainer.log_every_n_steps=50"])
+    datamodule = ChestXrayDataModule(cfg)
+    datamodule.describe()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
+                              build_method(cfg, len(datamodule.classes), 1))
+    trainer = build_trainer(cfg, tmp_path, 1, "val/loss", "min",
+                            callbacks=[PoisonOneBatch(str(tmp_path)), CountSyncs()])
+    trainer.fit(module, datamodule=datamodule)
+    probe = json.loads((tmp_path / "poison-rank0.json").read_text())
+    assert probe["good_step_changed"] and not probe["bad_step_changed"] and probe["finite"]
+    assert module.skipped_batches == 1
+    assert trainer.optimizers[0].defaults["fused"]
+    # no step waited for the device to say whether its loss was finite: the only reads are
+    # Lightning's logging at the epoch's last step
+    assert set(syncs) <= {trainer.num_training_batches - 1}
