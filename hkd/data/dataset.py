@@ -90,6 +90,16 @@ class ChestXrayDataset(Dataset):
             image = self.edits.apply(idx, image)
         return image, relevant, irrelevant
 
+    def images_for(self, indices: np.ndarray) -> torch.Tensor:
+        """Normalised images (B, C, H, W) of these samples with their edits, no augmentation: one
+        read of the cache for the whole batch (for forward-only passes such as IMIL's mining)."""
+        images = torch.from_numpy(np.asarray(self.cache.images[indices], dtype=np.float32))
+        if self.edits is not None:
+            for row, idx in enumerate(indices):
+                if idx in self.edits:
+                    images[row] = self.edits.apply(int(idx), images[row])
+        return self.normalize(images)
+
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
         return (image - self.mean) / self.std
 

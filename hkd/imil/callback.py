@@ -21,8 +21,6 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 from PIL import Image
-from torch.utils.data import DataLoader
-from torch.utils.data.distributed import DistributedSampler
 
 from hkd.atomic import atomic_write_json
 from hkd.data.training_images import TrainingImages
@@ -100,7 +98,8 @@ class IMILCallback(Callback):
         chosen = select_outliers(idx, labels, predictions, losses, self.reviewed, limit)
         number = len(self.rounds) + 1
         record = {"round": number, "epoch": epoch, "n_train": n_train,
-                  "n_mispredicted": int((predictions != labels).sum()), "n_selected": len(chosen),
+                  "n_mined": len(idx), "n_mispredicted": int((predictions != labels).sum()),
+                  "n_selected": len(chosen),
                   "selected": chosen, "labels": [int(labels[idx == i][0]) for i in chosen],
                   "predictions": [int(predictions[idx == i][0]) for i in chosen]}
         if self.cfg.oracle == "queue" and chosen:
@@ -126,28 +125,32 @@ class IMILCallback(Callback):
         self._log_round(trainer, pl_module, record)
 
     # -- mining ------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def mine(self, trainer: L.Trainer, pl_module: L.LightningModule):
-        """(idx, label, prediction, loss) of every training sample, identical on all ranks."""
+        """(idx, label, prediction, loss) of every training sample that can still be selected (never
+        shown to the oracle), identical on all ranks. Images come straight from the
+        cache in whole batches (no augmentation, no masks: the mining pass is only forward)."""
         dataset = self.images.evaluation_dataset()
-        sampler = None
-        if trainer.world_size > 1:
-            sampler = DistributedSampler(dataset, num_replicas=trainer.world_size,
-                                         rank=trainer.global_rank, shuffle=False, drop_last=False)
-        loader = DataLoader(dataset, batch_size=self.images.eval_batch_size, sampler=sampler,
-                            shuffle=False, num_workers=0)
+        selectable = np.array([i for i in dataset.indices if i not in self.reviewed], dtype=np.int64)
+        if trainer.world_size > 1:  # equal shards (padded with repeats, dropped after the gather)
+            per_rank = max(1, -(-len(selectable) // trainer.world_size))
+            padded = np.resize(selectable, per_rank * trainer.world_size) if len(selectable) else selectable
+            selectable = padded[trainer.global_rank::trainer.world_size]
         was_training = pl_module.training
         pl_module.eval()
         columns: list[list[torch.Tensor]] = [[], [], [], []]
-        for batch in loader:
-            logits = pl_module(batch["image"].to(pl_module.device)).float()
-            labels = batch["label"].to(pl_module.device)
+        size = self.images.eval_batch_size
+        for start in range(0, len(selectable), size):
+            idx = torch.from_numpy(selectable[start:start + size])
+            logits = pl_module(dataset.images_for(idx.numpy()).to(pl_module.device)).float()
+            labels = torch.from_numpy(dataset.labels[idx.numpy()]).to(pl_module.device)
             loss = F.cross_entropy(logits, labels, reduction="none")
-            for column, value in zip(columns, (batch["idx"].to(pl_module.device), labels,
-                                               logits.argmax(1), loss)):
+            for column, value in zip(columns, (idx.to(pl_module.device), labels, logits.argmax(1), loss)):
                 column.append(value)
         pl_module.train(was_training)
-        local = [torch.cat(c) for c in columns]
+        empty = [torch.zeros(0, dtype=dtype, device=pl_module.device)
+                 for dtype in (torch.long, torch.long, torch.long, torch.float)]
+        local = [torch.cat(c) if c else e for c, e in zip(columns, empty)]
         if trainer.world_size > 1:
             local = [pl_module.all_gather(c).reshape(-1) for c in local]
         idx, labels, predictions, losses = (c.cpu().numpy() for c in local)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.imil.callback import IMILCallback
-from hkd.imil.edits import load_edits
+from hkd.imil.edits import Edit, load_edits
 from hkd.imil.masks import decode_mask
 from hkd.methods import build_method
 from hkd.models.classifier import ClassifierModule
@@ -203,3 +203,32 @@ def test_round_table_reaches_wandb_with_its_images_offline(tiny, monkeypatch, tm
     assert all(len(t["data"]) == n_rows for t in tables) and n_rows == edits["n_edited"] > 0
     pngs = [data for data in files if data[:4] == b"\x89PNG"]
     assert len(pngs) >= 3 * n_rows  # the images themselves, not the word "Image"
+
+
+def test_mining_reads_whole_batches_of_the_edited_images_and_skips_reviewed_samples(tiny, tmp_path):
+    """The batched mining pass gives the losses of a per-sample pass over the (edited) training
+    images, and never spends a forward pass on a sample the oracle has already seen."""
+    import torch.nn.functional as F
+    from lightning.pytorch import Trainer
+
+    cfg = tiny(*IMIL)
+    datamodule = ChestXrayDataModule(cfg)
+    datamodule.setup()
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, build_method(cfg, 4, 1)).eval()
+    callback = IMILCallback(cfg, tmp_path)
+    callback.images = datamodule.training_images()
+    callback.images.use_edits(callback.table)
+    dataset = callback.images.evaluation_dataset()
+    edited = int(dataset.indices[3])
+    callback.table[edited] = Edit(mask=np.ones((32, 32), bool), round=1, epoch=0, source="clinician")
+    trainer = Trainer(accelerator="cpu", devices=1, logger=False)
+    idx, labels, predictions, losses = callback.mine(trainer, module)
+    assert list(idx) == sorted(int(i) for i in dataset.indices)
+    with torch.no_grad():
+        for position in (0, 3):
+            sample = dataset[position]
+            expected = F.cross_entropy(module(sample["image"][None]), torch.tensor([sample["label"]]))
+            assert losses[list(idx).index(sample["idx"])] == pytest.approx(float(expected), abs=1e-5)
+    callback.reviewed = {int(i) for i in dataset.indices[:10]}
+    again = callback.mine(trainer, module)[0]
+    assert set(again) == {int(i) for i in dataset.indices[10:]}
