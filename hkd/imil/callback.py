@@ -158,7 +158,9 @@ class IMILCallback(Callback):
 
     # -- applying edits ----------------------------------------------------------------------
     def _publish(self, trainer: L.Trainer) -> None:
-        """Write the edit table (which the datasets already read) to ``RUN_DIR/imil/edits.json``."""
+        """Fill the changed edits once (costly fills) and write the edit table (which the datasets
+        already read) to ``RUN_DIR/imil/edits.json``."""
+        self.table.precompute(self.images.original)
         if trainer.is_global_zero:
             atomic_write_json(self.run_dir / "imil" / "edits.json",
                               self.table.to_json(self.rounds, self.pending_round))

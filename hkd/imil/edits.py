@@ -7,6 +7,7 @@ propagation, the review queue and the round pictures read it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from hkd.data.masking import black_out, grow
 from hkd.imil.masks import decode_mask, encode_mask
 
 SOURCES = ("oracle", "clinician", "propagated")  # who made an edit
+PRECOMPUTED_FILLS = ("blur", "noise", "inpaint")  # costly enough to fill once per round
 
 
 @dataclass
@@ -52,6 +54,8 @@ class EditTable:
     margin: int = 0  # pixels each removed region grows by before the fill
     fill_mean: float = 0.5  # the ``mean`` fill's value
     edits: dict[int, Edit] = field(default_factory=dict)
+    # edited images of the costly fills, made once per round by ``precompute`` (not saved)
+    filled: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> EditTable:
@@ -66,9 +70,11 @@ class EditTable:
 
     def __setitem__(self, idx: int, edit: Edit) -> None:
         self.edits[int(idx)] = edit
+        self.filled.pop(int(idx), None)
 
     def __delitem__(self, idx: int) -> None:
         del self.edits[idx]
+        self.filled.pop(int(idx), None)
 
     def __len__(self) -> int:
         return len(self.edits)
@@ -89,9 +95,24 @@ class EditTable:
         return grow(torch.from_numpy(self.edits[idx].mask.astype(np.float32)), self.margin)
 
     def apply(self, idx: int, image: torch.Tensor) -> torch.Tensor:
-        """``image`` (C, S, S) in [0, 1] as training sees it after the edit (deterministic per idx)."""
+        """The cached original ``image`` (C, S, S) in [0, 1] as training sees it after the edit
+        (deterministic per idx): from ``precompute`` when it made it, else filled now."""
+        filled = self.filled.get(int(idx))
+        return filled.clone() if filled is not None else self.fill_image(idx, image)
+
+    def fill_image(self, idx: int, image: torch.Tensor) -> torch.Tensor:
         generator = torch.Generator().manual_seed(int(idx))
         return black_out(image, self.removed_region(idx), self.fill, self.fill_mean, generator)
+
+    def precompute(self, original: Callable[[int], torch.Tensor]) -> None:
+        """Fill every edit of a costly fill (blur, noise, inpaint) once, from ``original(idx)``: the
+        table, with these images, travels to the DataLoader workers, which then copy rather than
+        recompute an inpainting on every read."""
+        if self.fill not in PRECOMPUTED_FILLS:
+            return
+        for idx in self.edits:
+            if idx not in self.filled:
+                self.filled[idx] = self.fill_image(idx, original(idx))
 
     # -- storing -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -100,6 +121,7 @@ class EditTable:
 
     def load_state_dict(self, state: dict) -> None:
         self.edits = {int(i): Edit.from_json(e) for i, e in state.items()}
+        self.filled = {}
 
     def to_json(self, rounds: list[dict], pending_round: int | None) -> dict:
         """The content of ``edits.json``."""

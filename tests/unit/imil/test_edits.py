@@ -93,3 +93,36 @@ def test_version_1_edits_json_still_loads(tmp_path):
     table = load_edits(tmp_path)
     assert (table.fill, table.margin) == ("zero", 0) and table[4].who == "dr. a"
     assert np.array_equal(table[4].mask, mask) and table[4].confirmed is False
+
+
+def test_inpainted_edits_are_made_once_and_equal_a_fresh_fill(tiny, monkeypatch):
+    """precompute fills each inpainted edit once; reads copy it (equal to filling again), a
+    replaced edit is filled anew, and the cheap fills are not stored."""
+    import pickle
+
+    import hkd.imil.edits as edits_module
+
+    cfg = tiny("imil.fill=inpaint", "augment.policy=none")
+    images = _training_images(cfg)
+    first, second = (int(i) for i in images.indices[:2])
+    table = EditTable.from_config(cfg)
+    for idx in (first, second):
+        table[idx] = Edit(mask=_mark(32, slice(4, 20), slice(6, 18)), round=1, epoch=0, source="oracle")
+    images.use_edits(table)
+    fresh = {idx: table.fill_image(idx, images.original(idx)) for idx in (first, second)}
+    table.precompute(images.original)
+    calls = []
+    original_black_out = edits_module.black_out
+    monkeypatch.setattr(edits_module, "black_out", lambda *a: calls.append(1) or original_black_out(*a))
+    workers_copy = pickle.loads(pickle.dumps(table))  # what a DataLoader worker receives
+    for idx in (first, second):
+        assert torch.equal(images.evaluation_dataset().raw(idx)[0], fresh[idx])
+        assert torch.equal(workers_copy.apply(idx, images.original(idx)), fresh[idx])
+    assert not calls  # no inpainting on read
+    table[first] = Edit(mask=_mark(32, slice(20, 30), slice(2, 8)), round=2, epoch=1, source="oracle")
+    assert not torch.equal(table.apply(first, images.original(first)), fresh[first])
+    assert len(calls) == 1  # the replaced edit is filled again
+    zero = EditTable(fill="zero")
+    zero[first] = table[first]
+    zero.precompute(images.original)
+    assert not zero.filled
