@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", type=Path, default=GENERATOR)
     parser.add_argument("--root", type=Path, default=KERMANY)
-    parser.add_argument("--per-class", type=int, default=4)
+    parser.add_argument("--per-class", type=int, default=6)
     args = parser.parse_args()
     summary = json.loads((args.generator / "summary.json").read_text())
     atomic_write_text(REPO / "benchmarks" / "results" / "lung_prior.md", dice_table(summary) + "\n")
@@ -54,7 +54,7 @@ def main() -> None:
     images = np.stack([test.original(idx).numpy() for idx in shown])
     module, preprocessing = load_generator(args.generator / "prior_generator.pt")
     masks = predict_regions(module, preprocessing, images)
-    mask_overlay_grid(images, masks, REPO / "docs" / "kermany_lungs.png", columns=args.per_class * 2,
+    mask_overlay_grid(images, masks, REPO / "docs" / "kermany_lungs.png", columns=args.per_class,
                       titles=[datamodule.classes[datamodule.labels[idx]] for idx in shown])
 
 
