@@ -27,7 +27,7 @@ from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
 from hkd.imil.oracles import ORACLES
 from hkd.methods import METHODS
-from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES
+from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES, check_cacheable
 from hkd.models.classifier import NONFINITE_POLICIES
 from hkd.models.optim import OPTIMIZERS, SCHEDULERS
 from hkd.registry import did_you_mean
@@ -170,6 +170,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
     imil.check_config(cfg)
     ShortcutSpec.from_config(cfg.data.shortcut, n_classes=0)
+    if cfg.method.name == "hkd" and cfg.hkd.cache_teacher_features:
+        check_cacheable(cfg)
     if cfg.data.include_healthy and cfg.data.format not in HEALTHY_FORMATS:
         raise ConfigError(f"data.include_healthy=true applies to {', '.join(HEALTHY_FORMATS)}; "
                           f"data.format={cfg.data.format} takes its classes from the data itself "

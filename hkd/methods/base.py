@@ -45,6 +45,11 @@ class Method(nn.Module):
     def use_stage_result(self, stage: str, result: dict) -> None:
         """Receive what one of ``stages`` produced (e.g. the teacher's checkpoint)."""
 
+    def before_transfer(self, batch: dict) -> dict:
+        """The batch on the host, before it moves to the device: add what the method reads from
+        host memory (HKD's cached teacher features)."""
+        return batch
+
     def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:
         """``loss`` to optimise, ``logits`` for metrics, and any other terms to log."""
         _, logits = module.features_and_logits(batch[self.input_key])

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from hkd.errors import ConfigError
 from hkd.methods.base import METHODS, Method
 from hkd.models.backbone import build_backbone, feature_map
 
@@ -33,6 +35,17 @@ def kd_epochs(cfg: DictConfig) -> int:
     return max(1, round(2 * cfg.trainer.max_epochs / 3))
 
 
+def check_cacheable(cfg: DictConfig) -> None:
+    """The cache is only right when the teacher's input never changes between epochs."""
+    changing = [key for key, on in (("augment.policy", cfg.augment.policy != "none"),
+                                    ("augment.hflip", cfg.augment.hflip),
+                                    ("imil.enabled", cfg.imil.enabled)) if on]
+    if changing:
+        raise ConfigError(f"hkd.cache_teacher_features=true needs a fixed teacher input, but "
+                          f"{', '.join(changing)} change(s) it every epoch (set augment.policy=none, "
+                          "augment.hflip=false and imil.enabled=false, or compute the teacher every step)")
+
+
 PRIORS = ("annotations", "predicted")  # hkd.prior: where the teacher's regions come from
 ROI_FRACTION_MODES = ("raw_rest", "subset")  # hkd.roi_fraction_mode (see hkd.run.teacher_stage)
 
@@ -41,7 +54,8 @@ ROI_FRACTION_MODES = ("raw_rest", "subset")  # hkd.roi_fraction_mode (see hkd.ru
 class HKDStudent(Method):
     name = "hkd"
     inputs = ("image", "roi")
-    stages = ("prior_generator", "teacher")  # the prior stage runs only with hkd.prior=predicted
+    # the prior stage runs only with hkd.prior=predicted, the features stage with hkd.cache_teacher_features
+    stages = ("prior_generator", "teacher", "teacher_features")
     mixes_batches = False
 
     def __init__(self, cfg: DictConfig, num_classes: int, in_chans: int) -> None:
@@ -54,6 +68,8 @@ class HKDStudent(Method):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.alpha0 = float(cfg.hkd.alpha)
+        self.feature_cache: np.ndarray | None = None  # hkd.cache_teacher_features (a memory map)
+        self.feature_rows: np.ndarray | None = None
         self.kd_epochs = kd_epochs(cfg)
 
     @classmethod
@@ -67,6 +83,20 @@ class HKDStudent(Method):
                 raise FileNotFoundError(f"HKD's stage 1 left no teacher checkpoint ({checkpoint!r}): "
                                         "the student would distil from a random teacher")
             self.load_teacher(checkpoint)
+        if stage == "teacher_features":
+            folder = Path(result["folder"])
+            self.feature_cache = np.load(folder / "features.npy", mmap_mode="r")
+            self.feature_rows = np.load(folder / "rows.npy")
+
+    def before_transfer(self, batch: dict) -> dict:
+        """Training batches take their teacher features from the cache (on the host, so they move
+        to the device with the batch), when there is one."""
+        if self.feature_cache is None or "idx" not in batch:
+            return batch
+        rows = self.feature_rows[batch["idx"].numpy()]
+        if (rows < 0).any():  # not training samples (validation, test)
+            return batch
+        return {**batch, "teacher_features": torch.from_numpy(np.ascontiguousarray(self.feature_cache[rows]))}
 
     def train(self, mode: bool = True) -> HKDStudent:
         super().train(mode)
@@ -93,7 +123,8 @@ class HKDStudent(Method):
         if alpha == 0.0:
             zero = ce.detach() * 0
             return {"loss": ce, "ce": ce, "kd_mse": zero, "alpha": zero + alpha, "logits": logits}
-        teacher_features = self.teacher_features(batch["roi"])
+        teacher_features = batch["teacher_features"] if "teacher_features" in batch else \
+            self.teacher_features(batch["roi"])
         mse = F.mse_loss(features.flatten(1).float(), teacher_features.flatten(1))
         loss = alpha * mse + (1 - alpha) * ce
         return {"loss": loss, "ce": ce, "kd_mse": mse, "alpha": ce.detach() * 0 + alpha,

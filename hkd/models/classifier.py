@@ -111,6 +111,9 @@ class ClassifierModule(L.LightningModule):
         return F.cross_entropy(logits, target, weight=self.class_weights)
 
     # -- steps -------------------------------------------------------------------------------
+    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        return self.method.before_transfer(batch) if self.training else batch
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.batch_mix is not None:
             image, soft = self.batch_mix(batch["image"], batch["label"])

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.registry import Registry
 from hkd.run.prior_stage import fill_missing_priors
+from hkd.run.teacher_features import cache_teacher_features
 from hkd.run.teacher_stage import train_teacher
 
 Stage = Callable[[DictConfig, Path, ChestXrayDataModule, "list[float] | None"], "dict | None"]
@@ -19,3 +20,4 @@ Stage = Callable[[DictConfig, Path, ChestXrayDataModule, "list[float] | None"], 
 STAGES: Registry[Stage] = Registry("stage")
 STAGES.register("prior_generator")(fill_missing_priors)
 STAGES.register("teacher")(train_teacher)
+STAGES.register("teacher_features")(cache_teacher_features)

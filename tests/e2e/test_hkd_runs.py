@@ -60,3 +60,45 @@ def test_roi_fraction_subset_mode_trains_the_teacher_on_the_sample_for_longer(ti
                       weights_only=False)
     assert last["epoch"] == 3  # the fourth, 0-based
     assert last["global_step"] == 4 * 2  # 10 images in batches of 8: 2 steps an epoch
+
+
+def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, tmp_path):
+    """hkd.cache_teacher_features: the cached features give the loss a teacher pass gives (to
+    1e-6); another teacher checkpoint gets its own cache; augmentation refuses the cache."""
+    from omegaconf import OmegaConf
+
+    from hkd.config import load_config
+    from hkd.errors import ConfigError
+    from hkd.methods import build_method
+    from hkd.models.classifier import ClassifierModule
+    from hkd.run.teacher_features import cache_teacher_features
+
+    overrides = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true",
+                 "hkd.teacher_epochs=1")
+    run_dir = run_experiment(tiny(*overrides))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    record = summary["teacher_features"]
+    cfg = tiny(*overrides)
+    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule.setup()
+    method = build_method(cfg, len(datamodule.classes), 1)
+    method.use_stage_result("teacher", summary["teacher"])
+    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method)
+    batch = next(iter(datamodule.train_dataloader()))
+    fresh = method.training_loss(module, batch)["kd_mse"]
+    method.use_stage_result("teacher_features", record)
+    cached_batch = method.before_transfer(batch)
+    assert "teacher_features" in cached_batch
+    cached = method.training_loss(module, cached_batch)["kd_mse"]
+    assert float(cached) == pytest.approx(float(fresh), abs=1e-6)
+    val_batch = next(iter(datamodule.val_dataloader()))
+    assert "teacher_features" not in method.before_transfer(val_batch)  # only training samples
+    other = tmp_path / "other_teacher.ckpt"  # a different teacher: its own cache
+    state = torch.load(summary["teacher"]["best_checkpoint"], weights_only=False)
+    state["state_dict"] = {k: v * 1.5 if v.is_floating_point() else v for k, v in state["state_dict"].items()}
+    torch.save(state, other)
+    again = cache_teacher_features(tiny(*overrides, f"hkd.teacher_checkpoint={other}"), run_dir, datamodule)
+    assert again["folder"] != record["folder"]
+    assert cache_teacher_features(cfg, run_dir, datamodule)["folder"] == record["folder"]  # reused
+    with pytest.raises(ConfigError, match="augment.policy"):
+        load_config("quickstart", ["method.name=hkd", "hkd.cache_teacher_features=true"])
