@@ -8,6 +8,7 @@ checkpoint continues from it, and every finished run's record is appended to
     python benchmarks/matrix.py imil           # IMIL budgets, start epochs, augmentations
     python benchmarks/matrix.py kermany        # real pediatric X-rays, lung prior from covid-chestxray
     python benchmarks/matrix.py kermany_shortcut --seeds 0   # the planted shortcut on them
+    python benchmarks/matrix.py covid_cv --seeds 0  # covid-chestxray, 5 folds per seed
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
                                                           [*KERMANY, *SHORTCUT, *PROPAGATE_INPAINT]),
         "shortcut-free (ceiling)": ("kermany_baseline", [*KERMANY, *SHORTCUT, "data.shortcut.bias=null"]),
     },
+    # covid-chestxray, patient-grouped 5-fold CV (FOLDS), the lungs from boxes, V7 outlines and masks
+    "covid_cv": {label: (experiment, [f"data.root={SHARED / 'covid-chestxray'}"]) for label, experiment in
+                 (("baseline", "covid_cxr_baseline"), ("hkd (lungs)", "covid_cxr_hkd"))},
     "imil": {
         "baseline": ("synthetic_baseline", []),
         "baseline + randaugment": ("synthetic_baseline", ["augment.policy=randaugment"]),
@@ -102,6 +106,9 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
                                    "imil.fill=inpaint"]),
     },
 }
+
+
+FOLDS = {"covid_cv": 5}  # matrices cross-validated: every seed runs every fold
 
 
 def same_run(run_dir: Path, experiment: str, overrides: list[str], strict_code: bool = False) -> bool:
@@ -134,9 +141,9 @@ def quiet(output_dir: Path, name: str, seed: int) -> list[str]:
             "logging.progress_bar=false"]
 
 
-def hkd_command(arguments: list[str], seed: int) -> str:
-    """Run ``python -m hkd ARGUMENTS`` with the run id ``seedN``; the run directory it printed."""
-    env = {**os.environ, "HKD_RUN_ID": f"seed{seed}", "PATH": "/usr/bin:/bin"}
+def hkd_command(arguments: list[str], run_id: str) -> str:
+    """Run ``python -m hkd ARGUMENTS`` with this run id; the run directory it printed."""
+    env = {**os.environ, "HKD_RUN_ID": run_id, "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-m", "hkd", *arguments], cwd=REPO, env=env,
                             capture_output=True, text=True)
     if result.returncode != 0:
@@ -151,7 +158,7 @@ def prerequisite(name: str) -> Path:
     if not (folder / "summary.json").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         print(f"training the prerequisite {name} ({experiment})", flush=True)
-        hkd_command(["prior", "train", experiment, *overrides, *quiet(folder.parents[1], name, 0)], 0)
+        hkd_command(["prior", "train", experiment, *overrides, *quiet(folder.parents[1], name, 0)], "seed0")
     return folder
 
 
@@ -188,12 +195,15 @@ def machine() -> str:
 
 
 def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path,
-        strict_code: bool = False) -> Path | None:
+        strict_code: bool = False, fold: int | None = None) -> Path | None:
+    run_id = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
+    if fold is not None:
+        overrides = [*overrides, f"data.fold={fold}"]
     for folder in [out, *sorted(out.parent.iterdir())]:  # the same run in another matrix counts
-        existing = folder / slug(label) / f"seed{seed}"
+        existing = folder / slug(label) / run_id
         if (existing / "summary.json").is_file() and same_run(existing, experiment, overrides, strict_code):
             return existing
-    unfinished = out / slug(label) / f"seed{seed}"
+    unfinished = out / slug(label) / run_id
     if (unfinished / "config.yaml").is_file() and same_run(unfinished, experiment, overrides):
         print(f"resuming the unfinished {unfinished}", flush=True)  # from its last checkpoint
         arguments = ["train", experiment, f"resume={unfinished}"]
@@ -201,14 +211,14 @@ def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path,
         shutil.rmtree(unfinished, ignore_errors=True)
         arguments = ["train", experiment, *overrides, *quiet(out, slug(label), seed)]
     try:
-        run_dir = Path(hkd_command(arguments, seed))
+        run_dir = Path(hkd_command(arguments, run_id))
     except RuntimeError as error:
-        print(f"FAILED {label} seed {seed}:\n{error}", file=sys.stderr)
+        print(f"FAILED {label} {run_id}:\n{error}", file=sys.stderr)
         return None
     summary = json.loads((run_dir / "summary.json").read_text())
     summary["name"] = label
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"{label} seed {seed}: test acc {summary['test']['accuracy']:.3f} "
+    print(f"{label} {run_id}: test acc {summary['test']['accuracy']:.3f} "
           f"({summary['duration_s']:.0f} s)", flush=True)
     return run_dir
 
@@ -244,12 +254,14 @@ def main() -> None:
     rows = [(label, experiment, resolve(overrides)) for label, (experiment, overrides)
             in MATRICES[args.matrix].items() if not args.only or label in args.only]
     records_file = REPO / "benchmarks" / "results" / f"{args.matrix}.jsonl"
+    folds = list(range(FOLDS[args.matrix])) if args.matrix in FOLDS else [None]
     for seed in args.seeds:  # seed by seed: each finished seed is a whole table
-        for label, experiment, overrides in rows:
-            run_dir = run(label, experiment, overrides, seed, out, args.strict_code)
-            if run_dir:
-                dirs.append(run_dir)
-                add_record(records_file, record_of(args.matrix, label, experiment, overrides, run_dir))
+        for fold in folds:
+            for label, experiment, overrides in rows:
+                run_dir = run(label, experiment, overrides, seed, out, args.strict_code, fold)
+                if run_dir:
+                    dirs.append(run_dir)
+                    add_record(records_file, record_of(args.matrix, label, experiment, overrides, run_dir))
     if args.out:  # this invocation's runs only (e.g. --only / --seeds) in a file of its own
         text = benchmark_report(find_summaries(dirs), PAIRED_METRICS)
         print(text)
