@@ -22,7 +22,7 @@ from hkd.models.prior_generator import load_generator, predict_regions
 from hkd.reporting.figures import mask_overlay_grid
 
 REPO = Path(__file__).resolve().parents[1]
-GENERATOR = REPO / "runs" / "bench" / "prerequisites" / "lung_prior" / "seed0"
+GENERATOR = REPO / "benchmarks" / "artifacts" / "lung_prior"
 KERMANY = REPO.parent / "shared" / "datasets" / "kermany-pediatric-cxr"
 
 
