@@ -89,3 +89,20 @@ def test_a_report_counts_its_runs_once():
     """The gap and edit tables repeat the rows' runs: a fuller report must still count as fuller."""
     full = (FIXTURE / "demo.md").read_text()
     assert runs_in_table(full) == 12
+
+
+def test_matrix_records_are_appended_once_per_run(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import matrix
+
+    record = json.loads((FIXTURE / "demo.jsonl").read_text().splitlines()[0])
+    path = tmp_path / "demo.jsonl"
+    matrix.add_record(path, record)
+    matrix.add_record(path, record)  # the same run found again by a later invocation
+    matrix.add_record(path, {**record, "seed": 7})
+    matrix.add_record(path, {**record, "config_sha256": "another config"})  # a re-run: kept, replaces
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    kept = [r["config_sha256"] for r in results_module().load_records(path) if r["seed"] == 0]
+    assert kept == ["another config"]
+    assert matrix.prerequisite("lung_prior") == REPO / "benchmarks" / "artifacts" / "lung_prior"
