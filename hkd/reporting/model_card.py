@@ -68,6 +68,13 @@ def data_lines(cfg: DictConfig, summary: dict) -> list[str]:
     for split, counts in splits.items():
         lines.append(f"| {split} | {counts['images']} | {counts['patients']} | "
                      + " | ".join(str(counts["classes"].get(c, 0)) for c in classes) + " |")
+    if cfg.data.prior_generator:
+        lines += ["", f"- Regions: predicted by the saved generator `{cfg.data.prior_generator}` where the "
+                      "data has none; the relevance mass and pointing game are measured against them."]
+    if cfg.data.shortcut.kind:
+        lines += ["", f"- **Stress test, not a model to use:** a planted `{cfg.data.shortcut.kind}` marker "
+                      f"names the class in {100 * (cfg.data.shortcut.bias or 0):.0f} % of the training "
+                      f"images (`data.shortcut.*`); test images: {cfg.data.shortcut.test}."]
     return lines
 
 

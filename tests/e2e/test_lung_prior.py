@@ -47,7 +47,7 @@ def test_a_saved_generator_gives_regions_to_a_data_set_without_annotations(gener
     root = make_folder_dataset(tmp_path / "data", n_per_class=10, size=48, annotations=False)
     overrides = [*TINY, "data.format=folder", f"data.root={root}", f"output_dir={tmp_path / 'runs'}",
                  f"data.cache_dir={tmp_path / 'cache'}", f"data.prior_generator={generator_run}",
-                 "method.name=hkd", "hkd.teacher_epochs=1"]
+                 "method.name=hkd", "hkd.teacher_epochs=1", "data.shortcut.kind=corner_tag"]
     run_dir = run_experiment(load_config("quickstart", overrides))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["saved_prior"]["n_without_region"] == 20
@@ -55,6 +55,9 @@ def test_a_saved_generator_gives_regions_to_a_data_set_without_annotations(gener
     assert (run_dir / "teacher" / "summary.json").is_file()  # the teacher trained on predicted ROIs
     cached = list((tmp_path / "cache" / "decoded").glob("*-regions-*.npy"))
     assert len(cached) == 1
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    assert f"predicted by the saved generator `{generator_run}`" in card
+    assert "Stress test, not a model to use" in card and "corner_tag" in card
     masks = np.load(cached[0])
     assert masks.shape == (20, 32, 32)
     assert summary["saved_prior"]["n_predicted"] == int(masks.any((1, 2)).sum())
