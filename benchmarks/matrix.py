@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from results import PAIRED_METRICS, write_matrix
 
-from hkd.atomic import append_json_line
+from hkd.atomic import append_json_line, atomic_write_text
 from hkd.reporting.compare import benchmark_report, find_summaries, save_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +39,7 @@ PREREQUISITES: dict[str, tuple[str, list[str]]] = {
     "lung_prior": ("covid_cxr_lung_prior", [f"data.root={SHARED / 'covid-chestxray'}"]),
 }
 KERMANY = [f"data.root={SHARED / 'kermany-pediatric-cxr'}", "data.prior_generator={lung_prior}"]
+PREREQUISITE_KEYS = ("data.prior_generator",)  # keys whose value is a prerequisite's run
 SHORTCUT = ["data.shortcut.kind=text", "data.shortcut.bias=0.95"]  # PORTABLE / SUPINE / ERECT
 KERMANY_ROWS = {"baseline": ("kermany_baseline", []), "hkd (lung prior)": ("kermany_hkd", []),
                 "imil": ("kermany_imil", []), "hkd (lung prior) + imil": ("kermany_hkd_imil", [])}
@@ -193,9 +195,14 @@ def record_of(matrix: str, label: str, experiment: str, overrides: list[str], ru
     config = (run_dir / "config.yaml").read_text()
     kept = ("seed", "fold", "test", "explanations", "val", "test_ci", "imil_edited",
             "imil_clinician_edits", "skipped_batches", "duration_s", "git_commit", "splits")
+    best = re.search(r"epoch=(\d+)", Path(summary.get("best_checkpoint") or "").name)
+    rounds = [{"round": r["round"], "epoch": r["epoch"], "n_selected": r.get("n_selected"),
+               "n_edited": len(r.get("edited", [])), "n_propagated": len(r.get("propagated", []))}
+              for r in summary.get("imil_rounds", [])]
     return {"matrix": matrix, "name": label, "experiment": experiment,
             "overrides": [o.replace(str(REPO.parent), "..") for o in overrides],
             **{key: summary.get(key) for key in kept},
+            "best_epoch": int(best.group(1)) if best else None, "imil_rounds": rounds or None,
             "config_sha256": hashlib.sha256(config.encode()).hexdigest()[:16],
             "date": datetime.fromtimestamp((run_dir / "summary.json").stat().st_mtime, timezone.utc)
             .isoformat(timespec="seconds"), "machine": machine()}
@@ -237,6 +244,25 @@ def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path,
     return run_dir
 
 
+def rerecord(matrix: str, rows: list, seeds: list[int], folds: list, out: Path, records_file: Path) -> None:
+    """The records of every finished run of the matrix, made anew from the run directories."""
+    lines = []
+    for seed in seeds:
+        for fold in folds:
+            for label, experiment, overrides in rows:
+                run_id = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
+                run_dir = out / slug(label) / run_id
+                if (run_dir / "summary.json").is_file():
+                    saved = OmegaConf.load(run_dir / "config.yaml")  # a prerequisite as this run had it
+                    used = [f"{o.split('=', 1)[0]}={OmegaConf.select(saved, o.split('=', 1)[0])}"
+                            if o.split("=", 1)[0] in PREREQUISITE_KEYS else o for o in overrides]
+                    folded = used if fold is None else [*used, f"data.fold={fold}"]
+                    lines.append(json.dumps(record_of(matrix, label, experiment, folded, run_dir)) + "\n")
+    if not lines:
+        raise SystemExit(f"no finished runs of {matrix} under {out}: nothing to record")
+    atomic_write_text(records_file, "".join(lines))
+
+
 def add_record(records_file: Path, record: dict) -> None:
     """Append the run's record unless the file has it already (same label, seed and config)."""
     if records_file.is_file():
@@ -258,17 +284,25 @@ def main() -> None:
                              "run's table to benchmarks/results/MATRIX.md)")
     parser.add_argument("--force", action="store_true",
                         help="let --out replace a table that covers more runs")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "bench",
+                        help="where the matrices' run directories are (default runs/bench)")
+    parser.add_argument("--rerecord", action="store_true",
+                        help="rebuild MATRIX.jsonl from the finished run directories (no training)")
     parser.add_argument("--strict-code", action="store_true",
                         help="reuse only runs made by this exact code version (default: any version; "
                              "the records keep each run's git commit)")
     args = parser.parse_args()
-    out = REPO / "runs" / "bench" / args.matrix
+    out = args.runs / args.matrix
     out.mkdir(parents=True, exist_ok=True)
     dirs = []
     rows = [(label, experiment, resolve(overrides)) for label, (experiment, overrides)
             in MATRICES[args.matrix].items() if not args.only or label in args.only]
     records_file = REPO / "benchmarks" / "results" / f"{args.matrix}.jsonl"
     folds = list(range(FOLDS[args.matrix])) if args.matrix in FOLDS else [None]
+    if args.rerecord:
+        rerecord(args.matrix, rows, args.seeds, folds, out, records_file)
+        print(write_matrix(records_file).read_text())
+        return
     for seed in args.seeds:  # seed by seed: each finished seed is a whole table
         for fold in folds:
             for label, experiment, overrides in rows:
