@@ -85,6 +85,8 @@ def atomic_folder(folder: str | Path, fill: Callable[[Path], None], done: str) -
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         fill(tmp)
+        if (folder / done).is_file():  # another process finished the same folder meanwhile: keep
+            return folder              # theirs, which readers may already be using
         shutil.rmtree(folder, ignore_errors=True)  # an unfinished leftover
         try:
             tmp.rename(folder)
