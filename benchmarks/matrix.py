@@ -254,8 +254,9 @@ def rerecord(matrix: str, rows: list, seeds: list[int], folds: list, out: Path, 
                 run_dir = out / slug(label) / run_id
                 if (run_dir / "summary.json").is_file():
                     saved = OmegaConf.load(run_dir / "config.yaml")  # a prerequisite as this run had it
-                    used = [f"{o.split('=', 1)[0]}={OmegaConf.select(saved, o.split('=', 1)[0])}"
-                            if o.split("=", 1)[0] in PREREQUISITE_KEYS else o for o in overrides]
+                    keys = [o.split("=", 1)[0] for o in overrides]
+                    used = [f"{key}={OmegaConf.select(saved, key)}" if key in PREREQUISITE_KEYS else o
+                            for key, o in zip(keys, overrides)]
                     folded = used if fold is None else [*used, f"data.fold={fold}"]
                     lines.append(json.dumps(record_of(matrix, label, experiment, folded, run_dir)) + "\n")
     if not lines:

@@ -30,6 +30,7 @@ from hkd.methods import METHODS
 from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES, check_cacheable
 from hkd.models.classifier import NONFINITE_POLICIES
 from hkd.models.optim import OPTIMIZERS, SCHEDULERS
+from hkd.models.prior_generator import generator_path
 from hkd.registry import did_you_mean
 
 __all__ = ["ConfigError", "load_config", "save_config", "to_dotlist", "validate"]
@@ -177,7 +178,7 @@ def validate(cfg: DictConfig) -> None:
                           f"data.format={cfg.data.format} takes its classes from the data itself "
                           "(list the ones to keep, healthy included, in data.classes)")
     generator = cfg.data.prior_generator
-    if generator and not (Path(generator).is_file() or (Path(generator) / "prior_generator.pt").is_file()):
+    if generator and not generator_path(generator).is_file():
         raise ConfigError(f"data.prior_generator={generator}: no saved prior generator there "
                           "(make one with `hkd prior train`; give its run directory or .pt file)")
     check_trainer_arguments(cfg)

@@ -40,10 +40,13 @@ class ChestXrayDataModule(L.LightningDataModule):
         if not self.records:
             self._records_and_splits()
 
+    def label_indices(self) -> np.ndarray:
+        """Every record's class index."""
+        return np.array([self.classes.index(r.label) for r in self.records])
+
     def train_class_counts(self) -> list[int]:
         self.describe()
-        labels = [self.classes.index(r.label) for r, s in zip(self.records, self.splits)
-                  if s == "train"]
+        labels = self.label_indices()[np.array(self.splits) == "train"]
         return np.bincount(labels, minlength=len(self.classes)).tolist()
 
     def split_summary(self) -> dict[str, dict]:
@@ -73,8 +76,8 @@ class ChestXrayDataModule(L.LightningDataModule):
         spec = ShortcutSpec.from_config(self.data.get("shortcut"), len(self.classes))
         if spec is None:
             return folder
-        labels = np.array([self.classes.index(r.label) for r in self.records])
-        codes = marker_codes(labels, np.array(self.splits), len(self.classes), spec, self.cfg.seed)
+        codes = marker_codes(self.label_indices(), np.array(self.splits), len(self.classes), spec,
+                             self.cfg.seed)
         return plant_shortcut(folder, codes, spec)
 
     def setup(self, stage: str | None = None) -> None:
@@ -82,7 +85,7 @@ class ChestXrayDataModule(L.LightningDataModule):
             return
         self.describe()
         cache = open_cache(self._cache_folder())
-        labels = np.array([self.classes.index(r.label) for r in self.records])
+        labels = self.label_indices()
         splits = np.array(self.splits)
         has_prior = self._used_annotations(np.array([r.has_prior for r in self.records]), splits)
         self.labels, self.has_prior = labels, has_prior

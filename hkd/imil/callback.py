@@ -141,11 +141,12 @@ class IMILCallback(Callback):
         columns: list[list[torch.Tensor]] = [[], [], [], []]
         size = self.images.eval_batch_size
         for start in range(0, len(selectable), size):
-            idx = torch.from_numpy(selectable[start:start + size])
-            logits = pl_module(dataset.images_for(idx.numpy()).to(pl_module.device)).float()
-            labels = torch.from_numpy(dataset.labels[idx.numpy()]).to(pl_module.device)
+            chunk = selectable[start:start + size]
+            logits = pl_module(dataset.images_for(chunk).to(pl_module.device)).float()
+            labels = torch.from_numpy(dataset.labels[chunk]).to(pl_module.device)
             loss = F.cross_entropy(logits, labels, reduction="none")
-            for column, value in zip(columns, (idx.to(pl_module.device), labels, logits.argmax(1), loss)):
+            idx = torch.from_numpy(chunk).to(pl_module.device)
+            for column, value in zip(columns, (idx, labels, logits.argmax(1), loss)):
                 column.append(value)
         pl_module.train(was_training)
         empty = [torch.zeros(0, dtype=dtype, device=pl_module.device)

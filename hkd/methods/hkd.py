@@ -112,7 +112,7 @@ class HKDStudent(Method):
     @torch.no_grad()
     def teacher_features(self, roi: torch.Tensor) -> torch.Tensor:
         """The frozen teacher's feature map in fp32, outside any autocast region: under AMP the
-        distillation target keeps full precision (as PneuKnowNet's teacher, which runs without it)."""
+        distillation target keeps full precision (PneuKnowNet's code runs its teacher under AMP)."""
         with torch.autocast(device_type=roi.device.type, enabled=False):
             return feature_map(self.teacher, roi.float())
 

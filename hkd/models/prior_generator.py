@@ -85,6 +85,15 @@ def predict_masks(module: PriorGeneratorModule, dataset, positions: list[int], t
     return masks, confidence
 
 
+GENERATOR_FILE = "prior_generator.pt"  # in a run of ``hkd prior train``
+
+
+def generator_path(value: str | Path) -> Path:
+    """``data.prior_generator``: a run of ``hkd prior train`` or its ``prior_generator.pt``."""
+    path = Path(value)
+    return path / GENERATOR_FILE if path.is_dir() else path
+
+
 def save_generator(module: PriorGeneratorModule, path: Path, preprocessing: dict, record: dict) -> Path:
     """The trained generator with what its input must look like (``image_size``, ``channels``,
     ``mean``, ``std``, ``threshold``) and its record (held-out Dice, data), in one file."""

@@ -98,16 +98,22 @@ def mean_interval(differences: list[float], n_resamples: int = 10_000, seed: int
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def paired_differences(summaries: list[dict], reference: str, by: str = "name",
-                       metric: str = "test.accuracy") -> dict[str, dict]:
-    """{group: {mean, std, n, wins, p, ci}} of ``group - reference`` over the runs both have (``ci``:
-    a bootstrap 95 % interval of the mean difference)."""
+def paired_values(summaries: list[dict], by: str, metric: str) -> dict[str, dict[tuple, float]]:
+    """{group: {(seed, fold): value}} of ``metric`` ("section.name"), for pairing runs."""
     section, name = metric.split(".", 1)
     values: dict[str, dict[tuple, float]] = defaultdict(dict)
     for summary in summaries:
         value = summary.get(section, {}).get(name)
         if value is not None:
             values[group_key(summary, by)][pair_key(summary)] = float(value)
+    return values
+
+
+def paired_differences(summaries: list[dict], reference: str, by: str = "name",
+                       metric: str = "test.accuracy") -> dict[str, dict]:
+    """{group: {mean, std, n, wins, p, ci}} of ``group - reference`` over the runs both have (``ci``:
+    a bootstrap 95 % interval of the mean difference)."""
+    values = paired_values(summaries, by, metric)
     if reference not in values:
         raise ValueError(f"no runs of the reference group {reference!r} (groups: {sorted(values)})")
     rows = {}
@@ -181,12 +187,7 @@ def gap_closed(summaries: list[dict], reference: str, ceiling: str, by: str = "n
     """{group: {share, ci, n}}: the share of the reference-to-ceiling gap each group closes,
     ``mean(group − reference) / mean(ceiling − reference)`` over the seeds (and folds) all three
     share, with a bootstrap 95 % interval that resamples those seeds jointly."""
-    section, name = metric.split(".", 1)
-    values: dict[str, dict[tuple, float]] = defaultdict(dict)
-    for summary in summaries:
-        value = summary.get(section, {}).get(name)
-        if value is not None:
-            values[group_key(summary, by)][pair_key(summary)] = float(value)
+    values = paired_values(summaries, by, metric)
     rows = {}
     for group, runs in values.items():
         if group in (reference, ceiling):

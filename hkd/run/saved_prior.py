@@ -18,18 +18,17 @@ from omegaconf import DictConfig
 from hkd.atomic import atomic_write
 from hkd.config import save_config
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.models.prior_generator import dice_scores, load_generator, predict_regions, save_generator
+from hkd.models.prior_generator import (
+    GENERATOR_FILE,
+    dice_scores,
+    generator_path,
+    load_generator,
+    predict_regions,
+    save_generator,
+)
 from hkd.reporting.figures import mask_overlay_grid
 from hkd.run.prior_stage import train_prior_generator
 from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
-
-GENERATOR_FILE = "prior_generator.pt"
-
-
-def generator_path(value: str | Path) -> Path:
-    """``data.prior_generator``: a run of ``hkd prior train`` or its ``prior_generator.pt``."""
-    path = Path(value)
-    return path / GENERATOR_FILE if path.is_dir() else path
 
 
 def held_out_dice(module, preprocessing: dict, datamodule: ChestXrayDataModule,
