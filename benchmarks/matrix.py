@@ -9,6 +9,7 @@ checkpoint continues from it, and every finished run's record is appended to
     python benchmarks/matrix.py kermany        # real pediatric X-rays, lung prior from covid-chestxray
     python benchmarks/matrix.py kermany_shortcut --seeds 0   # the planted shortcut on them
     python benchmarks/matrix.py covid_cv --seeds 0  # covid-chestxray, 5 folds per seed
+    python benchmarks/tune.py && python benchmarks/matrix.py methods_tuned --seeds 0 1 2 3 4
 """
 
 from __future__ import annotations
@@ -118,6 +119,25 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
                                    "imil.fill=inpaint"]),
     },
 }
+
+
+def tuned_methods() -> dict[str, tuple[str, list[str]]]:
+    """The methods at the settings ``benchmarks/tune.py`` found (tuned.json), every run selected
+    on the shortcut-free validation split, beside the baseline and the ceiling."""
+    from tune import SHORTCUT_FREE_VAL, SPACES, tuned_overrides
+
+    return {"baseline": ("synthetic_baseline", SHORTCUT_FREE_VAL),
+            **{f"{method} (tuned)": (experiment, [*SHORTCUT_FREE_VAL, *tuned_overrides(method)])
+               for method, (experiment, _) in SPACES.items()},
+            "shortcut-free (ceiling)": ("synthetic_clean", SHORTCUT_FREE_VAL)}
+
+
+# matrices whose rows are known only after another step (read when the matrix runs)
+LATER_MATRICES = {"methods_tuned": tuned_methods}  # python benchmarks/tune.py first
+
+
+def matrix_rows(name: str) -> dict[str, tuple[str, list[str]]]:
+    return LATER_MATRICES[name]() if name in LATER_MATRICES else MATRICES[name]
 
 
 FOLDS = {"covid_cv": 5}  # matrices cross-validated: every seed runs every fold
@@ -277,7 +297,7 @@ def add_record(records_file: Path, record: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("matrix", choices=sorted(MATRICES))
+    parser.add_argument("matrix", choices=sorted({*MATRICES, *LATER_MATRICES}))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="*", default=None, help="labels to run (default: all)")
     parser.add_argument("--out", type=Path, default=None,
@@ -297,7 +317,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     dirs = []
     rows = [(label, experiment, resolve(overrides)) for label, (experiment, overrides)
-            in MATRICES[args.matrix].items() if not args.only or label in args.only]
+            in matrix_rows(args.matrix).items() if not args.only or label in args.only]
     records_file = REPO / "benchmarks" / "results" / f"{args.matrix}.jsonl"
     folds = list(range(FOLDS[args.matrix])) if args.matrix in FOLDS else [None]
     if args.rerecord:

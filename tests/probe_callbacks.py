@@ -49,3 +49,17 @@ class PoisonOneBatch(Callback):
                 "bad_step_changed": any(not a.equal(b) for a, b in zip(poisoned, after)),
                 "finite": all(bool(a.isfinite().all()) for a in after),
                 "weights": [float(a.double().sum()) for a in after]}))
+
+
+class RecordBatchKeys(Callback):
+    """The keys the student's training and validation batches carried (after their transfer)."""
+
+    def __init__(self) -> None:
+        self.train: set[str] = set()
+        self.val: set[str] = set()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.train.update(batch)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self.val.update(batch)

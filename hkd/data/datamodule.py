@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import lightning as L
@@ -29,6 +30,7 @@ class ChestXrayDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.data = cfg.data
         self.roi_mode = roi_mode
+        self.splits_without_roi: set[str] = set()  # datasets that no longer build ROI images
         self.records: list[Record] = []
         self.classes: list[str] = []
         self.splits: list[str] = []
@@ -90,16 +92,22 @@ class ChestXrayDataModule(L.LightningDataModule):
         has_prior = self._used_annotations(np.array([r.has_prior for r in self.records]), splits)
         self.labels, self.has_prior = labels, has_prior
         common = dict(cache=cache, labels=labels, has_prior=has_prior, mean=list(self.data.mean),
-                      std=list(self.data.std), roi_mode=self.roi_mode,
-                      roi_fill=self.cfg.hkd.roi_fill, prior_soft_edge=self.data.prior_soft_edge,
-                      fill_mean=float(self.data.fill_mean))
+                      std=list(self.data.std), roi_fill=self.cfg.hkd.roi_fill,
+                      prior_soft_edge=self.data.prior_soft_edge, fill_mean=float(self.data.fill_mean))
         for split in ("train", "val", "test"):
             transform = build_augmentation(self.cfg.augment, self.data.channels) if split == "train" else None
             self.datasets[split] = ChestXrayDataset(indices=np.flatnonzero(splits == split),
-                                                transform=transform, **common)
+                                                transform=transform, roi_mode=self.roi_mode, **common)
         # The same training samples without augmentation, for evaluation passes (IMIL mining).
         self.datasets["train_eval"] = ChestXrayDataset(indices=np.flatnonzero(splits == "train"),
-                                                   transform=None, **common)
+                                                   transform=None, roi_mode=self.roi_mode, **common)
+        self.stop_building_roi(self.splits_without_roi)
+
+    def stop_building_roi(self, splits: Iterable[str]) -> None:
+        """These datasets' samples no longer carry an ROI image (e.g. once HKD's teacher is trained)."""
+        self.splits_without_roi.update(splits)
+        for split in self.splits_without_roi & set(self.datasets):
+            self.datasets[split].roi_mode = None
 
     def _used_annotations(self, has_prior: np.ndarray, splits: np.ndarray) -> np.ndarray:
         """``hkd.roi_fraction``: keep the annotations of only that (seeded) share of the

@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from hkd.errors import ConfigError
 from hkd.methods.base import METHODS, Method
-from hkd.models.backbone import build_backbone, feature_map
+from hkd.models.backbone import build_backbone
+from hkd.models.frozen import FrozenFeatures
 
 
 def alpha_schedule(epoch: int, alpha0: float, kd_epochs: int) -> float:
@@ -67,6 +68,8 @@ class HKDStudent(Method):
             self.teacher = build_backbone(teacher_model, num_classes, in_chans, cfg.data.image_size)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
+        self.teacher_pass = FrozenFeatures(self.teacher)  # folded BatchNorms; new weights refold
+        self.register_load_state_dict_post_hook(lambda module, keys: module.teacher_pass.clear())
         self.alpha0 = float(cfg.hkd.alpha)
         self.feature_cache: np.ndarray | None = None  # hkd.cache_teacher_features (a memory map)
         self.feature_rows: np.ndarray | None = None
@@ -108,13 +111,12 @@ class HKDStudent(Method):
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
         weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
         self.teacher.load_state_dict(weights)
+        self.teacher_pass.clear()
 
-    @torch.no_grad()
     def teacher_features(self, roi: torch.Tensor) -> torch.Tensor:
-        """The frozen teacher's feature map in fp32, outside any autocast region: under AMP the
-        distillation target keeps full precision (PneuKnowNet's code runs its teacher under AMP)."""
-        with torch.autocast(device_type=roi.device.type, enabled=False):
-            return feature_map(self.teacher, roi.float())
+        """The frozen teacher's feature map: fp32 outside autocast, BatchNorms folded
+        (PneuKnowNet's code runs its teacher under AMP)."""
+        return self.teacher_pass(roi)
 
     def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:
         features, logits = module.features_and_logits(batch["image"])

@@ -125,13 +125,14 @@ def features_and_logits(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, 
     layout = feature_layout(net)
     if layout == "tokens":
         return token_features_and_logits(net, x)
-    if layout == "nhwc":
-        features = net.forward_features(x).permute(0, 3, 1, 2)
-        return features, net.forward_head(features.permute(0, 2, 3, 1))
-    features = net.forward_features(x)
-    return features, net.forward_head(features)
+    features = feature_map(net, x)
+    return features, net.forward_head(features.permute(0, 2, 3, 1) if layout == "nhwc" else features)
 
 
 def feature_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Only the feature map (e.g. a frozen teacher's)."""
-    return features_and_logits(net, x)[0]
+    """Only the feature map (e.g. a frozen teacher's); a CNN's head is not run."""
+    layout = feature_layout(net)
+    if layout == "tokens":
+        return token_features_and_logits(net, x)[0]
+    features = net.forward_features(x)
+    return features.permute(0, 3, 1, 2) if layout == "nhwc" else features

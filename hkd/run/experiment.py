@@ -75,6 +75,10 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
         record = STAGES[stage](cfg, run_dir, datamodule, class_weights)
         if record is not None:
             stage_records[stage] = record
+    if "roi" in method_class.inputs:  # the teacher is trained: only the student's training reads ROI images,
+        # and not even that with cached teacher features
+        datamodule.stop_building_roi(["val", "test", "train_eval",
+                                      *(["train"] if "teacher_features" in stage_records else [])])
     method = method_class.from_config(cfg, len(datamodule.classes), cfg.data.channels)
     for stage, record in stage_records.items():
         method.use_stage_result(stage, record)

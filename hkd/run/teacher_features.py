@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from hkd.atomic import atomic_folder
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.methods.hkd import check_cacheable
-from hkd.models.backbone import feature_map
+from hkd.models.frozen import FrozenFeatures
 from hkd.run.checkpoints import load_classifier
 
 
@@ -55,13 +55,13 @@ def cache_teacher_features(cfg: DictConfig, run_dir: Path, datamodule: ChestXray
     target = folder.parent / f"{folder.name}-teacher-{features_key(cfg, checkpoint, datamodule)}"
 
     def fill(tmp: Path) -> None:
-        teacher = load_classifier(checkpoint, with_method=False).net.eval()
+        teacher = FrozenFeatures(load_classifier(checkpoint, with_method=False).net.eval())
         loader = DataLoader(dataset, batch_size=cfg.data.eval_batch_size, shuffle=False,
                             num_workers=cfg.data.num_workers)
         features = None
         row = 0
         for batch in loader:
-            out = feature_map(teacher, batch["roi"].float()).numpy()
+            out = teacher(batch["roi"]).numpy()
             if features is None:
                 features = np.lib.format.open_memmap(tmp / "features.npy", "w+", np.float32,
                                                      (len(dataset), *out.shape[1:]))

@@ -9,10 +9,14 @@ import torch
 
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.run.experiment import run_experiment
+from tests.probe_callbacks import RecordBatchKeys
 
 
 def test_two_stage_run_records_teacher_and_student(tiny):
-    run_dir = run_experiment(tiny("method.name=hkd", "trainer.max_epochs=2", "hkd.teacher_epochs=1"))
+    keys = RecordBatchKeys()
+    run_dir = run_experiment(tiny("method.name=hkd", "trainer.max_epochs=2", "hkd.teacher_epochs=1"),
+                             extra_callbacks=[keys])
+    assert "roi" in keys.train and "roi" not in keys.val  # the student validates on images alone
     summary = json.loads((run_dir / "summary.json").read_text())
     teacher = json.loads((run_dir / "teacher" / "summary.json").read_text())
     assert summary["method"] == "hkd" and summary["teacher"]["best_checkpoint"].startswith(str(run_dir))
@@ -75,7 +79,9 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
 
     overrides = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true",
                  "hkd.teacher_epochs=1")
-    run_dir = run_experiment(tiny(*overrides))
+    keys = RecordBatchKeys()
+    run_dir = run_experiment(tiny(*overrides), extra_callbacks=[keys])
+    assert "teacher_features" in keys.train and "roi" not in keys.train  # no ROI images built
     summary = json.loads((run_dir / "summary.json").read_text())
     record = summary["teacher_features"]
     cfg = tiny(*overrides)

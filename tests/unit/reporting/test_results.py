@@ -106,3 +106,23 @@ def test_matrix_records_are_appended_once_per_run(tmp_path, monkeypatch):
     kept = [r["config_sha256"] for r in results_module().load_records(path) if r["seed"] == 0]
     assert kept == ["another config"]
     assert matrix.prerequisite("lung_prior") == REPO / "benchmarks" / "artifacts" / "lung_prior"
+
+
+def test_the_tuned_matrix_trains_at_the_recorded_settings_with_a_shortcut_free_val(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import matrix
+    import tune
+
+    monkeypatch.setattr(tune, "TUNED", tmp_path / "tuned.json")
+    with pytest.raises(SystemExit, match="no tuned settings for rrr.*--only rrr"):
+        matrix.matrix_rows("methods_tuned")
+    found = {method: {"overrides": [f"method.weight={n}"]} for n, method in enumerate(tune.SPACES)}
+    found["hkd"] = {"overrides": ["hkd.alpha=0.2", "hkd.kd_epochs=3"]}
+    (tmp_path / "tuned.json").write_text(json.dumps(found))
+    rows = matrix.matrix_rows("methods_tuned")
+    assert list(rows) == ["baseline", "rrr (tuned)", "gradmask (tuned)", "actdiff (tuned)",
+                          "cam_align (tuned)", "hkd (tuned)", "shortcut-free (ceiling)"]
+    assert rows["gradmask (tuned)"] == ("synthetic_gradmask",
+                                        ["data.synthetic.val_shortcut=random", "method.weight=1"])
+    assert rows["hkd (tuned)"][1][1:] == ["hkd.alpha=0.2", "hkd.kd_epochs=3"]
+    assert all("data.synthetic.val_shortcut=random" in overrides for _, overrides in rows.values())

@@ -1,0 +1,80 @@
+"""Tune each guided loss's weight and HKD's ``alpha`` / ``kd_epochs`` on the synthetic benchmark's
+shortcut-free validation split (``hkd tune``: Optuna, TPE, median pruning), and keep the best
+settings in ``benchmarks/results/tuned.json``, from which the ``methods_tuned`` matrix trains.
+
+    python benchmarks/tune.py                      # every method, 10 finished trials each
+    python benchmarks/tune.py --only rrr --trials 20
+
+Resumable: each study lives in ``runs/bench/tune/METHOD/tune-*/``; a second call continues it
+(a trial a killed process left running is marked failed) until it has ``--trials`` finished
+trials. Tuning uses seed 42 (its own data draw and split), the matrices seeds 0-4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hkd.atomic import atomic_write_json
+from hkd.run.run_dir import code_version
+from hkd.run.tune import tune
+
+REPO = Path(__file__).resolve().parents[1]
+TUNED = REPO / "benchmarks" / "results" / "tuned.json"
+TUNING_SEED = 42
+SHORTCUT_FREE_VAL = ["data.synthetic.val_shortcut=random"]  # selection without the shortcut
+
+# method -> (experiment, Optuna spaces); every guided weight over four decades either side of 1
+SPACES: dict[str, tuple[str, list[str]]] = {
+    **{method: (f"synthetic_{method}", ["method.weight=log(0.01,100)"])
+       for method in ("rrr", "gradmask", "actdiff", "cam_align")},
+    "hkd": ("synthetic_hkd", ["hkd.alpha=log(0.05,5)", "hkd.kd_epochs=int(1,12)"]),
+}
+
+
+def existing_study(folder: Path) -> str | None:
+    """The study a previous call started in ``folder`` (to continue it), if any."""
+    studies = sorted(folder.glob("tune-*/study.db"))
+    return str(studies[-1].parent) if studies else None
+
+
+def tune_method(method: str, trials: int, runs: Path) -> dict:
+    """Run (or continue) one method's study; the record kept in tuned.json."""
+    experiment, spaces = SPACES[method]
+    overrides = [*SHORTCUT_FREE_VAL, f"seed={TUNING_SEED}", f"output_dir={runs}", f"name={method}",
+                 "logging.wandb=disabled", "logging.progress_bar=false"]
+    folder, best = tune(experiment, overrides, spaces, trials, study=existing_study(runs / method))
+    return {"experiment": experiment, "spaces": spaces, "fixed": [*SHORTCUT_FREE_VAL, f"seed={TUNING_SEED}"],
+            **{key: best[key] for key in ("metric", "value", "params", "overrides", "n_trials")},
+            "git_commit": code_version(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "study": str(folder.relative_to(REPO)) if folder.is_relative_to(REPO) else str(folder)}
+
+
+def tuned_overrides(method: str, tuned_file: Path | None = None) -> list[str]:
+    """The best overrides ``benchmarks/tune.py`` found for ``method``."""
+    tuned_file = tuned_file or TUNED
+    tuned = json.loads(tuned_file.read_text()) if tuned_file.is_file() else {}
+    if method not in tuned:
+        raise SystemExit(f"{tuned_file}: no tuned settings for {method}; "
+                         f"run python benchmarks/tune.py --only {method}")
+    return tuned[method]["overrides"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", nargs="*", choices=sorted(SPACES), default=None)
+    parser.add_argument("--trials", type=int, default=10, help="finished trials per study")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "bench" / "tune")
+    args = parser.parse_args()
+    for method in args.only or list(SPACES):
+        record = tune_method(method, args.trials, args.runs)
+        tuned = json.loads(TUNED.read_text()) if TUNED.is_file() else {}
+        atomic_write_json(TUNED, {**tuned, method: record})  # each finished study is kept at once
+        print(f"{method}: {record['overrides']} ({record['metric']} {record['value']:.3f}, "
+              f"{record['n_trials']} trials)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

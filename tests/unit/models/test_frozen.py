@@ -1,0 +1,60 @@
+"""Folding a frozen network's BatchNorms into its convolutions keeps its function."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hkd.models.backbone import build_backbone, feature_map
+from hkd.models.frozen import conv_bn_pairs, fold_batch_norms
+
+
+def trained_looking(net: nn.Module) -> nn.Module:
+    """Non-trivial running statistics and affine parameters, as after training."""
+    generator = torch.Generator().manual_seed(0)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            for tensor, low, high in ((module.running_mean, -1, 1), (module.running_var, 0.5, 2),
+                                      (module.weight.data, 0.5, 1.5), (module.bias.data, -1, 1)):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+    return net.eval()
+
+
+def test_a_timm_resnet_folds_every_batch_norm_and_computes_the_same_map(tiny):
+    cfg = tiny()
+    net = trained_looking(build_backbone(cfg.model, 4, 1, 32))
+    x = torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    folded = fold_batch_norms(net, lambda model: feature_map(model, x))
+    batch_norms = sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert batch_norms > 0 and len(conv_bn_pairs(net, lambda model: feature_map(model, x))) == batch_norms
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(feature_map(folded, x), feature_map(net, x), rtol=1e-4, atol=1e-4)
+        other = torch.randn(2, 1, 32, 32)  # not the probe it was checked on
+        torch.testing.assert_close(feature_map(folded, other), feature_map(net, other), rtol=1e-4, atol=1e-4)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # the original is untouched
+
+
+class ConvOutputUsedTwice(nn.Module):
+    """bn(conv(x)) + conv(x): folding would change the second use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.bn(y) + y
+
+
+def test_a_convolution_whose_output_is_also_used_elsewhere_keeps_its_batch_norm():
+    net = trained_looking(ConvOutputUsedTwice())
+    x = torch.randn(2, 1, 8, 8)
+    assert conv_bn_pairs(net, lambda model: model(x)) == [("conv", "bn")]  # looks foldable
+    assert fold_batch_norms(net, lambda model: model(x)) is net  # but the check refuses
+
+
+def test_only_an_eval_mode_network_is_folded():
+    with pytest.raises(ValueError, match="eval-mode"):
+        fold_batch_norms(ConvOutputUsedTwice().train(), lambda model: model(torch.zeros(1, 1, 4, 4)))
