@@ -9,13 +9,12 @@ Each finished ``runs/bench/MATRIX/ROW/seedN`` is tested on the other data set; t
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-from datetime import datetime, timezone
+import time
 from pathlib import Path
 
-from matrix import REPO, SHARED, add_record, machine
+from matrix import REPO, SHARED, add_record, provenance
 from results import write_matrix
 
 from hkd.inference.external import external_test
@@ -45,11 +44,9 @@ def main() -> None:
         folder = external_test(run_dir, overrides, args.name, "all", class_map)
         summary = json.loads((folder / "summary.json").read_text())
         record = {"matrix": args.name, "name": trained["name"], "experiment": f"hkd test {run_dir.name}",
-                  "overrides": [o.replace(str(REPO.parent), "..") for o in overrides],
                   **{key: summary.get(key) for key in ("seed", "fold", "test", "explanations", "test_ci")},
                   "external": summary["external"], "git_commit": trained.get("git_commit"),
-                  "config_sha256": hashlib.sha256((run_dir / "config.yaml").read_bytes()).hexdigest()[:16],
-                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+                  **provenance(overrides, run_dir / "config.yaml", time.time())}
         add_record(records_file, record)
         print(f"{trained['name']} seed {summary['seed']}: balanced accuracy "
               f"{summary['test']['balanced_accuracy']:.3f} on {summary['external']['images']} images")

@@ -212,7 +212,6 @@ def resolve(overrides: list[str]) -> list[str]:
 def record_of(matrix: str, label: str, experiment: str, overrides: list[str], run_dir: Path) -> dict:
     """What the results files keep of a finished run: its metrics and where they came from."""
     summary = json.loads((run_dir / "summary.json").read_text())
-    config = (run_dir / "config.yaml").read_text()
     kept = ("seed", "fold", "test", "explanations", "val", "test_ci", "imil_edited",
             "imil_clinician_edits", "skipped_batches", "duration_s", "git_commit", "splits")
     best = re.search(r"epoch=(\d+)", Path(summary.get("best_checkpoint") or "").name)
@@ -220,12 +219,18 @@ def record_of(matrix: str, label: str, experiment: str, overrides: list[str], ru
                "n_edited": len(r.get("edited", [])), "n_propagated": len(r.get("propagated", []))}
               for r in summary.get("imil_rounds", [])]
     return {"matrix": matrix, "name": label, "experiment": experiment,
-            "overrides": [o.replace(str(REPO.parent), "..") for o in overrides],
             **{key: summary.get(key) for key in kept},
             "best_epoch": int(best.group(1)) if best else None, "imil_rounds": rounds or None,
-            "config_sha256": hashlib.sha256(config.encode()).hexdigest()[:16],
-            "date": datetime.fromtimestamp((run_dir / "summary.json").stat().st_mtime, timezone.utc)
-            .isoformat(timespec="seconds"), "machine": machine()}
+            **provenance(overrides, run_dir / "config.yaml", (run_dir / "summary.json").stat().st_mtime)}
+
+
+def provenance(overrides: list[str], config_file: Path, made: float) -> dict:
+    """Where a record came from: the overrides (paths under the shared folder made relative), the
+    run's config hash, when (a timestamp) and on which machine."""
+    return {"overrides": [o.replace(str(REPO.parent), "..") for o in overrides],
+            "config_sha256": hashlib.sha256(config_file.read_bytes()).hexdigest()[:16],
+            "date": datetime.fromtimestamp(made, timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine()}
 
 
 def machine() -> str:

@@ -4,7 +4,8 @@
 
 ``benchmarks/results/MATRIX.jsonl`` (one record per finished run, appended by ``matrix.py``) ->
 ``MATRIX.md`` (mean ± std per row, paired differences against the first row, the share of the gap
-to a ``(ceiling)`` row each row closes, IMIL's edits) and ``MATRIX.png``. In ``README.md`` and
+to a ``(ceiling)`` row each row closes, IMIL's edits) and ``MATRIX.png``; ``tuned.json`` (the
+settings ``benchmarks/tune.py`` found) -> ``tuned.md``. In ``README.md`` and
 ``docs/*.md`` the text between ``<!-- results:MATRIX -->`` and ``<!-- /results:MATRIX -->`` is
 replaced by ``MATRIX.md``, so no table is ever typed by hand.
 """
@@ -22,7 +23,9 @@ from hkd.reporting.compare import aggregate, benchmark_report, plot
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 PAIRED_METRICS = ("test.balanced_accuracy", "explanations.relevance_mass")
-NOT_YET = "*No runs recorded yet: `python benchmarks/matrix.py {name}`, then `make results`.*\n"
+NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
+# the command that makes a block's table (every other block: python benchmarks/matrix.py NAME)
+MADE_BY = {"tuned": "python benchmarks/tune.py", "speed": "python benchmarks/speed.py --save"}
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
@@ -57,6 +60,24 @@ def write_matrix(records_file: Path) -> Path:
     return table_file
 
 
+def write_tuned(tuned_file: Path) -> Path:
+    """``tuned.md``: the settings ``benchmarks/tune.py`` found (``tuned.json``), per method."""
+    tuned = json.loads(tuned_file.read_text())
+    lines = ["| method | tuned setting | validation score (shortcut-free) | trials | searched |",
+             "|---|---|---|---|---|"]
+    for method, found in tuned.items():
+        lines.append(f"| {method} | `{' '.join(found['overrides'])}` | {found['metric']} "
+                     f"{100 * found['value']:.1f} | {found['n_trials']} | `{' '.join(found['spaces'])}` |")
+    commits = sorted({str(found["git_commit"])[:12] for found in tuned.values()})
+    dates = sorted(str(found["date"])[:10] for found in tuned.values())
+    fixed = sorted({" ".join(found["fixed"]) for found in tuned.values()})
+    lines.append(f"\n<sub>{len(tuned)} studies, {dates[0]} to {dates[-1]}, code {', '.join(commits)}; "
+                 f"every trial with `{'; '.join(fixed)}`</sub>")
+    table_file = tuned_file.with_suffix(".md")
+    atomic_write_text(table_file, "\n".join(lines) + "\n")
+    return table_file
+
+
 def fill_document(path: Path, results: Path = RESULTS) -> bool:
     """Replace each results block of a markdown file by its table; True when the file changed."""
     text = path.read_text()
@@ -64,7 +85,8 @@ def fill_document(path: Path, results: Path = RESULTS) -> bool:
     def table(match: re.Match) -> str:
         source = results / f"{match['name']}.md"
         if not source.is_file():  # said, not hidden: the block shows how to make its table
-            return match.group(1) + NOT_YET.format(name=match["name"]) + match.group(4)
+            command = MADE_BY.get(match["name"], f"python benchmarks/matrix.py {match['name']}")
+            return match.group(1) + NOT_YET.format(command=command) + match.group(4)
         return match.group(1) + source.read_text() + match.group(4)
 
     filled = BLOCK.sub(table, text)
@@ -81,6 +103,8 @@ def main() -> None:
     args = parser.parse_args()
     for records_file in sorted(args.results.glob("*.jsonl")):
         print(write_matrix(records_file))
+    if (args.results / "tuned.json").is_file():
+        print(write_tuned(args.results / "tuned.json"))
     for document in args.documents:
         if fill_document(document, args.results):
             print(f"updated {document}")

@@ -60,6 +60,9 @@ def test_documents_get_the_generated_table_between_their_markers(tmp_path):
     document.write_text("<!-- results:missing -->\n<!-- /results:missing -->\n")
     module.fill_document(document, tmp_path)  # a matrix not run yet says so
     assert "No runs recorded yet: `python benchmarks/matrix.py missing`" in document.read_text()
+    document.write_text("<!-- results:tuned -->\n<!-- /results:tuned -->\n")
+    module.fill_document(document, tmp_path)  # a table made by another script names that script
+    assert "No runs recorded yet: `python benchmarks/tune.py`" in document.read_text()
 
 
 def summaries(values: dict[str, list[float]]) -> list[dict]:
@@ -126,3 +129,14 @@ def test_the_tuned_matrix_trains_at_the_recorded_settings_with_a_shortcut_free_v
                                         ["data.synthetic.val_shortcut=random", "method.weight=1"])
     assert rows["hkd (tuned)"][1][1:] == ["hkd.alpha=0.2", "hkd.kd_epochs=3"]
     assert all("data.synthetic.val_shortcut=random" in overrides for _, overrides in rows.values())
+
+
+def test_the_tuned_settings_table_is_made_from_tuned_json(tmp_path):
+    found = {"rrr": {"overrides": ["method.weight=0.37"], "metric": "val/balanced_accuracy", "value": 0.61,
+                     "n_trials": 10, "spaces": ["method.weight=log(0.01,100)"], "git_commit": "abc",
+                     "date": "2026-11-30T08:00:00+00:00", "fixed": ["data.synthetic.val_shortcut=random"]}}
+    (tmp_path / "tuned.json").write_text(json.dumps(found))
+    table = results_module().write_tuned(tmp_path / "tuned.json").read_text()
+    row = "| rrr | `method.weight=0.37` | val/balanced_accuracy 61.0 | 10 | `method.weight=log(0.01,100)` |"
+    assert row in table
+    assert "1 studies, 2026-11-30 to 2026-11-30, code abc" in table
