@@ -26,11 +26,12 @@ TUNED = REPO / "benchmarks" / "results" / "tuned.json"
 TUNING_SEED = 42
 SHORTCUT_FREE_VAL = ["data.synthetic.val_shortcut=random"]  # selection without the shortcut
 
-# method -> (experiment, Optuna spaces); every guided weight over four decades either side of 1
+# method -> (experiment, Optuna spaces): every guided weight over two decades either side of 1;
+# HKD's a_0 within [0.05, 1] (the loss is a_e * MSE + (1 - a_e) * CE) and its decay length in epochs
 SPACES: dict[str, tuple[str, list[str]]] = {
     **{method: (f"synthetic_{method}", ["method.weight=log(0.01,100)"])
        for method in ("rrr", "gradmask", "actdiff", "cam_align")},
-    "hkd": ("synthetic_hkd", ["hkd.alpha=log(0.05,5)", "hkd.kd_epochs=int(1,12)"]),
+    "hkd": ("synthetic_hkd", ["hkd.alpha=float(0.05,1.0)", "hkd.kd_epochs=int(1,12)"]),
 }
 
 
