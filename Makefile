@@ -13,7 +13,7 @@ RUN ?=
 INPUT ?=
 PORT ?= 8765
 
-.PHONY: help install experiment cv predict results bench review compare test test-unit test-full test-ddp lint sync clean
+.PHONY: help install experiment cv predict results evidence bench review compare test test-unit test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,25 @@ test-ddp: $(STAMP)  ## only the multi-process DDP tests
 	$(PY) -m pytest -m ddp $(PYTEST_ARGS)
 
 results: $(STAMP)  ## regenerate every benchmark table and figure from benchmarks/results/*.jsonl (no training)
+	$(PY) benchmarks/results.py
+
+TEN_SEEDS := 0 1 2 3 4 5 6 7 8 9
+evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; resumable), then make results
+	$(PY) benchmarks/matrix.py calibration
+	$(PY) benchmarks/matrix.py methods
+	$(PY) benchmarks/matrix.py hkd_variant
+	$(PY) benchmarks/matrix.py methods_lung
+	$(PY) benchmarks/matrix.py methods_lung --only baseline hkd --seeds $(TEN_SEEDS)
+	$(PY) benchmarks/matrix.py no_augmentation --seeds $(TEN_SEEDS)
+	$(PY) benchmarks/matrix.py prior
+	$(PY) benchmarks/matrix.py imil
+	$(PY) benchmarks/tune.py
+	$(PY) benchmarks/matrix.py methods_tuned --seeds 0 1 2 3 4
+	$(PY) benchmarks/matrix.py kermany
+	$(PY) benchmarks/matrix.py kermany_shortcut
+	$(PY) benchmarks/matrix.py kermany_shortcut_fair
+	$(PY) benchmarks/external.py kermany_to_covid
+	$(PY) benchmarks/matrix.py covid_cv --seeds 0
 	$(PY) benchmarks/results.py
 
 bench: $(STAMP)  ## speed and memory ratios against their targets (benchmarks/speed.py)
