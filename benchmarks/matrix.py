@@ -213,7 +213,8 @@ def record_of(matrix: str, label: str, experiment: str, overrides: list[str], ru
     """What the results files keep of a finished run: its metrics and where they came from."""
     summary = json.loads((run_dir / "summary.json").read_text())
     kept = ("seed", "fold", "test", "explanations", "val", "test_ci", "imil_edited",
-            "imil_clinician_edits", "skipped_batches", "duration_s", "git_commit", "splits")
+            "imil_clinician_edits", "skipped_batches", "duration_s", "git_commit", "splits",
+            "prior_generator")
     best = re.search(r"epoch=(\d+)", Path(summary.get("best_checkpoint") or "").name)
     rounds = [{"round": r["round"], "epoch": r["epoch"], "n_selected": r.get("n_selected"),
                "n_edited": len(r.get("edited", [])), "n_propagated": len(r.get("propagated", []))}
@@ -221,6 +222,8 @@ def record_of(matrix: str, label: str, experiment: str, overrides: list[str], ru
     return {"matrix": matrix, "name": label, "experiment": experiment,
             **{key: summary.get(key) for key in kept},
             "best_epoch": int(best.group(1)) if best else None, "imil_rounds": rounds or None,
+            "teacher": {key: summary["teacher"].get(key) for key in ("epochs", "test_on_roi")}
+            if "teacher" in summary else None,  # HKD's stage 1 on ROI images
             **provenance(overrides, run_dir / "config.yaml", (run_dir / "summary.json").stat().st_mtime)}
 
 
