@@ -96,7 +96,8 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
     "kermany_shortcut_fair": shortcut_rows([*SHORTCUT, "data.shortcut.val=random"]),
     # covid-chestxray, patient-grouped 5-fold CV (FOLDS), the lungs from boxes, V7 outlines and masks
     "covid_cv": {label: (experiment, [f"data.root={SHARED / 'covid-chestxray'}"]) for label, experiment in
-                 (("baseline", "covid_cxr_baseline"), ("hkd (lungs)", "covid_cxr_hkd"))},
+                 (("baseline", "covid_cxr_baseline"), ("hkd (lungs)", "covid_cxr_hkd"),
+                  ("imil", "covid_cxr_imil"), ("hkd (lungs) + imil", "covid_cxr_hkd_imil"))},
     "imil": {
         "baseline": ("synthetic_baseline", []),
         "baseline + randaugment": ("synthetic_baseline", ["augment.policy=randaugment"]),
