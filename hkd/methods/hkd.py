@@ -47,6 +47,12 @@ def check_cacheable(cfg: DictConfig) -> None:
                           "augment.hflip=false and imil.enabled=false, or compute the teacher every step)")
 
 
+def weights_loaded(method: HKDStudent, incompatible_keys) -> None:
+    """After ``load_state_dict`` (e.g. a resumed checkpoint): fold the teacher's new weights anew.
+    A module-level function, so the method stays picklable."""
+    method.teacher_pass.clear()
+
+
 PRIORS = ("annotations", "predicted")  # hkd.prior: where the teacher's regions come from
 ROI_FRACTION_MODES = ("raw_rest", "subset")  # hkd.roi_fraction_mode (see hkd.run.teacher_stage)
 
@@ -69,7 +75,7 @@ class HKDStudent(Method):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.teacher_pass = FrozenFeatures(self.teacher)  # folded BatchNorms; new weights refold
-        self.register_load_state_dict_post_hook(lambda module, keys: module.teacher_pass.clear())
+        self.register_load_state_dict_post_hook(weights_loaded)
         self.alpha0 = float(cfg.hkd.alpha)
         self.feature_cache: np.ndarray | None = None  # hkd.cache_teacher_features (a memory map)
         self.feature_rows: np.ndarray | None = None
