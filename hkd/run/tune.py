@@ -1,6 +1,7 @@
 """``hkd tune NAME --param KEY=SPACE ... --trials N``: tune an experiment's keys with Optuna on its
 validation split (use a shortcut-free one: ``data.synthetic.val_shortcut=random`` or
-``data.shortcut.val=random``), pruning poor trials with Optuna's Lightning callback.
+``data.shortcut.val=random``), pruning poor trials with Optuna's Lightning callback (median
+pruning from the fourth trial, in the second half of a trial's epochs).
 
 A study lives in its folder (``OUTPUT_DIR/NAME/tune-<id>/``): ``study.db`` (Optuna's SQLite
 storage), one run directory per trial, ``trials.csv`` and ``best.json``. Run the same command
@@ -85,7 +86,7 @@ def tune(experiment: str, overrides: list[str], parameters: list[str], trials: i
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'study.db'}")
     study_obj = optuna.create_study(study_name="hkd", storage=storage, direction=direction,
                                     load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=base.seed),
-                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+                                    pruner=pruner(optuna, base))
     for trial in study_obj.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         # its process was killed (FrozenTrial keeps the storage's id only in this attribute)
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -106,6 +107,14 @@ def tune(experiment: str, overrides: list[str], parameters: list[str], trials: i
     if remaining > 0:
         study_obj.optimize(objective, n_trials=remaining, catch=())
     return folder, write_study_record(study_obj, folder, monitor, space)
+
+
+def pruner(optuna, cfg):
+    """Median pruning from the fourth trial on, and only in the second half of a trial's epochs:
+    validation curves are noisy early (on a shortcut-free split above all), and a trial pruned at
+    epoch 1 has told the sampler little."""
+    warmup = max(1, int(cfg.trainer.max_epochs) // 2)
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
 
 
 def write_study_record(study, folder: Path, monitor: str, space: list[Parameter]) -> dict:
