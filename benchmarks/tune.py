@@ -1,6 +1,7 @@
 """Tune each guided loss's weight and HKD's ``alpha`` / ``kd_epochs`` on the synthetic benchmark's
 shortcut-free validation split (``hkd tune``: Optuna, TPE, median pruning), and keep the best
-settings in ``benchmarks/results/tuned.json``, from which the ``methods_tuned`` matrix trains.
+settings in ``benchmarks/results/tuned.json`` (every trial in ``tuned/METHOD.csv``), from which
+the ``methods_tuned`` matrix trains.
 
     python benchmarks/tune.py                      # every method, 10 finished trials each
     python benchmarks/tune.py --only rrr --trials 20
@@ -13,16 +14,19 @@ trials. Tuning uses seed 42 (its own data draw and split), the matrices seeds 0-
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hkd.atomic import atomic_write_json
+from hkd.atomic import atomic_write_json, atomic_write_text
 from hkd.run.run_dir import code_version
 from hkd.run.tune import tune
 
 REPO = Path(__file__).resolve().parents[1]
 TUNED = REPO / "benchmarks" / "results" / "tuned.json"
+TRIALS = REPO / "benchmarks" / "results" / "tuned"  # every study's trials, METHOD.csv
 TUNING_SEED = 42
 SHORTCUT_FREE_VAL = ["data.synthetic.val_shortcut=random"]  # selection without the shortcut
 
@@ -53,6 +57,19 @@ def tune_method(method: str, trials: int, runs: Path) -> dict:
             "study": str(folder.relative_to(REPO)) if folder.is_relative_to(REPO) else str(folder)}
 
 
+def keep_trials(study: Path, method: str) -> Path:
+    """The study's ``trials.csv`` as ``benchmarks/results/tuned/METHOD.csv`` (run folders made
+    relative to the repository), so every trial's score is in a committed file."""
+    rows = list(csv.DictReader(io.StringIO((study / "trials.csv").read_text())))
+    for row in rows:
+        row["run_dir"] = row["run_dir"].replace(f"{REPO}/", "")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(TRIALS / f"{method}.csv", text.getvalue())
+
+
 def tuned_overrides(method: str, tuned_file: Path | None = None) -> list[str]:
     """The best overrides ``benchmarks/tune.py`` found for ``method``."""
     tuned_file = tuned_file or TUNED
@@ -73,6 +90,7 @@ def main() -> None:
         record = tune_method(method, args.trials, args.runs)
         tuned = json.loads(TUNED.read_text()) if TUNED.is_file() else {}
         atomic_write_json(TUNED, {**tuned, method: record})  # each finished study is kept at once
+        keep_trials(REPO / record["study"], method)
         print(f"{method}: {record['overrides']} ({record['metric']} {record['value']:.3f}, "
               f"{record['n_trials']} trials)", flush=True)
 

@@ -140,3 +140,19 @@ def test_the_tuned_settings_table_is_made_from_tuned_json(tmp_path):
     row = "| rrr | `method.weight=0.37` | val/balanced_accuracy 61.0 | 10 | `method.weight=log(0.01,100)` |"
     assert row in table
     assert "1 studies, 2026-11-30 to 2026-11-30, code abc" in table
+
+
+def test_every_trial_of_a_study_is_kept_in_the_results(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import tune
+
+    study = tmp_path / "runs" / "rrr" / "tune-1"
+    study.mkdir(parents=True)
+    (study / "trials.csv").write_text("trial,state,val/balanced_accuracy,method.weight,run_dir\r\n"
+                                      f"0,COMPLETE,0.3,0.5,{tmp_path}/runs/rrr/tune-1/trial0/x\r\n"
+                                      "1,PRUNED,0.25,20.0,\r\n")
+    monkeypatch.setattr(tune, "REPO", tmp_path)
+    monkeypatch.setattr(tune, "TRIALS", tmp_path / "results" / "tuned")
+    kept = tune.keep_trials(study, "rrr").read_text()
+    assert kept.splitlines() == ["trial,state,val/balanced_accuracy,method.weight,run_dir",
+                                 "0,COMPLETE,0.3,0.5,runs/rrr/tune-1/trial0/x", "1,PRUNED,0.25,20.0,"]
