@@ -41,13 +41,17 @@ def load_records(path: Path) -> list[dict]:
     return list(latest.values())
 
 
-def matrix_text(records: list[dict]) -> str:
-    """A matrix's tables with the commits and dates of the runs behind them."""
+def made_when(records: list[dict]) -> str:
+    """``FIRST to LAST date, code COMMITS`` of the records (runs or studies) behind a table."""
     commits = sorted({str(r.get("git_commit"))[:12] for r in records})
     dates = sorted(str(r.get("date", ""))[:10] for r in records)
+    return f"{dates[0]} to {dates[-1]}, code {', '.join(commits)}"
+
+
+def matrix_text(records: list[dict]) -> str:
+    """A matrix's tables with the commits and dates of the runs behind them."""
     machines = sorted({str(r.get("machine")) for r in records})
-    provenance = (f"{len(records)} runs, {dates[0]} to {dates[-1]}, code {', '.join(commits)}; "
-                  f"{'; '.join(machines)}")
+    provenance = f"{len(records)} runs, {made_when(records)}; {'; '.join(machines)}"
     return benchmark_report(records, PAIRED_METRICS) + f"\n\n<sub>{provenance}</sub>"
 
 
@@ -68,10 +72,8 @@ def write_tuned(tuned_file: Path) -> Path:
     for method, found in tuned.items():
         lines.append(f"| {method} | `{' '.join(found['overrides'])}` | {found['metric']} "
                      f"{100 * found['value']:.1f} | {found['n_trials']} | `{' '.join(found['spaces'])}` |")
-    commits = sorted({str(found["git_commit"])[:12] for found in tuned.values()})
-    dates = sorted(str(found["date"])[:10] for found in tuned.values())
     fixed = sorted({" ".join(found["fixed"]) for found in tuned.values()})
-    lines.append(f"\n<sub>{len(tuned)} studies, {dates[0]} to {dates[-1]}, code {', '.join(commits)}; "
+    lines.append(f"\n<sub>{len(tuned)} studies, {made_when(list(tuned.values()))}; "
                  f"every trial with `{'; '.join(fixed)}`</sub>")
     table_file = tuned_file.with_suffix(".md")
     atomic_write_text(table_file, "\n".join(lines) + "\n")

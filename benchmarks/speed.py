@@ -42,7 +42,7 @@ from hkd.config import load_config
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.imil.callback import IMILCallback
 from hkd.methods import build_method
-from hkd.models.backbone import build_backbone
+from hkd.models.backbone import build_backbone, feature_map
 from hkd.models.classifier import ClassifierModule
 from hkd.run.run_dir import code_version
 
@@ -164,14 +164,13 @@ def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
     n_train = len(datamodule.datasets["train"])
     first_epoch, trainer, module = lightning_fit(cfg, datamodule)
     plain_epoch = plain_fit(cfg, datamodule) if "overhead" in only else None
-    hkd_epoch = None
+    hkd_epoch = cached = teacher_pass = None
     if "hkd" in only:
         hkd_cfg = bench_config(*SYNTHETIC, "method.name=hkd", "hkd.kd_epochs=1000")
-        hkd_epoch, _, _ = lightning_fit(hkd_cfg, ready(hkd_cfg, roi_mode=hkd_cfg.hkd.roi_mode))
-    cached = teacher_pass = None
-    if "hkd" in only:
-        teacher_pass = teacher_pass_row(hkd_cfg, ready(hkd_cfg, roi_mode=hkd_cfg.hkd.roi_mode))
-    if "hkd" in only:  # the teacher's input fixed (no augmentation), its features cached
+        hkd_data = ready(hkd_cfg, roi_mode=hkd_cfg.hkd.roi_mode)
+        hkd_epoch, _, _ = lightning_fit(hkd_cfg, hkd_data)
+        teacher_pass = teacher_pass_row(hkd_cfg, hkd_data)
+        # the teacher's input fixed (no augmentation), its features cached
         plain = bench_config(*SYNTHETIC, "augment.policy=none")
         cached_cfg = bench_config(*SYNTHETIC, "method.name=hkd", "hkd.kd_epochs=1000", "augment.policy=none",
                                   "hkd.cache_teacher_features=true")
@@ -218,8 +217,6 @@ def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
 def teacher_pass_row(cfg: DictConfig, datamodule: ChestXrayDataModule) -> tuple[str, float, str, str]:
     """HKD's no-grad teacher pass on one training batch: BatchNorms folded (what training runs)
     against the network as trained (median of five alternating timings of 20 passes)."""
-    from hkd.models.backbone import feature_map
-
     method = build_method(cfg, len(datamodule.classes), cfg.data.channels).to(device_of(cfg))
     roi = next(iter(datamodule.train_dataloader()))["roi"].to(device_of(cfg))
 

@@ -70,12 +70,11 @@ def keep_trials(study: Path, method: str) -> Path:
     return atomic_write_text(TRIALS / f"{method}.csv", text.getvalue())
 
 
-def tuned_overrides(method: str, tuned_file: Path | None = None) -> list[str]:
+def tuned_overrides(method: str) -> list[str]:
     """The best overrides ``benchmarks/tune.py`` found for ``method``."""
-    tuned_file = tuned_file or TUNED
-    tuned = json.loads(tuned_file.read_text()) if tuned_file.is_file() else {}
+    tuned = json.loads(TUNED.read_text()) if TUNED.is_file() else {}
     if method not in tuned:
-        raise SystemExit(f"{tuned_file}: no tuned settings for {method}; "
+        raise SystemExit(f"{TUNED}: no tuned settings for {method}; "
                          f"run python benchmarks/tune.py --only {method}")
     return tuned[method]["overrides"]
 

@@ -47,12 +47,6 @@ def check_cacheable(cfg: DictConfig) -> None:
                           "augment.hflip=false and imil.enabled=false, or compute the teacher every step)")
 
 
-def weights_loaded(method: HKDStudent, incompatible_keys) -> None:
-    """After ``load_state_dict`` (e.g. a resumed checkpoint): fold the teacher's new weights anew.
-    A module-level function, so the method stays picklable."""
-    method.teacher_pass.clear()
-
-
 PRIORS = ("annotations", "predicted")  # hkd.prior: where the teacher's regions come from
 ROI_FRACTION_MODES = ("raw_rest", "subset")  # hkd.roi_fraction_mode (see hkd.run.teacher_stage)
 
@@ -75,7 +69,6 @@ class HKDStudent(Method):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.teacher_pass = FrozenFeatures(self.teacher)  # folded BatchNorms; new weights refold
-        self.register_load_state_dict_post_hook(weights_loaded)
         self.alpha0 = float(cfg.hkd.alpha)
         self.feature_cache: np.ndarray | None = None  # hkd.cache_teacher_features (a memory map)
         self.feature_rows: np.ndarray | None = None
@@ -117,7 +110,6 @@ class HKDStudent(Method):
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
         weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
         self.teacher.load_state_dict(weights)
-        self.teacher_pass.clear()
 
     def teacher_features(self, roi: torch.Tensor) -> torch.Tensor:
         """The frozen teacher's feature map: fp32 outside autocast, BatchNorms folded

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from hkd.models.backbone import feature_map
+
 log = logging.getLogger(__name__)
 
 
@@ -76,20 +78,20 @@ def replace(net: nn.Module, name: str, module: nn.Module) -> None:
 class FrozenFeatures:
     """A frozen network's feature map in fp32, outside any autocast region (under AMP a
     distillation target keeps full precision), computed by a copy with its BatchNorms folded, made
-    per device at first use. Not a module: the copy is neither trained nor saved. Call
-    ``clear()`` when the network's weights change."""
+    per device at first use. Not a module: the copy is neither trained nor saved. Loading new
+    weights into the network (its own ``load_state_dict`` or a parent's, e.g. a resumed
+    checkpoint) drops the copies, so they are folded anew."""
 
     def __init__(self, net: nn.Module) -> None:
         self.net = net
         self.folded: dict[str, nn.Module] = {}
+        net.register_load_state_dict_post_hook(self.weights_loaded)
 
-    def clear(self) -> None:
+    def weights_loaded(self, net: nn.Module, incompatible_keys) -> None:
         self.folded.clear()
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        from hkd.models.backbone import feature_map
-
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = x.float()
             device = str(x.device)

@@ -103,3 +103,5 @@ def test_the_teacher_runs_with_folded_batch_norms_and_refolds_after_new_weights(
     with torch.no_grad():
         fresh = feature_map(method.teacher, batch["roi"])
     torch.testing.assert_close(method.teacher_features(batch["roi"]), fresh, rtol=1e-4, atol=1e-4)
+    method.teacher.load_state_dict(method.teacher.state_dict())  # as load_teacher does (stage 1)
+    assert method.teacher_pass.folded == {}
