@@ -61,12 +61,13 @@ TEN_SEEDS := 0 1 2 3 4 5 6 7 8 9
 evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; resumable), then make results
 	$(PY) benchmarks/matrix.py calibration
 	$(PY) benchmarks/matrix.py methods
-	$(PY) benchmarks/matrix.py hkd_variant
 	$(PY) benchmarks/matrix.py methods_lung
 	$(PY) benchmarks/matrix.py methods_lung --only baseline hkd --seeds $(TEN_SEEDS)
 	$(PY) benchmarks/matrix.py no_augmentation --seeds $(TEN_SEEDS)
 	$(PY) benchmarks/matrix.py prior
 	$(PY) benchmarks/matrix.py imil
+	$(PY) benchmarks/matrix.py imil --only baseline "imil b=0.04 + propagate, inpaint" \
+	  "imil b=1.0 start=1, inpaint" --seeds $(TEN_SEEDS)
 	$(PY) benchmarks/tune.py
 	$(PY) benchmarks/matrix.py methods_tuned --seeds 0 1 2 3 4
 	$(PY) benchmarks/matrix.py kermany
