@@ -251,15 +251,26 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
 
 
+def finished_run(out: Path, name: str, run_id: str, experiment: str, overrides: list[str],
+                 strict_code: bool) -> Path | None:
+    """A finished run of this config in any matrix under any label (the same label looked at
+    first), so a row shared by several matrices trains once."""
+    same_label = [folder / name / run_id for folder in [out, *sorted(out.parent.iterdir())]]
+    others = sorted(out.parent.glob(f"*/*/{run_id}"))
+    for candidate in dict.fromkeys([*same_label, *others]):
+        if (candidate / "summary.json").is_file() and same_run(candidate, experiment, overrides, strict_code):
+            return candidate
+    return None
+
+
 def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path,
         strict_code: bool = False, fold: int | None = None) -> Path | None:
     run_id = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
     if fold is not None:
         overrides = [*overrides, f"data.fold={fold}"]
-    for folder in [out, *sorted(out.parent.iterdir())]:  # the same run in another matrix counts
-        existing = folder / slug(label) / run_id
-        if (existing / "summary.json").is_file() and same_run(existing, experiment, overrides, strict_code):
-            return existing
+    existing = finished_run(out, slug(label), run_id, experiment, overrides, strict_code)
+    if existing:
+        return existing
     unfinished = out / slug(label) / run_id
     if (unfinished / "config.yaml").is_file() and same_run(unfinished, experiment, overrides):
         print(f"resuming the unfinished {unfinished}", flush=True)  # from its last checkpoint
@@ -288,7 +299,10 @@ def rerecord(matrix: str, rows: list, seeds: list[int], folds: list, out: Path, 
             for label, experiment, overrides in rows:
                 run_id = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
                 run_dir = out / slug(label) / run_id
-                if (run_dir / "summary.json").is_file():
+                if not (run_dir / "summary.json").is_file():  # trained for another matrix or label
+                    with_fold = overrides if fold is None else [*overrides, f"data.fold={fold}"]
+                    run_dir = finished_run(out, slug(label), run_id, experiment, with_fold, False)
+                if run_dir:
                     saved = OmegaConf.load(run_dir / "config.yaml")  # a prerequisite as this run had it
                     keys = [o.split("=", 1)[0] for o in overrides]
                     used = [f"{key}={OmegaConf.select(saved, key)}" if key in PREREQUISITE_KEYS else o

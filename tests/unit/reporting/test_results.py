@@ -111,6 +111,30 @@ def test_matrix_records_are_appended_once_per_run(tmp_path, monkeypatch):
     assert matrix.prerequisite("lung_prior") == REPO / "benchmarks" / "artifacts" / "lung_prior"
 
 
+def test_a_finished_run_is_reused_by_any_matrix_and_label_with_its_config(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import matrix
+
+    from hkd.config import load_config, save_config
+
+    runs = tmp_path / "runs"
+    trained = runs / "methods_lung" / "baseline" / "seed0"
+    trained.mkdir(parents=True)
+    save_config(load_config("synthetic_baseline", ["data.relevant_categories=[lung]", "seed=0",
+                                                   f"output_dir={runs / 'methods_lung'}", "name=baseline",
+                                                   "logging.wandb=disabled", "logging.progress_bar=false"]),
+                trained / "config.yaml")
+    (trained / "summary.json").write_text(json.dumps({"test": {"accuracy": 0.5}}))
+    (runs / "prior").mkdir()
+    lung = ["data.relevant_categories=[lung]"]
+    found = matrix.finished_run(runs / "prior", "baseline_no_annotations", "seed0", "synthetic_baseline",
+                                lung, False)
+    assert found == trained  # another matrix, another label, the same config
+    assert matrix.finished_run(runs / "prior", "baseline_no_annotations", "seed1", "synthetic_baseline",
+                               lung, False) is None  # another seed
+    assert matrix.finished_run(runs / "prior", "baseline", "seed0", "synthetic_baseline", [], False) is None
+
+
 def test_the_tuned_matrix_trains_at_the_recorded_settings_with_a_shortcut_free_val(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import matrix
