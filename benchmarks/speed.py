@@ -9,7 +9,7 @@ Every figure is measured in this process on the same model, data and batch size:
   overhead  Lightning baseline throughput / a plain PyTorch loop's            target >= 0.9
   hkd       HKD student step time / baseline step time (teacher every step)   target <= 1.3
             and with the teacher's features cached (no augmentation)           target <= 1.1
-            and the teacher pass with BatchNorms folded / unfolded             (reported)
+            and the teacher pass folded, channels-last / as trained            (reported)
   nonfinite step time with the non-finite guard / without it                  target <= 1.02
   mining    IMIL mining pass time / one training epoch's time                 target <= 0.3
   inpaint   epoch with 600 inpainted IMIL edits / epoch without edits          target <= 1.1
@@ -49,7 +49,8 @@ from hkd.run.run_dir import code_version
 REPO = Path(__file__).resolve().parents[1]
 
 WORK = Path(tempfile.gettempdir()) / "hkd-bench"
-EPOCHS = 4  # the first epoch is a warm-up; the median of the others is reported
+EPOCHS = 6  # the first epoch is a warm-up; the fastest of the others is reported (as timeit does:
+# on a shared 2-core machine noise only ever adds time)
 COMMON = ["logging.wandb=disabled", "logging.progress_bar=false", "augment.policy=basic",
           "data.batch_size=32", "data.eval_batch_size=128", "model.backbone=test_resnet"]
 
@@ -89,7 +90,7 @@ class EpochTimer(L.Callback):
 
 
 def steady(times: list[float]) -> float:
-    return float(np.median(times[1:] if len(times) > 1 else times))
+    return float(min(times[1:] if len(times) > 1 else times))
 
 
 def lightning_fit(cfg: DictConfig, datamodule: ChestXrayDataModule,
@@ -215,8 +216,9 @@ def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
 
 
 def teacher_pass_row(cfg: DictConfig, datamodule: ChestXrayDataModule) -> tuple[str, float, str, str]:
-    """HKD's no-grad teacher pass on one training batch: BatchNorms folded (what training runs)
-    against the network as trained (median of five alternating timings of 20 passes)."""
+    """HKD's no-grad teacher pass on one training batch: BatchNorms folded, channels-last (what
+    training runs) against the network as trained (median of five alternating timings of 20
+    passes)."""
     method = build_method(cfg, len(datamodule.classes), cfg.data.channels).to(device_of(cfg))
     roi = next(iter(datamodule.train_dataloader()))["roi"].to(device_of(cfg))
 
@@ -233,7 +235,7 @@ def teacher_pass_row(cfg: DictConfig, datamodule: ChestXrayDataModule) -> tuple[
         pairs = [(timed(lambda: method.teacher_features(roi)),
                   timed(lambda: feature_map(method.teacher, roi))) for _ in range(5)]
     folded, unfolded = (float(np.median(times)) for times in zip(*pairs))
-    return ("HKD teacher pass, BatchNorms folded / as trained", folded / unfolded, "reported",
+    return ("HKD teacher pass, BatchNorms folded, channels-last / as trained", folded / unfolded, "reported",
             f"{1000 * folded:.1f} vs {1000 * unfolded:.1f} ms/batch")
 
 

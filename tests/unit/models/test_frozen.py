@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from hkd.models.backbone import build_backbone, feature_map
-from hkd.models.frozen import conv_bn_pairs, fold_batch_norms
+from hkd.models.frozen import FrozenFeatures, conv_bn_pairs, fold_batch_norms, inference_copy
 
 
 def trained_looking(net: nn.Module) -> nn.Module:
@@ -58,3 +58,38 @@ def test_a_convolution_whose_output_is_also_used_elsewhere_keeps_its_batch_norm(
 def test_only_an_eval_mode_network_is_folded():
     with pytest.raises(ValueError, match="eval-mode"):
         fold_batch_norms(ConvOutputUsedTwice().train(), lambda model: model(torch.zeros(1, 1, 4, 4)))
+
+
+
+def channels_last_convolutions(net: nn.Module) -> list[bool]:
+    """Per 3x3 convolution with several input channels: are its weights channels-last only?"""
+    convolutions = [m for m in net.modules()
+                    if isinstance(m, nn.Conv2d) and m.in_channels > 1 and m.kernel_size == (3, 3)]
+    return [m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous()
+            for m in convolutions]
+
+
+def test_the_frozen_teacher_runs_a_channels_last_copy_with_the_same_map(tiny):
+    cfg = tiny()
+    net = trained_looking(build_backbone(cfg.model, 4, 1, 32))
+    x = torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    frozen = FrozenFeatures(net)
+    assert frozen.folded == {}  # made at first use
+    features = frozen(x)
+    layouts = channels_last_convolutions(frozen.folded["cpu"])
+    assert layouts and all(layouts)
+    assert not any(channels_last_convolutions(net))  # the teacher itself keeps its layout
+    assert features.is_contiguous()  # handed on in the usual layout
+    with torch.no_grad():
+        torch.testing.assert_close(features, feature_map(net, x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_network_that_cannot_be_folded_still_gets_its_own_channels_last_copy():
+    net = trained_looking(ConvOutputUsedTwice())
+    net.conv = nn.Conv2d(2, 3, 3, padding=1).eval()
+    x = torch.randn(2, 2, 8, 8)
+    copy = inference_copy(net, lambda model: model(x))
+    assert copy is not net and any(isinstance(m, nn.BatchNorm2d) for m in copy.modules())
+    assert channels_last_convolutions(copy) == [True] and channels_last_convolutions(net) == [False]
+    with torch.no_grad():
+        torch.testing.assert_close(copy(x.contiguous(memory_format=torch.channels_last)), net(x))
