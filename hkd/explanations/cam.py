@@ -25,11 +25,12 @@ def upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def explain_batch(module, batch: dict, of_prediction: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted probabilities and Grad-CAMs (B, H, W in [0, 1]) of the true class (or of the
     predicted class: where the model looked for what it said). ``module`` is a classifier with
-    ``features_and_logits`` (its feature map and logits in one pass), ``input_key`` and ``device``."""
+    ``features_and_logits(x, compiled=False)`` (its feature map and logits in one eager pass),
+    ``input_key`` and ``device``."""
     module.eval()
     x = batch[module.input_key].to(module.device)
     with torch.enable_grad():
-        features, logits = module.features_and_logits(x)
+        features, logits = module.features_and_logits(x, compiled=False)
         target = logits.argmax(1) if of_prediction else batch["label"].to(module.device)
         cam = grad_cam(features, logits, target).detach()
     cam = upsample(cam, tuple(x.shape[-2:]))

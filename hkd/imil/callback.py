@@ -32,6 +32,8 @@ from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pi
 from hkd.imil.propagation import propose_irrelevant_regions
 from hkd.imil.queue import read_marks, round_dir, write_round
 from hkd.imil.selection import deduplicate, round_limit, select_outliers, total_budget
+from hkd.models.backbone import features_and_logits
+from hkd.models.frozen import channels_last_copy
 
 AWAITING_CONFIRMATION = "applied, awaiting confirmation"  # a proposals round nobody reviewed yet
 
@@ -129,26 +131,26 @@ class IMILCallback(Callback):
     def mine(self, trainer: L.Trainer, pl_module: L.LightningModule):
         """(idx, label, prediction, loss) of every training sample that can still be selected (never
         shown to the oracle), identical on all ranks. Images come straight from the
-        cache in whole batches (no augmentation, no masks: the mining pass is only forward)."""
+        cache in whole batches (no augmentation, no masks: the mining pass is only forward), through
+        an eval-mode channels-last copy of the network (the model in training is not touched)."""
         dataset = self.images.evaluation_dataset()
         selectable = np.array([i for i in dataset.indices if i not in self.reviewed], dtype=np.int64)
         if trainer.world_size > 1:  # equal shards (padded with repeats, dropped after the gather)
             per_rank = max(1, -(-len(selectable) // trainer.world_size))
             padded = np.resize(selectable, per_rank * trainer.world_size) if len(selectable) else selectable
             selectable = padded[trainer.global_rank::trainer.world_size]
-        was_training = pl_module.training
-        pl_module.eval()
+        net = channels_last_copy(pl_module.net).eval()  # the layout the CPU's convolutions prefer
         columns: list[list[torch.Tensor]] = [[], [], [], []]
         size = self.images.eval_batch_size
         for start in range(0, len(selectable), size):
             chunk = selectable[start:start + size]
-            logits = pl_module(dataset.images_for(chunk).to(pl_module.device)).float()
+            images = dataset.images_for(chunk).to(pl_module.device)
+            logits = features_and_logits(net, images.contiguous(memory_format=torch.channels_last))[1].float()
             labels = torch.from_numpy(dataset.labels[chunk]).to(pl_module.device)
             loss = F.cross_entropy(logits, labels, reduction="none")
             idx = torch.from_numpy(chunk).to(pl_module.device)
             for column, value in zip(columns, (idx, labels, logits.argmax(1), loss)):
                 column.append(value)
-        pl_module.train(was_training)
         empty = [torch.zeros(0, dtype=dtype, device=pl_module.device)
                  for dtype in (torch.long, torch.long, torch.long, torch.float)]
         local = [torch.cat(c) if c else e for c, e in zip(columns, empty)]

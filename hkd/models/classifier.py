@@ -94,10 +94,14 @@ class ClassifierModule(L.LightningModule):
             net = self.net
             self._compiled = torch.compile(lambda x: features_and_logits(net, x))
 
-    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_and_logits(self, x: torch.Tensor,
+                            compiled: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The feature map and the logits of one pass; ``compiled=False`` for Grad-CAM, which
+        differentiates the logits by the feature map (a compiled graph returns both as outputs,
+        so the logits do not depend on its feature-map output)."""
         if self.cfg.model.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self._compiled is not None:
+        if compiled and self._compiled is not None:
             return self._compiled(x)
         return features_and_logits(self.net, x)
 
@@ -170,7 +174,7 @@ class ClassifierModule(L.LightningModule):
     def true_class_cams(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the Grad-CAM (B, h, w) of the true class, both detached."""
         with torch.enable_grad():
-            features, logits = self.features_and_logits(x.detach())
+            features, logits = self.features_and_logits(x.detach(), compiled=False)
             cam = grad_cam(features, logits, labels).detach()
         return logits.detach(), cam
 

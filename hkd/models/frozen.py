@@ -76,11 +76,17 @@ def replace(net: nn.Module, name: str, module: nn.Module) -> None:
     setattr(net.get_submodule(parent), child, module)
 
 
+def channels_last_copy(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` with channels-last weights, for passes that feed it channels-last input
+    (``net`` itself, e.g. a model in training, keeps its layout)."""
+    return copy.deepcopy(net).to(memory_format=torch.channels_last)
+
+
 def inference_copy(net: nn.Module, run: Callable[[nn.Module], torch.Tensor]) -> nn.Module:
     """A copy of the eval-mode ``net`` for inference only: BatchNorms folded where that keeps its
     function (``fold_batch_norms``), weights channels-last; ``net`` itself is untouched."""
     folded = fold_batch_norms(net, run)
-    return (copy.deepcopy(net) if folded is net else folded).to(memory_format=torch.channels_last)
+    return channels_last_copy(net) if folded is net else folded.to(memory_format=torch.channels_last)
 
 
 class FrozenFeatures:
