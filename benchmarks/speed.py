@@ -13,6 +13,7 @@ Every figure is measured in this process on the same model, data and batch size:
   nonfinite step time with the non-finite guard / without it                  target <= 1.02
   mining    IMIL mining pass time / one training epoch's time                 target <= 0.3
   inpaint   epoch with 600 inpainted IMIL edits / epoch without edits          target <= 1.1
+  channels_last  baseline step with model.channels_last=true / NCHW             (reported)
   loader    loader throughput from the cache / the model's consumption rate   target >= 5
   large     first epoch (decode + cache) / cached epoch on 2048 px images     (reported)
   rss       peak memory training on 1,000 vs 20,000 images (fresh processes)  anonymous memory flat
@@ -208,6 +209,12 @@ def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
                      f"{1000 * unguarded / len(datamodule.train_dataloader()):.1f} ms/step"))
     if "inpaint" in only:
         rows.append(inpaint_row(cfg, lightning_epoch))
+    if "channels_last" in only:
+        nhwc = lightning_fit(bench_config(*SYNTHETIC, "model.channels_last=true"), datamodule)[0]
+        steps = len(datamodule.train_dataloader())
+        measured = f"{1000 * nhwc / steps:.1f} vs {1000 * lightning_epoch / steps:.1f} ms/step"
+        rows.append(("baseline step, model.channels_last=true / default (NCHW)", nhwc / lightning_epoch,
+                     "reported", measured))
     if "loader" in only:
         loader = min(loader_epoch(datamodule) for _ in range(2))
         rows.append(("loader throughput / model consumption", lightning_epoch / loader, ">= 5",
@@ -366,7 +373,7 @@ def measure_rss(counts: list[int]) -> list[tuple[str, float, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", default=["overhead", "hkd", "nonfinite", "mining", "inpaint",
-                                                       "loader", "large", "rss"])
+                                                       "channels_last", "loader", "large", "rss"])
     parser.add_argument("--save", action="store_true",
                         help="also write the table to benchmarks/results/speed.md (what the README shows)")
     parser.add_argument("--rss-images", type=int, nargs=2, default=[1000, 20000])
