@@ -60,7 +60,6 @@ def test_only_an_eval_mode_network_is_folded():
         fold_batch_norms(ConvOutputUsedTwice().train(), lambda model: model(torch.zeros(1, 1, 4, 4)))
 
 
-
 def channels_last_convolutions(net: nn.Module) -> list[bool]:
     """Per 3x3 convolution with several input channels: are its weights channels-last only?"""
     convolutions = [m for m in net.modules()
