@@ -46,6 +46,13 @@ KERMANY_ROWS = {"baseline": ("kermany_baseline", []), "hkd (lung prior)": ("kerm
                 "imil": ("kermany_imil", []), "hkd (lung prior) + imil": ("kermany_hkd_imil", [])}
 PROPAGATE_INPAINT = ["imil.propagate=true", "imil.fill=inpaint"]
 
+# HKD with finding boxes where it works (issue #34's regression benchmark): one fixed data set of
+# 1,000 images at 96 px (600 train, 150 val with the tag as in train, 250 test with a random tag),
+# no augmentation, finding boxes as the prior; the seed varies only the initialisation and the data
+# order. `benchmarks/at_commit.py` runs the same rows with the code of another commit.
+BOXES = ["data.synthetic.seed=2026", "data.synthetic.n_test=250", "data.image_size=96",
+         "augment.policy=none"]
+
 # label -> (experiment, overrides)
 METHODS = {method: (f"synthetic_{method}", []) for method in
            ("baseline", "hkd", "rrr", "gradmask", "actdiff", "cam_align")}
@@ -97,6 +104,8 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
                                                           ["hkd.roi_fraction=0.1", "hkd.prior=predicted"]),
         "shortcut-free (ceiling)": ("synthetic_clean", ["data.relevant_categories=[lung]"]),
     },
+    "hkd_boxes": {"baseline": ("synthetic_baseline", BOXES), "hkd (finding boxes)": ("synthetic_hkd", BOXES),
+                  "shortcut-free (ceiling)": ("synthetic_clean", BOXES)},
     "kermany": {label: (experiment, [*KERMANY, *overrides])
                 for label, (experiment, overrides) in KERMANY_ROWS.items()},
     # the shortcut in train and validation: model selection sees the shortcut too
@@ -184,10 +193,13 @@ def quiet(output_dir: Path, name: str, seed: int) -> list[str]:
             "logging.progress_bar=false"]
 
 
-def hkd_command(arguments: list[str], run_id: str) -> str:
-    """Run ``python -m hkd ARGUMENTS`` with this run id; the run directory it printed."""
+def hkd_command(arguments: list[str], run_id: str, code: Path = REPO) -> str:
+    """Run ``python -m hkd ARGUMENTS`` with this run id and the code in ``code`` (this checkout, or
+    another commit's worktree); the run directory it printed."""
     env = {**os.environ, "HKD_RUN_ID": run_id, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "hkd", *arguments], cwd=REPO, env=env,
+    if code != REPO:
+        env.pop("HKD_EXPERIMENTS", None)  # another commit reads its own experiments
+    result = subprocess.run([sys.executable, "-m", "hkd", *arguments], cwd=code, env=env,
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-3000:])

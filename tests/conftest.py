@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torch import nn
 
 from hkd.config import load_config
 
@@ -94,3 +96,14 @@ def logged_test_metrics(run_dir: Path) -> dict[str, float]:
         rows = [row for row in csv.DictReader(handle) if row.get("test/accuracy")]
     return {key[len("test/"):]: float(value) for key, value in rows[-1].items()
             if key.startswith("test/") and value}
+
+
+def trained_looking(net: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm running statistics and affine parameters, as after training; eval mode."""
+    generator = torch.Generator().manual_seed(0)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            for tensor, low, high in ((module.running_mean, -1, 1), (module.running_var, 0.5, 2),
+                                      (module.weight.data, 0.5, 1.5), (module.bias.data, -1, 1)):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+    return net.eval()

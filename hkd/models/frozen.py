@@ -95,10 +95,14 @@ class FrozenFeatures:
     channels-last weights (``inference_copy``), made per device at first use. Not a module: the
     copy is neither trained nor saved. Loading new weights into the network (its own
     ``load_state_dict`` or a parent's, e.g. a resumed checkpoint) drops the copies, so they are
-    folded anew."""
+    folded anew. ``make_copy(net, run)`` makes the copy (``inference_copy``; the equivalence tests
+    pass ``fold_batch_norms`` or a plain channels-last copy to check each speed path alone)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module,
+                 make_copy: Callable[[nn.Module, Callable[[nn.Module], torch.Tensor]], nn.Module]
+                 = inference_copy) -> None:
         self.net = net
+        self.make_copy = make_copy
         self.folded: dict[str, nn.Module] = {}
         net.register_load_state_dict_post_hook(self.weights_loaded)
 
@@ -111,6 +115,6 @@ class FrozenFeatures:
             x = x.float()
             device = str(x.device)
             if device not in self.folded:
-                self.folded[device] = inference_copy(self.net, lambda net: feature_map(net, x))
+                self.folded[device] = self.make_copy(self.net, lambda net: feature_map(net, x))
             features = feature_map(self.folded[device], x.contiguous(memory_format=torch.channels_last))
             return features.contiguous()  # the usual layout for the loss and the feature cache

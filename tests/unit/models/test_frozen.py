@@ -8,17 +8,7 @@ from torch import nn
 
 from hkd.models.backbone import build_backbone, feature_map
 from hkd.models.frozen import FrozenFeatures, conv_bn_pairs, fold_batch_norms, inference_copy
-
-
-def trained_looking(net: nn.Module) -> nn.Module:
-    """Non-trivial running statistics and affine parameters, as after training."""
-    generator = torch.Generator().manual_seed(0)
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            for tensor, low, high in ((module.running_mean, -1, 1), (module.running_var, 0.5, 2),
-                                      (module.weight.data, 0.5, 1.5), (module.bias.data, -1, 1)):
-                tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
-    return net.eval()
+from tests.conftest import trained_looking
 
 
 def test_a_timm_resnet_folds_every_batch_norm_and_computes_the_same_map(tiny):
