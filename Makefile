@@ -64,6 +64,9 @@ evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; re
 	$(PY) benchmarks/matrix.py methods_lung
 	$(PY) benchmarks/matrix.py methods_lung --only baseline hkd --seeds $(TEN_SEEDS)
 	$(PY) benchmarks/matrix.py no_augmentation --seeds $(TEN_SEEDS)
+	$(PY) benchmarks/matrix.py hkd_boxes --seeds 0 1 2 3 4
+	$(PY) benchmarks/at_commit.py 439c924 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
+	$(PY) benchmarks/at_commit.py 12b8db1 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
 	$(PY) benchmarks/matrix.py prior
 	$(PY) benchmarks/matrix.py imil
 	$(PY) benchmarks/matrix.py imil --only baseline "imil b=0.04 + propagate, inpaint" \

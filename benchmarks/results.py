@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from hkd.atomic import atomic_write_text
-from hkd.reporting.compare import aggregate, benchmark_report, plot
+from hkd.reporting.compare import aggregate, benchmark_report, paired_differences, paired_table, plot
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -48,11 +48,32 @@ def made_when(records: list[dict]) -> str:
     return f"{dates[0]} to {dates[-1]}, code {', '.join(commits)}"
 
 
+def commit_comparisons(records: list[dict]) -> str:
+    """Rows run with another commit's code (``ROW @ COMMIT``, by ``benchmarks/at_commit.py``): each
+    later commit's row against the first commit's, paired by seed (the same code path and data)."""
+    by_row: dict[str, list[str]] = {}
+    for record in records:
+        if " @ " in record["name"]:
+            names = by_row.setdefault(record["name"].split(" @ ")[0], [])
+            if record["name"] not in names:
+                names.append(record["name"])
+    tables = []
+    for names in by_row.values():
+        if len(names) < 2:
+            continue
+        chosen = [r for r in records if r["name"] in names]
+        differences = paired_differences(chosen, names[0], metric=PAIRED_METRICS[0])
+        tables.append(paired_table({name: differences[name] for name in names[1:]}, names[0],
+                                   PAIRED_METRICS[0]))
+    return "".join(f"\n\n{table}" for table in tables)
+
+
 def matrix_text(records: list[dict]) -> str:
     """A matrix's tables with the commits and dates of the runs behind them."""
     machines = sorted({str(r.get("machine")) for r in records})
     provenance = f"{len(records)} runs, {made_when(records)}; {'; '.join(machines)}"
-    return benchmark_report(records, PAIRED_METRICS) + f"\n\n<sub>{provenance}</sub>"
+    return (benchmark_report(records, PAIRED_METRICS) + commit_comparisons(records)
+            + f"\n\n<sub>{provenance}</sub>")
 
 
 def write_matrix(records_file: Path) -> Path:

@@ -180,3 +180,19 @@ def test_every_trial_of_a_study_is_kept_in_the_results(tmp_path, monkeypatch):
     kept = tune.keep_trials(study, "rrr").read_text()
     assert kept.splitlines() == ["trial,state,val/balanced_accuracy,method.weight,run_dir",
                                  "0,COMPLETE,0.3,0.5,runs/rrr/tune-1/trial0/x", "1,PRUNED,0.25,20.0,"]
+
+
+def test_rows_run_at_other_commits_are_compared_with_the_first_commit_paired_by_seed(tmp_path):
+    """``benchmarks/at_commit.py`` rows (``ROW @ COMMIT``) get a table of their own: each later
+    commit against the first one, paired by seed; without a second commit there is none."""
+    lines = [json.loads(line) for line in (FIXTURE / "demo.jsonl").read_text().splitlines()]
+    hkd = [r for r in lines if r["name"] == "hkd"]
+    old = [{**r, "name": "hkd @ aaaaaaa"} for r in hkd]
+    new = [{**r, "name": "hkd @ bbbbbbb", "test": {**r["test"], "balanced_accuracy":
+                                                   r["test"]["balanced_accuracy"] - 0.1}} for r in hkd]
+    module = results_module()
+    assert "hkd @ aaaaaaa |" not in module.commit_comparisons([*lines, *old])
+    text = module.commit_comparisons([*lines, *old, *new])
+    assert "| run − hkd @ aaaaaaa |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| hkd @ bbbbbbb"))
+    assert "| 3 | -10.0 ± 0.0 | 0/3 |" in row
