@@ -42,9 +42,9 @@ from hkd.atomic import atomic_write_text
 from hkd.config import load_config
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.imil.callback import IMILCallback
-from hkd.methods import build_method
 from hkd.models.backbone import build_backbone, feature_map
 from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_method, build_module
 from hkd.run.run_dir import code_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,8 +99,7 @@ def lightning_fit(cfg: DictConfig, datamodule: ChestXrayDataModule,
     """Steady-state epoch time of a Lightning fit (no validation, no checkpoints, no logger);
     ``guard=False`` takes the non-finite guard out (for its own figure only)."""
     L.seed_everything(cfg.seed)
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), cfg.data.channels))
+    module = build_module(cfg, datamodule.classes)
     if not guard:
         module.nonfinite.note_loss = lambda *args: None
         module.nonfinite.guard_step = lambda *args, **kwargs: None
@@ -223,7 +222,7 @@ def teacher_pass_row(cfg: DictConfig, datamodule: ChestXrayDataModule) -> tuple[
     """HKD's no-grad teacher pass on one training batch: BatchNorms folded, channels-last (what
     training runs) against the network as trained (median of five alternating timings of 20
     passes)."""
-    method = build_method(cfg, len(datamodule.classes), cfg.data.channels).to(device_of(cfg))
+    method = build_method(cfg, len(datamodule.classes)).to(device_of(cfg))
     roi = next(iter(datamodule.train_dataloader()))["roi"].to(device_of(cfg))
 
     def timed(run) -> float:
@@ -341,8 +340,7 @@ def rss_child(count: int) -> None:
     cfg = bench_config("data.format=folder", f"data.root={root}", "data.image_size=32",
                        f"data.cache_dir={WORK / 'small-cache'}", "data.batch_size=64")
     datamodule = ready(cfg)
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), cfg.data.channels))
+    module = build_module(cfg, datamodule.classes)
     peak = AnonymousPeak()
     trainer = L.Trainer(max_epochs=1, accelerator=cfg.trainer.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

@@ -27,7 +27,7 @@ from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
 from hkd.imil.oracles import ORACLES
 from hkd.methods import METHODS
-from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES, check_cacheable
+from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES
 from hkd.models.classifier import NONFINITE_POLICIES
 from hkd.models.optim import OPTIMIZERS, SCHEDULERS
 from hkd.models.prior_generator import generator_path
@@ -122,6 +122,17 @@ def _merge(base: DictConfig, layer: DictConfig, source: str) -> DictConfig:
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or "?"
         raise ConfigError(f"{source}: key '{key}' is not valid: {error.msg}") from error
+
+
+def check_cacheable(cfg: DictConfig) -> None:
+    """``hkd.cache_teacher_features`` is only right when the teacher's input never changes between epochs."""
+    changing = [key for key, on in (("augment.policy", cfg.augment.policy != "none"),
+                                    ("augment.hflip", cfg.augment.hflip),
+                                    ("imil.enabled", cfg.imil.enabled)) if on]
+    if changing:
+        raise ConfigError(f"hkd.cache_teacher_features=true needs a fixed teacher input, but "
+                          f"{', '.join(changing)} change(s) it every epoch (set augment.policy=none, "
+                          "augment.hflip=false and imil.enabled=false, or compute the teacher every step)")
 
 
 def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -2,14 +2,15 @@
 method and delegates its training loss to it.
 
 A new method is one file: a ``Method`` subclass that declares what it needs on the class and is
-registered with ``@METHODS.register("name")``; ``method.name=name`` then trains it."""
+registered with ``@METHODS.register("name")``; ``method.name=name`` then trains it. Its constructor
+takes plain values: the run's composition root (``hkd.run.build``) passes it the ``method.*`` keys
+its signature names (e.g. ``weight``); a method reads no configuration itself."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
 from hkd.registry import Registry
@@ -36,11 +37,6 @@ class Method(nn.Module):
     def __init__(self, input_key: str = "image") -> None:
         super().__init__()
         self.input_key = input_key
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig, num_classes: int, in_chans: int) -> Method:
-        """The method as configured (``method.*`` and the method's own section)."""
-        return cls()
 
     def use_stage_result(self, stage: str, result: dict) -> None:
         """Receive what one of ``stages`` produced (e.g. the teacher's checkpoint)."""

@@ -15,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from hkd.errors import ConfigError
 from hkd.methods.base import METHODS, Method
-from hkd.models.backbone import build_backbone
 from hkd.models.frozen import FrozenFeatures
 
 
@@ -30,21 +28,9 @@ def alpha_schedule(epoch: int, alpha0: float, kd_epochs: int) -> float:
     return alpha0 * (1.0 - epoch / kd_epochs)
 
 
-def kd_epochs(cfg: DictConfig) -> int:
-    if cfg.hkd.kd_epochs is not None:
-        return int(cfg.hkd.kd_epochs)
-    return max(1, round(2 * cfg.trainer.max_epochs / 3))
-
-
-def check_cacheable(cfg: DictConfig) -> None:
-    """The cache is only right when the teacher's input never changes between epochs."""
-    changing = [key for key, on in (("augment.policy", cfg.augment.policy != "none"),
-                                    ("augment.hflip", cfg.augment.hflip),
-                                    ("imil.enabled", cfg.imil.enabled)) if on]
-    if changing:
-        raise ConfigError(f"hkd.cache_teacher_features=true needs a fixed teacher input, but "
-                          f"{', '.join(changing)} change(s) it every epoch (set augment.policy=none, "
-                          "augment.hflip=false and imil.enabled=false, or compute the teacher every step)")
+def default_kd_epochs(kd_epochs: int | None, max_epochs: int) -> int:
+    """``hkd.kd_epochs``, or 2/3 of the student's epochs when it is not set."""
+    return int(kd_epochs) if kd_epochs is not None else max(1, round(2 * max_epochs / 3))
 
 
 PRIORS = ("annotations", "predicted")  # hkd.prior: where the teacher's regions come from
@@ -59,24 +45,18 @@ class HKDStudent(Method):
     stages = ("prior_generator", "teacher", "teacher_features")
     mixes_batches = False
 
-    def __init__(self, cfg: DictConfig, num_classes: int, in_chans: int) -> None:
+    def __init__(self, teacher: nn.Module, alpha0: float, kd_epochs: int) -> None:
+        """``teacher``: the network stage 1 trains (a placeholder until its weights are loaded);
+        ``alpha0`` and ``kd_epochs``: the distillation weight's start and decay."""
         super().__init__("image")
-        teacher_model = OmegaConf.merge(cfg.model, {"pretrained": False})
-        # a placeholder for stage 1's weights: built on a forked RNG, so it takes no random
-        # numbers from the student's initialisation or data order
-        with torch.random.fork_rng(devices=[]):
-            self.teacher = build_backbone(teacher_model, num_classes, in_chans, cfg.data.image_size)
+        self.teacher = teacher
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.teacher_pass = FrozenFeatures(self.teacher)  # folded BatchNorms; new weights refold
-        self.alpha0 = float(cfg.hkd.alpha)
+        self.alpha0 = float(alpha0)
         self.feature_cache: np.ndarray | None = None  # hkd.cache_teacher_features (a memory map)
         self.feature_rows: np.ndarray | None = None
-        self.kd_epochs = kd_epochs(cfg)
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig, num_classes: int, in_chans: int) -> HKDStudent:
-        return cls(cfg, num_classes, in_chans)
+        self.kd_epochs = int(kd_epochs)
 
     def use_stage_result(self, stage: str, result: dict) -> None:
         if stage == "teacher":

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import timm
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,17 @@ UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 class PretrainedWeightsError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Which timm network to build (the ``model`` keys that shape it, as plain values)."""
+
+    backbone: str
+    pretrained: bool | str = False  # false, true (timm's hub) or a local weights file
+    output_stride: int | None = None
+    drop_rate: float = 0.0
+    kwargs: dict = field(default_factory=dict)  # more timm.create_model arguments
 
 
 def feature_layout(net: nn.Module) -> str:
@@ -52,7 +64,7 @@ def create(name: str, required: dict, optional: dict, **pretrained) -> nn.Module
             del optional[dropped]
 
 
-def build_backbone(model: DictConfig, num_classes: int, in_chans: int, image_size: int | None = None,
+def build_backbone(model: BackboneSpec, num_classes: int, in_chans: int, image_size: int | None = None,
                    ) -> nn.Module:
     """A timm model. ``model.pretrained`` is false, true (timm's hub) or a local weights file
     (a state dict as saved by timm/torch, .pth/.bin/.safetensors). From a file, the stem is adapted
@@ -60,7 +72,7 @@ def build_backbone(model: DictConfig, num_classes: int, in_chans: int, image_siz
     ``model.kwargs`` go to ``timm.create_model`` as they are; ``model.output_stride`` and the image
     size (for ViTs and Swins) only to the models that take them."""
     required = {"num_classes": num_classes, "in_chans": in_chans, "drop_rate": model.drop_rate,
-                **OmegaConf.to_container(OmegaConf.create(model.get("kwargs") or {}))}
+                **OmegaConf.to_container(OmegaConf.create(dict(model.kwargs or {})))}
     candidates = (("output_stride", model.output_stride), ("img_size", image_size))
     optional = {key: value for key, value in candidates if value is not None and key not in required}
     pretrained = model.pretrained

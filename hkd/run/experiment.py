@@ -18,8 +18,9 @@ from hkd.config import lock_keys, migrate_renamed_keys, save_config
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.errors import ConfigError
 from hkd.methods import METHODS
-from hkd.models.classifier import ClassifierModule, NonFiniteLossError
+from hkd.models.classifier import NonFiniteLossError
 from hkd.reporting.model_card import write_model_card
+from hkd.run.build import build_method, build_module
 from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
 from hkd.run.saved_prior import apply_saved_prior
 from hkd.run.stage import StageResult, fit_and_evaluate, resume_path
@@ -79,10 +80,10 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
         # and not even that with cached teacher features
         datamodule.stop_building_roi(["val", "test", "train_eval",
                                       *(["train"] if "teacher_features" in stage_records else [])])
-    method = method_class.from_config(cfg, len(datamodule.classes), cfg.data.channels)
+    method = build_method(cfg, len(datamodule.classes))
     for stage, record in stage_records.items():
         method.use_stage_result(stage, record)
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method, class_weights)
+    module = build_module(cfg, datamodule.classes, method, class_weights)
     callbacks = [*imil.callbacks(cfg, run_dir), *(extra_callbacks or [])]
     result = fit_and_evaluate(cfg, run_dir, datamodule, module, cfg.trainer.max_epochs,
                               cfg.checkpoint.monitor, cfg.checkpoint.mode,

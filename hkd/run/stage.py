@@ -76,7 +76,7 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMo
                          trainer.is_global_zero)
     if trainer.is_global_zero:  # the module holds the evaluated (best) weights now
         datamodule.setup()  # under ddp_spawn only the worker processes had set it up
-        result.test_intervals = test_intervals(module, datamodule, run_dir)
+        result.test_intervals = test_intervals(module, datamodule, run_dir, int(cfg.seed))
         if module.confusion_matrix is not None:
             save_confusion_matrix(module.confusion_matrix, module.classes,
                                   run_dir / "confusion_matrix.png")
@@ -85,7 +85,8 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMo
     return result
 
 
-def test_intervals(module: ClassifierModule, datamodule: ChestXrayDataModule, run_dir: Path) -> dict:
+def test_intervals(module: ClassifierModule, datamodule: ChestXrayDataModule, run_dir: Path,
+                   seed: int) -> dict:
     """Per-sample test predictions (``test_predictions.csv``) and bootstrap 95 % confidence
     intervals of every test metric from them."""
     out = predict_batches(module, datamodule.test_dataloader())
@@ -96,7 +97,7 @@ def test_intervals(module: ClassifierModule, datamodule: ChestXrayDataModule, ru
             for n, (i, p) in enumerate(zip(out["idx"], out["probabilities"]))]
     atomic_write_csv(run_dir / "test_predictions.csv", rows)
     regions = {key: out[key] for key in ("relevance_mass", "pointing_game") if key in out}
-    return bootstrap_intervals(out["probabilities"], labels, regions, seed=int(module.cfg.seed))
+    return bootstrap_intervals(out["probabilities"], labels, regions, seed=seed)
 
 
 def finish_wandb(trainer: L.Trainer) -> None:

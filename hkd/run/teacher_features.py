@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from hkd.atomic import atomic_folder
+from hkd.config import check_cacheable
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.methods.hkd import check_cacheable
 from hkd.models.frozen import FrozenFeatures
 from hkd.run.checkpoints import load_classifier
 

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.methods import Method
-from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_module
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.run_dir import write_summary
 from hkd.run.stage import fit_and_evaluate
@@ -32,8 +32,7 @@ def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModul
     summary_path = teacher_dir / "summary.json"
     if cfg.resume and summary_path.is_file():
         return json.loads(summary_path.read_text())
-    teacher = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, Method(input_key="roi"),
-                               class_weights)
+    teacher = build_module(cfg, datamodule.classes, Method(input_key="roi"), class_weights)
     last = resume_checkpoint(teacher_dir / "checkpoints") if cfg.resume else None  # killed in stage 1
     epochs = cfg.hkd.teacher_epochs or cfg.trainer.max_epochs
     subset = cfg.hkd.roi_fraction_mode == "subset" and cfg.hkd.roi_fraction < 1.0

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hkd.data.datamodule import ChestXrayDataModule
+from hkd.run.build import build_method, build_module
 from hkd.run.experiment import run_experiment
 from tests.probe_callbacks import RecordBatchKeys
 
@@ -69,12 +70,9 @@ def test_roi_fraction_subset_mode_trains_the_teacher_on_the_sample_for_longer(ti
 def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, tmp_path):
     """hkd.cache_teacher_features: the cached features give the loss a teacher pass gives (to
     1e-6); another teacher checkpoint gets its own cache; augmentation refuses the cache."""
-    from omegaconf import OmegaConf
 
     from hkd.config import load_config
     from hkd.errors import ConfigError
-    from hkd.methods import build_method
-    from hkd.models.classifier import ClassifierModule
     from hkd.run.teacher_features import cache_teacher_features
 
     overrides = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true",
@@ -87,9 +85,9 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     cfg = tiny(*overrides)
     datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
     datamodule.setup()
-    method = build_method(cfg, len(datamodule.classes), 1)
+    method = build_method(cfg, len(datamodule.classes))
     method.use_stage_result("teacher", summary["teacher"])
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method)
+    module = build_module(cfg, datamodule.classes, method)
     batch = next(iter(datamodule.train_dataloader()))
     fresh = method.training_loss(module, batch)["kd_mse"]
     method.use_stage_result("teacher_features", record)

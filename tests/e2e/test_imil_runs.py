@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import OmegaConf
 
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.imil.callback import IMILCallback
 from hkd.imil.edits import Edit, load_edits
 from hkd.imil.masks import decode_mask
-from hkd.methods import build_method
-from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_module
 from hkd.run.experiment import run_experiment
 from hkd.run.trainer import build_trainer
 
@@ -43,8 +41,7 @@ def test_edits_reach_the_dataloader_after_the_round(tiny, tmp_path, workers):
     cfg = tiny(*IMIL, "imil.budget=0.5", "trainer.max_epochs=3", f"data.num_workers={workers}")
     datamodule = ChestXrayDataModule(cfg)
     datamodule.describe()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), 1))
+    module = build_module(cfg, datamodule.classes)
     imil, checker = IMILCallback(cfg, tmp_path), _EditChecker()
     trainer = build_trainer(cfg, tmp_path, 3, "val/loss", "min", callbacks=[imil, checker])
     trainer.fit(module, datamodule=datamodule)
@@ -60,8 +57,7 @@ def test_persistent_workers_without_reload_fail_fast(tiny, tmp_path):
     cfg = tiny(*IMIL, "data.num_workers=1", "data.persistent_workers=true")
     datamodule = ChestXrayDataModule(cfg)
     datamodule.describe()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), 1))
+    module = build_module(cfg, datamodule.classes)
     trainer = build_trainer(cfg, tmp_path, 1, "val/loss", "min", job_type="teacher",
                             callbacks=[IMILCallback(cfg, tmp_path)])  # teacher: no reload
     with pytest.raises(ValueError, match="edits would be lost"):
@@ -214,7 +210,7 @@ def test_mining_reads_whole_batches_of_the_edited_images_and_skips_reviewed_samp
     cfg = tiny(*IMIL)
     datamodule = ChestXrayDataModule(cfg)
     datamodule.setup()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, build_method(cfg, 4, 1)).eval()
+    module = build_module(cfg, datamodule.classes).eval()
     callback = IMILCallback(cfg, tmp_path)
     callback.images = datamodule.training_images()
     callback.images.use_edits(callback.table)

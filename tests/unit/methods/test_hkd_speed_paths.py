@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.methods import Method, build_method
+from hkd.methods import Method
 from hkd.models.backbone import features_and_logits
 from hkd.models.classifier import ClassifierModule
 from hkd.models.frozen import FrozenFeatures, channels_last_copy, fold_batch_norms, inference_copy
+from hkd.run.build import build_method, build_module
 from hkd.run.teacher_features import cache_teacher_features
 from tests.conftest import trained_looking
 
@@ -31,13 +32,13 @@ def student(tiny, tmp_path):
     datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
-    teacher = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, Method("roi"))
+    teacher = build_module(cfg, datamodule.classes, Method("roi"))
     trained_looking(teacher.net)
     checkpoint = tmp_path / "teacher.ckpt"
     torch.save({"hyper_parameters": dict(teacher.hparams), "state_dict": teacher.state_dict()}, checkpoint)
-    method = build_method(cfg, len(datamodule.classes), 1)
+    method = build_method(cfg, len(datamodule.classes))
     method.use_stage_result("teacher", {"best_checkpoint": str(checkpoint)})
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method).train()
+    module = build_module(cfg, datamodule.classes, method).train()
     batch = next(iter(datamodule.train_dataloader()))
     return module, datamodule, batch, cfg, checkpoint
 
