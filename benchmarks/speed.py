@@ -106,11 +106,12 @@ def lightning_fit(cfg: DictConfig, datamodule: ChestXrayDataModule,
     if cfg.hkd.cache_teacher_features:  # what the teacher_features stage makes, from this teacher
         dataset = datamodule.datasets["train_eval"]
         with torch.no_grad():
-            module.method.feature_cache = torch.cat([
+                features = torch.cat([
                 module.method.teacher_features(batch["roi"]) for batch in
                 torch.utils.data.DataLoader(dataset, batch_size=cfg.data.eval_batch_size)]).numpy()
-        module.method.feature_rows = np.full(len(datamodule.records), -1)
-        module.method.feature_rows[dataset.indices] = np.arange(len(dataset))
+        rows = np.full(len(datamodule.records), -1)
+        rows[dataset.indices] = np.arange(len(dataset))
+        module.method.use_teacher_features(features, rows)
     timer = EpochTimer()
     trainer = L.Trainer(max_epochs=EPOCHS, accelerator=cfg.trainer.accelerator, devices=1,
                         precision=cfg.trainer.precision, logger=False, enable_checkpointing=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,7 +36,14 @@ class ChestXrayDataModule(L.LightningDataModule):
         self.classes: list[str] = []
         self.splits: list[str] = []
         self.datasets: dict[str, ChestXrayDataset] = {}
-        self.train_positions: list[int] | None = None  # train on these samples only (None: all)
+        self.train_positions: list[int] | None = None  # a view's training samples (restricted_to)
+
+    def restricted_to(self, positions: list[int]) -> ChestXrayDataModule:
+        """A view of this DataModule whose training loader reads only these training positions
+        (e.g. PneuKnowNet's ROI-fraction subset); the datasets are shared, this one is unchanged."""
+        view = copy.copy(self)
+        view.train_positions = list(positions)
+        return view
 
     def describe(self) -> None:
         """Read the records, classes and splits (no decoding); idempotent."""

@@ -2,6 +2,7 @@
 
 Stage 1: a teacher (same timm architecture) is trained with cross-entropy on ROI images built
 from the expert annotations; the checkpoint with the lowest validation loss is kept and frozen.
+The stages run in order in ``hkd.run.hkd_pipeline`` (prior -> teacher -> features -> student).
 Stage 2: the student sees raw images only and minimises
 ``a_e * MSE(F_teacher(ROI), F_student(raw)) + (1 - a_e) * CE`` with the last pre-pooling feature
 maps and ``a_e = a_0 * (1 - e / kd_epochs)`` until ``kd_epochs``, then 0. One student pass gives
@@ -9,8 +10,6 @@ both its features and its logits. Only the student is deployed.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,8 +40,6 @@ ROI_FRACTION_MODES = ("raw_rest", "subset")  # hkd.roi_fraction_mode (see hkd.ru
 class HKDStudent(Method):
     name = "hkd"
     inputs = ("image", "roi")
-    # the prior stage runs only with hkd.prior=predicted, the features stage with hkd.cache_teacher_features
-    stages = ("prior_generator", "teacher", "teacher_features")
     mixes_batches = False
 
     def __init__(self, teacher: nn.Module, alpha0: float, kd_epochs: int) -> None:
@@ -58,17 +55,10 @@ class HKDStudent(Method):
         self.feature_rows: np.ndarray | None = None
         self.kd_epochs = int(kd_epochs)
 
-    def use_stage_result(self, stage: str, result: dict) -> None:
-        if stage == "teacher":
-            checkpoint = result.get("best_checkpoint")
-            if not checkpoint or not Path(checkpoint).is_file():
-                raise FileNotFoundError(f"HKD's stage 1 left no teacher checkpoint ({checkpoint!r}): "
-                                        "the student would distil from a random teacher")
-            self.load_teacher(checkpoint)
-        if stage == "teacher_features":
-            folder = Path(result["folder"])
-            self.feature_cache = np.load(folder / "features.npy", mmap_mode="r")
-            self.feature_rows = np.load(folder / "rows.npy")
+    def use_teacher_features(self, features: np.ndarray, rows: np.ndarray) -> None:
+        """Read training samples' teacher features from ``features`` (``hkd.cache_teacher_features``):
+        row ``rows[idx]`` holds data set row ``idx``'s map, -1 for samples outside training."""
+        self.feature_cache, self.feature_rows = features, rows
 
     def before_transfer(self, batch: dict) -> dict:
         """Training batches take their teacher features from the cache (on the host, so they move
@@ -85,10 +75,8 @@ class HKDStudent(Method):
         self.teacher.eval()  # frozen: BatchNorm statistics and dropout stay in eval mode
         return self
 
-    def load_teacher(self, checkpoint: str | Path) -> None:
-        """Copy the teacher network's weights out of a stage-1 checkpoint."""
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-        weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+    def load_teacher(self, weights: dict[str, torch.Tensor]) -> None:
+        """Stage 1's trained teacher network (its state dict)."""
         self.teacher.load_state_dict(weights)
 
     def teacher_features(self, roi: torch.Tensor) -> torch.Tensor:

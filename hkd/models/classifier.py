@@ -58,18 +58,20 @@ class TrainingMethod(Protocol):
 class ClassifierModule(L.LightningModule):
     """A classifier network (``net``, built by the caller, e.g. ``hkd.run.build.build_module``)
     trained by ``method``, evaluated on ``method.input_key`` (the raw image, or the ROI image for
-    HKD's teacher). It takes plain values and built parts; ``run_config`` is only kept in the
-    checkpoint (to rebuild the run's model and preprocessing later), never read here."""
+    HKD's teacher, marked by ``teacher``). It takes plain values and built parts; ``run_config``
+    is only kept in the checkpoint (to rebuild the run's model and preprocessing), never read here."""
 
     def __init__(self, net: nn.Module, method: TrainingMethod, classes: list[str], *,
                  optimization: Optimization, class_weights: list[float] | None = None,
                  channels_last: bool = False, compile: bool = False,
                  batch_mix: Callable | None = None, nonfinite_loss: str = "stop",
-                 nonfinite_check_every: int = 50, run_config: dict | None = None) -> None:
+                 nonfinite_check_every: int = 50, teacher: bool = False,
+                 run_config: dict | None = None) -> None:
         super().__init__()
+        # what loading needs to rebuild it: the method (a teacher's is plain cross-entropy on ROIs)
         self.save_hyperparameters({"cfg": run_config, "classes": list(classes),
-                                   "class_weights": class_weights,
-                                   "input_key": method.input_key})  # to rebuild the method when loading
+                                   "class_weights": class_weights, "input_key": method.input_key,
+                                   "teacher": teacher})
         self.classes = list(classes)
         self.input_key = method.input_key
         self.optimization = optimization

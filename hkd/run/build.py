@@ -71,10 +71,12 @@ def optimization(cfg: DictConfig) -> Optimization:
 
 
 def build_module(cfg: DictConfig, classes: list[str], method: Method | None = None,
-                 class_weights: list[float] | None = None) -> ClassifierModule:
-    """The classifier module of a run: the configured method (or ``method``, e.g. HKD's teacher's
-    plain cross-entropy on ROI images) and a new network, in that order (the method's placeholder
-    networks draw no random numbers from the network's initialisation)."""
+                 class_weights: list[float] | None = None, teacher: bool = False) -> ClassifierModule:
+    """The classifier module of a run: the configured method (or ``method``; with ``teacher``, HKD's
+    stage-1 teacher: plain cross-entropy on ROI images) and a new network, in that order (the
+    method's placeholder networks draw no random numbers from the network's initialisation)."""
+    if teacher:
+        method = Method(input_key="roi")
     method = method if method is not None else build_method(cfg, len(classes))
     net = build_network(cfg, len(classes))
     if method.double_backward:
@@ -85,4 +87,4 @@ def build_module(cfg: DictConfig, classes: list[str], method: Method | None = No
                             compile=bool(cfg.model.compile), batch_mix=mix,
                             nonfinite_loss=cfg.training.nonfinite_loss,
                             nonfinite_check_every=int(cfg.training.nonfinite_check_every),
-                            run_config=OmegaConf.to_container(cfg))
+                            teacher=teacher, run_config=OmegaConf.to_container(cfg))

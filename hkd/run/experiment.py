@@ -20,11 +20,11 @@ from hkd.errors import ConfigError
 from hkd.methods import METHODS
 from hkd.models.classifier import NonFiniteLossError
 from hkd.reporting.model_card import write_model_card
-from hkd.run.build import build_method, build_module
+from hkd.run.build import build_module
+from hkd.run.preparation import prepare_method
 from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
 from hkd.run.saved_prior import apply_saved_prior
 from hkd.run.stage import StageResult, fit_and_evaluate, resume_path
-from hkd.run.stages import STAGES
 
 __all__ = ["NonFiniteLossError", "run_experiment"]
 
@@ -71,18 +71,8 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     datamodule.describe()
     class_weights = train_class_weights(cfg, datamodule)
     saved_prior = apply_saved_prior(cfg, datamodule)
-    stage_records = {}
-    for stage in method_class.stages:
-        record = STAGES[stage](cfg, run_dir, datamodule, class_weights)
-        if record is not None:
-            stage_records[stage] = record
-    if "roi" in method_class.inputs:  # the teacher is trained: only the student's training reads ROI images,
-        # and not even that with cached teacher features
-        datamodule.stop_building_roi(["val", "test", "train_eval",
-                                      *(["train"] if "teacher_features" in stage_records else [])])
-    method = build_method(cfg, len(datamodule.classes))
-    for stage, record in stage_records.items():
-        method.use_stage_result(stage, record)
+    method, stage_records = prepare_method(cfg, run_dir, datamodule, class_weights)
+    datamodule.stop_building_roi(["val", "test", "train_eval"])  # evaluation reads raw images only
     module = build_module(cfg, datamodule.classes, method, class_weights)
     callbacks = [*imil.callbacks(cfg, run_dir), *(extra_callbacks or [])]
     result = fit_and_evaluate(cfg, run_dir, datamodule, module, cfg.trainer.max_epochs,

@@ -4,6 +4,7 @@ a predicted prior."""
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -74,6 +75,7 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     from hkd.config import load_config
     from hkd.errors import ConfigError
     from hkd.run.teacher_features import cache_teacher_features
+    from hkd.run.teacher_stage import existing_teacher
 
     overrides = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true",
                  "hkd.teacher_epochs=1")
@@ -85,12 +87,15 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     cfg = tiny(*overrides)
     datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
     datamodule.setup()
+    teacher = existing_teacher(summary["teacher"]["best_checkpoint"], summary["teacher"])
     method = build_method(cfg, len(datamodule.classes))
-    method.use_stage_result("teacher", summary["teacher"])
+    method.load_teacher(teacher.weights)
     module = build_module(cfg, datamodule.classes, method)
     batch = next(iter(datamodule.train_dataloader()))
     fresh = method.training_loss(module, batch)["kd_mse"]
-    method.use_stage_result("teacher_features", record)
+    cache = cache_teacher_features(cfg, datamodule, teacher)
+    assert cache.record["folder"] == record["folder"]  # the run's file, reused
+    method.use_teacher_features(cache.features, cache.rows)
     cached_batch = method.before_transfer(batch)
     assert "teacher_features" in cached_batch
     cached = method.training_loss(module, cached_batch)["kd_mse"]
@@ -101,8 +106,8 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     state = torch.load(summary["teacher"]["best_checkpoint"], weights_only=False)
     state["state_dict"] = {k: v * 1.5 if v.is_floating_point() else v for k, v in state["state_dict"].items()}
     torch.save(state, other)
-    again = cache_teacher_features(tiny(*overrides, f"hkd.teacher_checkpoint={other}"), run_dir, datamodule)
-    assert again["folder"] != record["folder"]
-    assert cache_teacher_features(cfg, run_dir, datamodule)["folder"] == record["folder"]  # reused
+    again = cache_teacher_features(cfg, datamodule, existing_teacher(other, {}))
+    assert again.record["folder"] != record["folder"]
+    assert not np.allclose(again.features, cache.features)
     with pytest.raises(ConfigError, match="augment.policy"):
         load_config("quickstart", ["method.name=hkd", "hkd.cache_teacher_features=true"])

@@ -80,11 +80,13 @@ def test_teacher_features_are_fp32_outside_autocast(tiny):
 
 
 def test_a_missing_teacher_checkpoint_is_an_error_not_a_random_teacher(tiny, tmp_path):
-    module, _ = _student_and_batch(tiny)
+    from hkd.run.teacher_stage import existing_teacher, train_teacher
+
     with pytest.raises(FileNotFoundError, match="random teacher"):
-        module.method.use_stage_result("teacher", {"best_checkpoint": str(tmp_path / "gone.ckpt")})
-    with pytest.raises(FileNotFoundError, match="no teacher checkpoint"):
-        module.method.use_stage_result("teacher", {"best_checkpoint": None})
+        existing_teacher(tmp_path / "gone.ckpt", {})  # e.g. a resumed run's teacher moved away
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        train_teacher(tiny("method.name=hkd", f"hkd.teacher_checkpoint={tmp_path / 'gone.ckpt'}"),
+                      tmp_path, None, None)
 
 
 def test_the_teacher_runs_with_folded_batch_norms_and_refolds_after_new_weights(tiny):
