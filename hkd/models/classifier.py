@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
@@ -201,17 +202,24 @@ class ClassifierModule(L.LightningModule):
         return (torch.where(annotated, relevance_mass(cam, region), missing),
                 torch.where(annotated, pointing_game(cam, region), missing))
 
+    def on_test_epoch_start(self) -> None:
+        self._test_parts: list[dict[str, torch.Tensor]] = []
+        self.test_outputs: dict[str, np.ndarray] | None = None
+
     def test_step(self, batch: dict, batch_idx: int) -> None:
         labels = batch["label"]
         logits, cam = self.true_class_cams(batch[self.input_key], labels)
-        self.test_metrics.update(logits.softmax(1), labels)
+        probabilities = logits.softmax(1)
+        self.test_metrics.update(probabilities, labels)
         self.test_confusion.update(logits, labels)
         self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True,
                  batch_size=len(labels))
         self.log_dict(self.test_metrics, batch_size=len(labels))
-        annotated = batch["has_prior"].bool()
+        mass, pointing = self.region_scores(cam, batch)
+        self._test_parts.append({"idx": batch["idx"], "probabilities": probabilities.float(),
+                                 "relevance_mass": mass, "pointing_game": pointing})
+        annotated = batch["has_prior"].bool().to(mass.device)
         if annotated.any():
-            mass, pointing = self.region_scores(cam, batch)
             self.test_relevance_mass.update(mass[annotated])
             self.test_pointing_game.update(pointing[annotated])
             self.log("test/relevance_mass", self.test_relevance_mass)
@@ -233,6 +241,20 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.confusion_matrix = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
+        self.test_outputs = self.gathered_test_outputs()
+
+    def gathered_test_outputs(self) -> dict[str, np.ndarray]:
+        """The test pass's per-sample outputs (``idx``, ``probabilities``, ``relevance_mass``,
+        ``pointing_game``; NaN without regions) from every rank, each sample once, by ``idx``
+        (a distributed sampler repeats samples to give every rank as many)."""
+        parts = self._test_parts
+        if not parts:
+            return {}
+        local = {key: torch.cat([part[key] for part in parts]).detach() for key in parts[0]}
+        if self.trainer.world_size > 1:
+            local = {key: value.flatten(0, 1) for key, value in self.all_gather(local).items()}
+        _, first = np.unique(local["idx"].cpu().numpy(), return_index=True)
+        return {key: value.cpu().numpy()[first] for key, value in local.items()}
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):

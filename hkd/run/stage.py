@@ -9,15 +9,12 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
-from hkd.atomic import atomic_write_csv
 from hkd.config import to_dotlist
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.models.classifier import ClassifierModule, NonFiniteLossError
-from hkd.models.prediction import predict_batches
-from hkd.reporting.figures import save_confusion_matrix
-from hkd.reporting.statistics import bootstrap_intervals
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.media import fixed_test_batch, wandb_loggers, write_cam_overlays
+from hkd.run.test_record import read_intervals
 from hkd.run.trainer import build_trainer
 
 
@@ -48,7 +45,9 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMo
                      module: ClassifierModule, max_epochs: int, monitor: str, mode: str,
                      job_type: str = "train", ckpt_path: str | None = None,
                      callbacks: list | None = None, options: dict | None = None) -> StageResult:
-    """Train, then evaluate the best checkpoint on val and test; figures on rank 0."""
+    """Train, then evaluate the best checkpoint on val and test (one pass over the test split gives
+    its metrics, ``test_predictions.csv``, the confidence intervals and the confusion matrix: see
+    ``hkd.run.test_record``); figures on rank 0."""
     trainer = build_trainer(cfg, run_dir, max_epochs, monitor, mode, job_type, callbacks, options)
     if not cfg.resume:  # a resumed run continues the same W&B run: its configuration is there
         for logger in trainer.loggers:
@@ -76,28 +75,10 @@ def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMo
                          trainer.is_global_zero)
     if trainer.is_global_zero:  # the module holds the evaluated (best) weights now
         datamodule.setup()  # under ddp_spawn only the worker processes had set it up
-        result.test_intervals = test_intervals(module, datamodule, run_dir, int(cfg.seed))
-        if module.confusion_matrix is not None:
-            save_confusion_matrix(module.confusion_matrix, module.classes,
-                                  run_dir / "confusion_matrix.png")
+        result.test_intervals = read_intervals(run_dir)  # what the test pass wrote (TestRecord)
         save_explanations(cfg, module, datamodule, run_dir, trainer)
     finish_wandb(trainer)
     return result
-
-
-def test_intervals(module: ClassifierModule, datamodule: ChestXrayDataModule, run_dir: Path,
-                   seed: int) -> dict:
-    """Per-sample test predictions (``test_predictions.csv``) and bootstrap 95 % confidence
-    intervals of every test metric from them."""
-    out = predict_batches(module, datamodule.test_dataloader())
-    labels = datamodule.labels[out["idx"]]
-    rows = [{"idx": int(i), "file": str(datamodule.records[i].path), "label": module.classes[labels[n]],
-             "prediction": module.classes[int(p.argmax())],
-             **{f"p_{c}": f"{float(v):.6f}" for c, v in zip(module.classes, p)}}
-            for n, (i, p) in enumerate(zip(out["idx"], out["probabilities"]))]
-    atomic_write_csv(run_dir / "test_predictions.csv", rows)
-    regions = {key: out[key] for key in ("relevance_mass", "pointing_game") if key in out}
-    return bootstrap_intervals(out["probabilities"], labels, regions, seed=seed)
 
 
 def finish_wandb(trainer: L.Trainer) -> None:

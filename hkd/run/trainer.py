@@ -17,6 +17,7 @@ from hkd.run.checkpoints import AtomicCheckpointIO
 from hkd.run.csv_logger import AppendingCSVLogger
 from hkd.run.media import MediaCallback
 from hkd.run.progress import EpochLines
+from hkd.run.test_record import TestRecord
 
 
 def wandb_run_id(run_dir: Path) -> str:
@@ -62,6 +63,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         default_root_dir=run_dir, logger=build_loggers(cfg, run_dir, job_type),
         callbacks=[checkpoint, last, *progress,
                    MediaCallback(run_dir, cfg.explain.n_images, cfg.logging.images),
+                   TestRecord(run_dir, int(cfg.seed)),
                    *configured_callbacks(cfg), *([EpochLines(job_type)] if cfg.logging.epoch_lines else []),
                    *(callbacks or [])],
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,
