@@ -41,10 +41,9 @@ from PIL import Image
 from hkd.atomic import atomic_write_text
 from hkd.config import load_config
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.imil.callback import IMILCallback
 from hkd.models.backbone import build_backbone, feature_map
 from hkd.models.classifier import ClassifierModule
-from hkd.run.build import build_method, build_module
+from hkd.run.build import build_datamodule, build_imil_callback, build_method, build_module, edit_table
 from hkd.run.run_dir import code_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +151,7 @@ def loader_epoch(datamodule: ChestXrayDataModule) -> float:
 
 
 def ready(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayDataModule:
-    datamodule = ChestXrayDataModule(cfg, roi_mode=roi_mode)
+    datamodule = build_datamodule(cfg, roi_mode=roi_mode)
     datamodule.setup("fit")
     return datamodule
 
@@ -193,7 +192,7 @@ def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
     if teacher_pass is not None:
         rows.append(teacher_pass)
     if "mining" in only:
-        callback = IMILCallback(cfg, WORK / "imil-run")
+        callback = build_imil_callback(cfg, WORK / "imil-run")
         callback.images = datamodule.training_images()
         start = time.perf_counter()
         callback.mine(trainer, module.to(device_of(cfg)))
@@ -245,12 +244,12 @@ def teacher_pass_row(cfg: DictConfig, datamodule: ChestXrayDataModule) -> tuple[
 
 def inpaint_row(cfg: DictConfig, plain_epoch: float) -> tuple[str, float, str, str]:
     """An epoch whose 600 training images all carry an inpainted IMIL edit, against none."""
-    from hkd.imil.edits import Edit, EditTable
+    from hkd.imil.edits import Edit
 
     edited_cfg = bench_config(*SYNTHETIC, "data.synthetic.n_train=600", "imil.fill=inpaint")
     datamodule = ready(edited_cfg)
     images = datamodule.training_images()
-    table = EditTable.from_config(edited_cfg)
+    table = edit_table(edited_cfg)
     size = edited_cfg.data.image_size
     mask = np.zeros((size, size), bool)
     mask[: size // 4, : size // 4] = True  # a corner tag's worth of pixels
@@ -261,7 +260,7 @@ def inpaint_row(cfg: DictConfig, plain_epoch: float) -> tuple[str, float, str, s
     fill = time.perf_counter() - start
     images.use_edits(table)
     edited = lightning_fit(edited_cfg, datamodule)[0]
-    images.use_edits(EditTable.from_config(edited_cfg))
+    images.use_edits(edit_table(edited_cfg))
     unedited = lightning_fit(edited_cfg, datamodule)[0]
     return ("epoch with 600 inpainted edits / without edits", edited / unedited, "<= 1.1",
             f"{edited:.2f} s vs {unedited:.2f} s; filling them once: {fill:.2f} s")
@@ -381,7 +380,7 @@ def main() -> None:
         return
     only = set(args.only)
     rows = []
-    if only & {"overhead", "hkd", "nonfinite", "mining", "inpaint", "loader"}:
+    if only & {"overhead", "hkd", "nonfinite", "mining", "inpaint", "channels_last", "loader"}:
         rows += measure_synthetic(only)
     if "large" in only:
         rows += measure_large()

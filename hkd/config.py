@@ -17,7 +17,6 @@ import lightning as L
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from hkd import imil
 from hkd.atomic import atomic_write_text
 from hkd.data.datamodule import SAMPLERS
 from hkd.data.formats import FORMATS
@@ -180,7 +179,8 @@ def validate(cfg: DictConfig) -> None:
         if value not in allowed:
             names = list(allowed)
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
-    imil.check_config(cfg)
+    if not isinstance(cfg.imil.margin, int) or cfg.imil.margin < 0:
+        raise ConfigError(f"imil.margin={cfg.imil.margin!r} must be a whole number of pixels >= 0")
     ShortcutSpec.from_config(cfg.data.shortcut, n_classes=0)
     if cfg.method.name == "hkd" and cfg.hkd.cache_teacher_features:
         check_cacheable(cfg)

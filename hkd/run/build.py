@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from hkd.data.transforms import build_batch_mix
+from hkd.data.datamodule import ChestXrayDataModule, LoaderSettings, SampleSettings
+from hkd.data.formats import load_records
+from hkd.data.shortcut import ShortcutSpec
+from hkd.data.splits import dataset_splits
+from hkd.data.transforms import build_augmentation, build_batch_mix
+from hkd.imil.callback import IMILCallback
+from hkd.imil.edits import EditTable
+from hkd.imil.propagation import Propagation
 from hkd.methods import METHODS, Method
 from hkd.methods.hkd import HKDStudent, default_kd_epochs
 from hkd.models.backbone import BackboneSpec, allow_double_backward, build_backbone
@@ -88,3 +96,42 @@ def build_module(cfg: DictConfig, classes: list[str], method: Method | None = No
                             nonfinite_loss=cfg.training.nonfinite_loss,
                             nonfinite_check_every=int(cfg.training.nonfinite_check_every),
                             teacher=teacher, run_config=OmegaConf.to_container(cfg))
+
+
+def edit_table(cfg: DictConfig) -> EditTable:
+    """An empty IMIL edit table with the configured fill (``imil.fill``, ``imil.margin``)."""
+    return EditTable(fill=cfg.imil.fill, margin=int(cfg.imil.margin), fill_mean=float(cfg.data.fill_mean))
+
+
+def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
+    """IMIL's callback from the ``imil.*`` keys (propagation with the ``prior_generator.*`` ones)."""
+    section, generator = cfg.imil, cfg.prior_generator
+    propagation = Propagation(seed=int(cfg.seed), channels=int(cfg.data.channels),
+                              features=tuple(generator.features), lr=float(generator.lr),
+                              epochs=int(generator.epochs), threshold=float(generator.threshold),
+                              max_area=float(section.propagate_max_area),
+                              confidence=float(section.propagate_confidence)) if section.propagate else None
+    return IMILCallback(run_dir, edit_table(cfg), oracle=section.oracle, budget=float(section.budget),
+                        start_epoch=int(section.start_epoch), every_n_epochs=int(section.every_n_epochs),
+                        rounds=section.rounds, propagation=propagation, log_images=bool(cfg.logging.images))
+
+
+def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayDataModule:
+    """The configured data set (read, and generated where it is synthetic), its splits and loaders;
+    ``roi_mode`` (e.g. ``cfg.hkd.roi_mode``) makes its samples carry ROI images."""
+    data = cfg.data
+    records, classes = load_records(data, int(cfg.seed))
+    splits = dataset_splits(records, classes, data, int(cfg.seed))
+    samples = SampleSettings(mean=tuple(map(float, data.mean)), std=tuple(map(float, data.std)),
+                             roi_mode=roi_mode, roi_fill=cfg.hkd.roi_fill, fill_mean=float(data.fill_mean),
+                             prior_soft_edge=float(data.prior_soft_edge))
+    loaders = LoaderSettings(batch_size=int(data.batch_size), eval_batch_size=int(data.eval_batch_size),
+                             num_workers=int(data.num_workers),
+                             persistent_workers=bool(data.persistent_workers),
+                             pin_memory=bool(data.pin_memory), sampler=data.sampler)
+    channels = int(data.channels)
+    return ChestXrayDataModule(records, classes, splits, image_size=int(data.image_size), channels=channels,
+                               cache_dir=data.cache_dir, samples=samples, loaders=loaders,
+                               augmentation=build_augmentation(cfg.augment, channels),
+                               shortcut=ShortcutSpec.from_config(data.get("shortcut"), len(classes)),
+                               seed=int(cfg.seed), roi_fraction=float(cfg.hkd.roi_fraction))

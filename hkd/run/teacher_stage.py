@@ -15,7 +15,7 @@ from hkd.data.datamodule import ChestXrayDataModule
 from hkd.run.build import build_module
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.run_dir import write_summary
-from hkd.run.stage import fit_and_evaluate
+from hkd.run.stage import Stage, train_stage
 
 TEACHER_NOTE = ("the teacher classifies ROI images built from expert annotations: its figures "
                 "need annotations at test time and are an upper reference, not a deployable model")
@@ -70,8 +70,9 @@ def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModul
         data = datamodule.restricted_to(np.flatnonzero(datamodule.has_prior[train.indices]).tolist())
         train_images = len(data.train_positions)
         epochs = max(1, round(epochs / cfg.hkd.roi_fraction))
-    result = fit_and_evaluate(cfg, teacher_dir, data, teacher, epochs, "val/loss", "min",
-                              job_type="teacher", ckpt_path=str(last) if last else None)
+    stage = Stage(teacher_dir, epochs, "val/loss", "min", job_type="teacher",
+                  resume_from=str(last) if last else None)
+    result = train_stage(cfg, stage, data, teacher)
     if not result.best_checkpoint:
         raise FileNotFoundError("HKD's stage 1 left no teacher checkpoint: the student would distil "
                                 "from a random teacher")

@@ -8,15 +8,14 @@ import torch
 from conftest import logged_test_metrics
 
 from hkd.config import ConfigError
-from hkd.data.datamodule import ChestXrayDataModule
-from hkd.run.build import build_module
+from hkd.run.build import build_datamodule, build_module
 from hkd.run.experiment import run_experiment
 
 
 def test_bf16_channels_last_and_workers_train_end_to_end(tiny):
     cfg = tiny("trainer.precision=bf16-mixed", "model.channels_last=true", "data.num_workers=2",
                "data.pin_memory=true", "data.persistent_workers=true")
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
     assert loader.num_workers == 2 and loader.pin_memory and loader.persistent_workers

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hkd.data.datamodule import ChestXrayDataModule
-from hkd.run.build import build_method, build_module
+from hkd.run.build import build_datamodule, build_method, build_module
 from hkd.run.experiment import run_experiment
 from tests.probe_callbacks import RecordBatchKeys
 
@@ -39,7 +38,7 @@ def test_two_stage_run_records_teacher_and_student(tiny):
 
 def test_roi_fraction_and_predicted_priors(tiny):
     cfg = tiny("method.name=hkd", "hkd.roi_fraction=0.25")
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
     train = datamodule.datasets["train"].indices
@@ -85,7 +84,7 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     summary = json.loads((run_dir / "summary.json").read_text())
     record = summary["teacher_features"]
     cfg = tiny(*overrides)
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.setup()
     teacher = existing_teacher(summary["teacher"]["best_checkpoint"], summary["teacher"])
     method = build_method(cfg, len(datamodule.classes))

@@ -2,15 +2,14 @@
 
 import torch
 
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.methods.guided import GUIDED_METHODS
-from hkd.run.build import build_module
+from hkd.run.build import build_datamodule, build_module
 
 
 def test_every_method_trains_a_real_backbone_with_gradients(tiny):
     for name in GUIDED_METHODS:
         cfg = tiny(f"method.name={name}")
-        datamodule = ChestXrayDataModule(cfg)
+        datamodule = build_datamodule(cfg)
         datamodule.prepare_data()
         datamodule.setup()
         module = build_module(cfg, datamodule.classes)

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.methods.hkd import alpha_schedule, default_kd_epochs
-from hkd.run.build import build_method, build_module
+from hkd.run.build import build_datamodule, build_method, build_module
 
 
 def test_alpha_schedule_decays_linearly_then_stays_zero():
@@ -25,7 +24,7 @@ def test_default_kd_epochs_is_two_thirds(tiny):
 def _student_and_batch(tiny, *overrides):
 
     cfg = tiny("method.name=hkd", *overrides)
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
     module = build_module(cfg, datamodule.classes)

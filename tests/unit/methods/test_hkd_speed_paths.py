@@ -11,12 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.methods import Method
 from hkd.models.backbone import features_and_logits
 from hkd.models.classifier import ClassifierModule
 from hkd.models.frozen import FrozenFeatures, channels_last_copy, fold_batch_norms, inference_copy
-from hkd.run.build import build_method, build_module
+from hkd.run.build import build_datamodule, build_method, build_module
 from hkd.run.teacher_features import cache_teacher_features
 from hkd.run.teacher_stage import existing_teacher
 from tests.conftest import trained_looking
@@ -29,7 +28,7 @@ def student(tiny, tmp_path):
     """A student whose teacher comes from a stage-1 checkpoint with non-trivial BatchNorm
     statistics, the datamodule, a training batch and the configuration."""
     cfg = tiny(*OVERRIDES)
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
     teacher = build_module(cfg, datamodule.classes, Method("roi"))
