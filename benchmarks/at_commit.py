@@ -24,6 +24,8 @@ from pathlib import Path
 from matrix import REPO, add_record, hkd_command, matrix_rows, quiet, record_of, slug
 from omegaconf import OmegaConf
 
+from hkd.atomic import atomic_write_json
+
 WORKTREES = REPO / "runs" / "bench" / "worktrees"
 
 
@@ -65,7 +67,7 @@ def run_at(code: Path, commit: str, matrix: str, label: str, experiment: str, ov
                                    f"seed{seed}", code))
     summary = json.loads((run_dir / "summary.json").read_text())
     summary.update(name=name, git_commit=commit)  # older code did not record its commit
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(run_dir / "summary.json", summary)
     if record:
         saved = OmegaConf.load(run_dir / "config.yaml")
         used = [f"data.root={saved.data.root}" if o.startswith("data.root=") else o

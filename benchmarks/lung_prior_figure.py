@@ -17,9 +17,9 @@ import numpy as np
 
 from hkd.atomic import atomic_write_text
 from hkd.config import load_config
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.models.prior_generator import load_generator, predict_regions
 from hkd.reporting.figures import mask_overlay_grid
+from hkd.run.build import build_datamodule
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "benchmarks" / "artifacts" / "lung_prior"
@@ -46,7 +46,7 @@ def main() -> None:
     summary = json.loads((args.generator / "summary.json").read_text())
     atomic_write_text(REPO / "benchmarks" / "results" / "lung_prior.md", dice_table(summary) + "\n")
     cfg = load_config("kermany_baseline", [f"data.root={args.root}", "logging.wandb=disabled"])
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     datamodule.setup()
     test = datamodule.datasets["test"]
     shown = [int(idx) for label in range(len(datamodule.classes))

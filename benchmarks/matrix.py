@@ -29,7 +29,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from results import PAIRED_METRICS, write_matrix
 
-from hkd.atomic import append_json_line, atomic_write_text
+from hkd.atomic import append_json_line, atomic_write_json, atomic_write_text
 from hkd.reporting.compare import benchmark_report, find_summaries, save_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -300,7 +300,7 @@ def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path,
         return None
     summary = json.loads((run_dir / "summary.json").read_text())
     summary["name"] = label
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(run_dir / "summary.json", summary)
     print(f"{label} {run_id}: test acc {summary['test']['accuracy']:.3f} "
           f"({summary['duration_s']:.0f} s)", flush=True)
     return run_dir

@@ -41,10 +41,9 @@ from PIL import Image
 from hkd.atomic import atomic_write_text
 from hkd.config import load_config
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.imil.callback import IMILCallback
-from hkd.methods import build_method
 from hkd.models.backbone import build_backbone, feature_map
 from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_datamodule, build_imil_callback, build_method, build_module, edit_table
 from hkd.run.run_dir import code_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,19 +98,19 @@ def lightning_fit(cfg: DictConfig, datamodule: ChestXrayDataModule,
     """Steady-state epoch time of a Lightning fit (no validation, no checkpoints, no logger);
     ``guard=False`` takes the non-finite guard out (for its own figure only)."""
     L.seed_everything(cfg.seed)
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), cfg.data.channels))
+    module = build_module(cfg, datamodule.classes)
     if not guard:
         module.nonfinite.note_loss = lambda *args: None
         module.nonfinite.guard_step = lambda *args, **kwargs: None
     if cfg.hkd.cache_teacher_features:  # what the teacher_features stage makes, from this teacher
         dataset = datamodule.datasets["train_eval"]
         with torch.no_grad():
-            module.method.feature_cache = torch.cat([
+                features = torch.cat([
                 module.method.teacher_features(batch["roi"]) for batch in
                 torch.utils.data.DataLoader(dataset, batch_size=cfg.data.eval_batch_size)]).numpy()
-        module.method.feature_rows = np.full(len(datamodule.records), -1)
-        module.method.feature_rows[dataset.indices] = np.arange(len(dataset))
+        rows = np.full(len(datamodule.records), -1)
+        rows[dataset.indices] = np.arange(len(dataset))
+        module.method.use_teacher_features(features, rows)
     timer = EpochTimer()
     trainer = L.Trainer(max_epochs=EPOCHS, accelerator=cfg.trainer.accelerator, devices=1,
                         precision=cfg.trainer.precision, logger=False, enable_checkpointing=False,
@@ -152,7 +151,7 @@ def loader_epoch(datamodule: ChestXrayDataModule) -> float:
 
 
 def ready(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayDataModule:
-    datamodule = ChestXrayDataModule(cfg, roi_mode=roi_mode)
+    datamodule = build_datamodule(cfg, roi_mode=roi_mode)
     datamodule.setup("fit")
     return datamodule
 
@@ -193,7 +192,7 @@ def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
     if teacher_pass is not None:
         rows.append(teacher_pass)
     if "mining" in only:
-        callback = IMILCallback(cfg, WORK / "imil-run")
+        callback = build_imil_callback(cfg, WORK / "imil-run")
         callback.images = datamodule.training_images()
         start = time.perf_counter()
         callback.mine(trainer, module.to(device_of(cfg)))
@@ -223,7 +222,7 @@ def teacher_pass_row(cfg: DictConfig, datamodule: ChestXrayDataModule) -> tuple[
     """HKD's no-grad teacher pass on one training batch: BatchNorms folded, channels-last (what
     training runs) against the network as trained (median of five alternating timings of 20
     passes)."""
-    method = build_method(cfg, len(datamodule.classes), cfg.data.channels).to(device_of(cfg))
+    method = build_method(cfg, len(datamodule.classes)).to(device_of(cfg))
     roi = next(iter(datamodule.train_dataloader()))["roi"].to(device_of(cfg))
 
     def timed(run) -> float:
@@ -245,12 +244,12 @@ def teacher_pass_row(cfg: DictConfig, datamodule: ChestXrayDataModule) -> tuple[
 
 def inpaint_row(cfg: DictConfig, plain_epoch: float) -> tuple[str, float, str, str]:
     """An epoch whose 600 training images all carry an inpainted IMIL edit, against none."""
-    from hkd.imil.edits import Edit, EditTable
+    from hkd.imil.edits import Edit
 
     edited_cfg = bench_config(*SYNTHETIC, "data.synthetic.n_train=600", "imil.fill=inpaint")
     datamodule = ready(edited_cfg)
     images = datamodule.training_images()
-    table = EditTable.from_config(edited_cfg)
+    table = edit_table(edited_cfg)
     size = edited_cfg.data.image_size
     mask = np.zeros((size, size), bool)
     mask[: size // 4, : size // 4] = True  # a corner tag's worth of pixels
@@ -261,7 +260,7 @@ def inpaint_row(cfg: DictConfig, plain_epoch: float) -> tuple[str, float, str, s
     fill = time.perf_counter() - start
     images.use_edits(table)
     edited = lightning_fit(edited_cfg, datamodule)[0]
-    images.use_edits(EditTable.from_config(edited_cfg))
+    images.use_edits(edit_table(edited_cfg))
     unedited = lightning_fit(edited_cfg, datamodule)[0]
     return ("epoch with 600 inpainted edits / without edits", edited / unedited, "<= 1.1",
             f"{edited:.2f} s vs {unedited:.2f} s; filling them once: {fill:.2f} s")
@@ -341,8 +340,7 @@ def rss_child(count: int) -> None:
     cfg = bench_config("data.format=folder", f"data.root={root}", "data.image_size=32",
                        f"data.cache_dir={WORK / 'small-cache'}", "data.batch_size=64")
     datamodule = ready(cfg)
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), cfg.data.channels))
+    module = build_module(cfg, datamodule.classes)
     peak = AnonymousPeak()
     trainer = L.Trainer(max_epochs=1, accelerator=cfg.trainer.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -382,7 +380,7 @@ def main() -> None:
         return
     only = set(args.only)
     rows = []
-    if only & {"overhead", "hkd", "nonfinite", "mining", "inpaint", "loader"}:
+    if only & {"overhead", "hkd", "nonfinite", "mining", "inpaint", "channels_last", "loader"}:
         rows += measure_synthetic(only)
     if "large" in only:
         rows += measure_large()

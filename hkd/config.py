@@ -17,7 +17,6 @@ import lightning as L
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from hkd import imil
 from hkd.atomic import atomic_write_text
 from hkd.data.datamodule import SAMPLERS
 from hkd.data.formats import FORMATS
@@ -27,7 +26,7 @@ from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
 from hkd.imil.oracles import ORACLES
 from hkd.methods import METHODS
-from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES, check_cacheable
+from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES
 from hkd.models.classifier import NONFINITE_POLICIES
 from hkd.models.optim import OPTIMIZERS, SCHEDULERS
 from hkd.models.prior_generator import generator_path
@@ -124,6 +123,17 @@ def _merge(base: DictConfig, layer: DictConfig, source: str) -> DictConfig:
         raise ConfigError(f"{source}: key '{key}' is not valid: {error.msg}") from error
 
 
+def check_cacheable(cfg: DictConfig) -> None:
+    """``hkd.cache_teacher_features`` is only right when the teacher's input never changes between epochs."""
+    changing = [key for key, on in (("augment.policy", cfg.augment.policy != "none"),
+                                    ("augment.hflip", cfg.augment.hflip),
+                                    ("imil.enabled", cfg.imil.enabled)) if on]
+    if changing:
+        raise ConfigError(f"hkd.cache_teacher_features=true needs a fixed teacher input, but "
+                          f"{', '.join(changing)} change(s) it every epoch (set augment.policy=none, "
+                          "augment.hflip=false and imil.enabled=false, or compute the teacher every step)")
+
+
 def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """Merge base, experiment file(s) and ``key=value`` overrides; resolve interpolations."""
     base_path = experiments_dir() / "base.yaml"
@@ -169,7 +179,8 @@ def validate(cfg: DictConfig) -> None:
         if value not in allowed:
             names = list(allowed)
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
-    imil.check_config(cfg)
+    if not isinstance(cfg.imil.margin, int) or cfg.imil.margin < 0:
+        raise ConfigError(f"imil.margin={cfg.imil.margin!r} must be a whole number of pixels >= 0")
     ShortcutSpec.from_config(cfg.data.shortcut, n_classes=0)
     if cfg.method.name == "hkd" and cfg.hkd.cache_teacher_features:
         check_cacheable(cfg)

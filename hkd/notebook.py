@@ -15,6 +15,7 @@ from hkd.data.datamodule import ChestXrayDataModule
 from hkd.explanations.cam import explain_batch
 from hkd.models.classifier import ClassifierModule
 from hkd.reporting.figures import fills_figure, raw_image, sample_grid
+from hkd.run.build import build_datamodule
 from hkd.run.checkpoints import load_classifier
 
 __all__ = ["cam_figure", "datamodule_for", "fills_figure", "load_run", "predict", "raw_image", "sample_grid"]
@@ -23,7 +24,7 @@ __all__ = ["cam_figure", "datamodule_for", "fills_figure", "load_run", "predict"
 def datamodule_for(experiment: str, *overrides: str,
                    roi_mode: str | None = "blackout") -> ChestXrayDataModule:
     """A prepared, set-up DataModule for an experiment (with ROI images by default)."""
-    datamodule = ChestXrayDataModule(load_config(experiment, list(overrides)), roi_mode=roi_mode)
+    datamodule = build_datamodule(load_config(experiment, list(overrides)), roi_mode=roi_mode)
     datamodule.prepare_data()
     datamodule.setup()
     return datamodule

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig
 from PIL import Image
 
 from hkd.atomic import atomic_write_json
@@ -29,8 +28,9 @@ from hkd.explanations.cam import explain_batch
 from hkd.imil.edits import Edit, EditTable, edited_shares
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
-from hkd.imil.propagation import propose_irrelevant_regions
+from hkd.imil.propagation import Propagation, propose_irrelevant_regions
 from hkd.imil.queue import read_marks, round_dir, write_round
+from hkd.imil.rounds import MINING, PROPOSALS, Round
 from hkd.imil.selection import deduplicate, round_limit, select_outliers, total_budget
 from hkd.models.backbone import features_and_logits
 from hkd.models.frozen import channels_last_copy
@@ -39,17 +39,25 @@ AWAITING_CONFIRMATION = "applied, awaiting confirmation"  # a proposals round no
 
 
 class IMILCallback(Callback):
-    """``cfg`` is the run's whole configuration; this callback reads its ``imil`` section (and the
-    prior generator's settings for propagation)."""
+    """IMIL during training, with plain settings (built by ``hkd.run.build.build_imil_callback``):
+    ``table`` holds the edits and their fill; ``oracle`` is ``annotations`` (simulated clinician),
+    ``queue`` (the review page) or ``none``; ``budget`` is the share of the training set a clinician
+    may mark over the run; rounds run after ``start_epoch`` and every ``every_n_epochs``, at most
+    ``rounds`` of them; ``propagation`` (or None) proposes regions from the marks so far."""
 
-    def __init__(self, cfg: DictConfig, run_dir: str | Path) -> None:
-        self.run_cfg = cfg
-        self.cfg = cfg.imil
+    def __init__(self, run_dir: str | Path, table: EditTable, *, oracle: str = "annotations",
+                 budget: float = 0.04, start_epoch: int = 2, every_n_epochs: int = 2,
+                 rounds: int | None = None, propagation: Propagation | None = None,
+                 log_images: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        self.table = EditTable.from_config(cfg)
+        self.table = table
+        self.oracle, self.budget, self.max_rounds = oracle, float(budget), rounds
+        self.start_epoch, self.every_n_epochs = int(start_epoch), max(1, int(every_n_epochs))
+        self.propagation = propagation
+        self.log_images = log_images
         self.reviewed: set[int] = set()  # mined and shown to the oracle (edited or skipped)
         self.rejected: set[int] = set()  # propagated proposals a clinician rejected: never again
-        self.rounds: list[dict] = []
+        self.rounds: list[Round] = []
         self.pending_round: int | None = None
         self.waiting_for_review = False
         self.images: TrainingImages | None = None
@@ -61,14 +69,14 @@ class IMILCallback(Callback):
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"edits": self.table.state_dict(), "reviewed": sorted(self.reviewed),
-                "rejected": sorted(self.rejected), "rounds": self.rounds,
+                "rejected": sorted(self.rejected), "rounds": [r.to_json() for r in self.rounds],
                 "pending_round": self.pending_round}
 
     def load_state_dict(self, state: dict) -> None:
         self.table.load_state_dict(state["edits"])
         self.reviewed = set(state["reviewed"])
         self.rejected = set(state.get("rejected", []))
-        self.rounds = list(state["rounds"])
+        self.rounds = [Round.from_json(r) for r in state["rounds"]]
         self.pending_round = state.get("pending_round")
 
     # -- hooks -------------------------------------------------------------------------------
@@ -86,45 +94,50 @@ class IMILCallback(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
-        due = epoch >= self.cfg.start_epoch and (epoch - self.cfg.start_epoch) % self.cfg.every_n_epochs == 0
+        due = epoch >= self.start_epoch and (epoch - self.start_epoch) % self.every_n_epochs == 0
         last_epoch = trainer.max_epochs is not None and epoch >= trainer.max_epochs - 1
-        mining_rounds = sum(1 for r in self.rounds if r.get("kind") != "proposals")
-        if not due or last_epoch or (self.cfg.rounds and mining_rounds >= self.cfg.rounds):
+        mining_rounds = sum(1 for r in self.rounds if r.kind == MINING)
+        if not due or last_epoch or (self.max_rounds and mining_rounds >= self.max_rounds):
             return
         n_train = len(self.images)
-        limit = round_limit(total_budget(self.cfg.budget, n_train), self.table.clinician_count(),
-                            self.cfg.rounds)
-        if limit <= 0 and not self.cfg.propagate:
+        limit = round_limit(total_budget(self.budget, n_train), self.table.clinician_count(),
+                            self.max_rounds)
+        if limit <= 0 and self.propagation is None:
             return
         idx, labels, predictions, losses = self.mine(trainer, pl_module)
         chosen = select_outliers(idx, labels, predictions, losses, self.reviewed, limit)
-        number = len(self.rounds) + 1
-        record = {"round": number, "epoch": epoch, "n_train": n_train,
-                  "n_mined": len(idx), "n_mispredicted": int((predictions != labels).sum()),
-                  "n_selected": len(chosen),
-                  "selected": chosen, "labels": [int(labels[idx == i][0]) for i in chosen],
-                  "predictions": [int(predictions[idx == i][0]) for i in chosen]}
-        if self.cfg.oracle == "queue" and chosen:
-            self._queue_round(trainer, pl_module, number, record)
+        record = Round(round=len(self.rounds) + 1, epoch=epoch, n_train=n_train, n_mined=len(idx),
+                       n_mispredicted=int((predictions != labels).sum()), n_selected=len(chosen),
+                       selected=chosen, labels=[int(labels[idx == i][0]) for i in chosen],
+                       predictions=[int(predictions[idx == i][0]) for i in chosen])
+        if self.oracle == "queue" and chosen:
+            self._queue_round(trainer, pl_module, record)
             return
-        edited, skipped = [], []
-        if self.cfg.oracle == "annotations":
+        record.edited, record.skipped = [], []
+        if self.oracle == "annotations":
             oracle = AnnotationOracle(self.images)
-            for i, label, prediction in zip(chosen, record["labels"], record["predictions"]):
-                mask, reason = oracle.irrelevant_regions(i)
-                self.reviewed.add(i)
-                if mask is None:
-                    skipped.append(i)
-                    continue
-                self.table[i] = Edit(mask=mask, round=number, epoch=epoch, source="oracle",
-                                     reason=reason, label=label, prediction=prediction)
-                edited.append(i)
-        record.update(edited=edited, skipped=skipped)
-        if self.cfg.propagate and self.table.clinician_count():
-            record["propagated"] = self._propagate(trainer, number, epoch)
+            self._record_edits(record, ((i, *oracle.irrelevant_regions(i), "") for i in chosen), "oracle")
+        self._propagate_after(trainer, record)
         self.rounds.append(record)
         self._publish(trainer)
         self._log_round(trainer, pl_module, record)
+
+    def _record_edits(self, record: Round, marks, source: str) -> None:
+        """The round's marks ``(idx, mask or None, reason, who)`` become edits (None: skipped);
+        every marked sample counts as reviewed."""
+        for i, mask, reason, who in marks:
+            self.reviewed.add(i)
+            if mask is None:
+                record.skipped.append(i)
+                continue
+            self.table[i] = Edit(mask=mask, round=record.round, epoch=record.epoch, source=source,
+                                 reason=reason, who=who, label=record.selected_value("labels", i),
+                                 prediction=record.selected_value("predictions", i))
+            record.edited.append(i)
+
+    def _propagate_after(self, trainer: L.Trainer, record: Round) -> None:
+        if self.propagation is not None and self.table.clinician_count():
+            record.propagated = self._propagate(trainer, record.round, record.epoch)
 
     # -- mining ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -166,46 +179,46 @@ class IMILCallback(Callback):
         self.table.precompute(self.images.original)
         if trainer.is_global_zero:
             atomic_write_json(self.run_dir / "imil" / "edits.json",
-                              self.table.to_json(self.rounds, self.pending_round))
+                              self.table.to_json([r.to_json() for r in self.rounds], self.pending_round))
 
-    def _log_round(self, trainer: L.Trainer, pl_module: L.LightningModule, record: dict) -> None:
-        metrics = {"imil/round": record["round"], "imil/n_mispredicted": record["n_mispredicted"],
-                   "imil/n_selected": record["n_selected"],
-                   "imil/n_edited": len(record.get("edited", [])),
-                   "imil/n_skipped": len(record.get("skipped", [])),
-                   "imil/n_propagated": len(record.get("propagated", [])),
+    def _log_round(self, trainer: L.Trainer, pl_module: L.LightningModule, record: Round) -> None:
+        metrics = {"imil/round": record.round, "imil/n_mispredicted": record.n_mispredicted,
+                   "imil/n_selected": record.n_selected,
+                   "imil/n_edited": len(record.edited or []),
+                   "imil/n_skipped": len(record.skipped or []),
+                   "imil/n_propagated": len(record.propagated or []),
                    "imil/budget_used": self.table.clinician_count(),
                    **{f"imil/{key}": value for key, value in
                       edited_shares(len(self.table), self.table.clinician_count(), len(self.images)).items()}}
         for key, value in metrics.items():
             pl_module.log(key, float(value), rank_zero_only=True)
-        if not trainer.is_global_zero or not record.get("edited") or not self.run_cfg.logging.images:
+        if not trainer.is_global_zero or not record.edited or not self.log_images:
             return
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 self._wandb_table(logger, record)
 
-    def _wandb_table(self, logger: WandbLogger, record: dict) -> None:
+    def _wandb_table(self, logger: WandbLogger, record: Round) -> None:
         """The round as a W&B table (offline runs stage its images for ``wandb sync``)."""
         import wandb
 
         classes = self.images.classes
-        rows = [[record["epoch"], i, classes[self.table[i].label], classes[self.table[i].prediction],
+        rows = [[record.epoch, i, classes[self.table[i].label], classes[self.table[i].prediction],
                  *(wandb.Image(picture) for picture in pictures)]
-                for i, pictures in round_pictures(self.images, self.table, record["edited"][:32])]
-        logger.log_table(f"imil/round_{record['round']}",
+                for i, pictures in round_pictures(self.images, self.table, record.edited[:32])]
+        logger.log_table(f"imil/round_{record.round}",
                          columns=["epoch", "idx", "label", "prediction", "image", "removed",
                                   "edited"], data=rows)
 
     # -- the queue oracle --------------------------------------------------------------------
-    def _queue_round(self, trainer: L.Trainer, pl_module: L.LightningModule, number: int,
-                     record: dict) -> None:
+    def _queue_round(self, trainer: L.Trainer, pl_module: L.LightningModule, record: Round) -> None:
         """Write the round for review, checkpoint and stop cleanly."""
         if trainer.is_global_zero:
-            samples = self._round_samples(pl_module, record["selected"])
-            write_round(round_dir(self.run_dir, number), number, record["epoch"], samples)
-        self.rounds.append({**record, "status": "pending review"})
-        self.pending_round = number
+            samples = self._round_samples(pl_module, record.selected)
+            write_round(round_dir(self.run_dir, record.round), record.round, record.epoch, samples)
+        record.status = "pending review"
+        self.rounds.append(record)
+        self.pending_round = record.round
         self.waiting_for_review = True
         self._publish(trainer)
         trainer.strategy.barrier()
@@ -241,48 +254,39 @@ class IMILCallback(Callback):
         if not marks:
             raise InputError(f"IMIL round {number} has no marks yet: review {folder} first "
                              f"(hkd review {self.run_dir}), then resume")
-        edited, skipped = [], []
-        for i, (mask, mark) in marks.items():
-            self.reviewed.add(i)
-            if mask is None:
-                skipped.append(i)
-                continue
-            self.table[i] = Edit(mask=mask, round=number, epoch=record["epoch"], source="clinician",
-                                 reason=mark.get("comment", ""), who=mark.get("who", ""),
-                                 label=_selected_value(record, "labels", i),
-                                 prediction=_selected_value(record, "predictions", i))
-            edited.append(i)
-        record.update(status="reviewed", edited=edited, skipped=skipped,
-                      unreviewed=[i for i in record["selected"] if i not in marks],
-                      applied_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record.edited, record.skipped = [], []
+        self._record_edits(record, ((i, mask, mark.get("comment", ""), mark.get("who", ""))
+                                    for i, (mask, mark) in marks.items()), "clinician")
+        record.status = "reviewed"
+        record.unreviewed = [i for i in record.selected if i not in marks]
+        record.applied_at = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.pending_round = None
-        if self.cfg.propagate and self.table.clinician_count():
-            record["propagated"] = self._propagate(trainer, number, record["epoch"])
-            if record["propagated"]:
-                self._queue_proposals(trainer, record)
+        self._propagate_after(trainer, record)
+        if record.propagated:
+            self._queue_proposals(trainer, record)
 
-    def _queue_proposals(self, trainer: L.Trainer, record: dict) -> None:
+    def _queue_proposals(self, trainer: L.Trainer, record: Round) -> None:
         """Show the applied proposals in the review page, as a round of their own, so the
         clinician can accept, correct or reject them; decisions apply at the next resume."""
         number = len(self.rounds) + 1
-        chosen = record["propagated"]
+        chosen = record.propagated
         if trainer.is_global_zero:
             samples = self._round_samples(trainer.lightning_module, chosen)
             for sample in samples:
                 mask = Image.fromarray((self.table[sample["idx"]].mask * 255).astype(np.uint8))
                 sample["proposal"] = proposal_overlay(mask.resize(sample["image"].size, Image.NEAREST))
-            write_round(round_dir(self.run_dir, number), number, record["epoch"], samples,
-                        kind="proposals")
-        self.rounds.append({"round": number, "kind": "proposals", "epoch": record["epoch"],
-                            "selected": chosen, "status": AWAITING_CONFIRMATION})
+            write_round(round_dir(self.run_dir, number), number, record.epoch, samples,
+                        kind=PROPOSALS)
+        self.rounds.append(Round(round=number, kind=PROPOSALS, epoch=record.epoch, selected=chosen,
+                                 status=AWAITING_CONFIRMATION))
 
     def _apply_confirmations(self) -> None:
         """Accepted proposals stay (confirmed), rejected ones are undone, corrected ones take the
         clinician's drawing; proposals nobody looked at stay applied."""
         for record in self.rounds:
-            if record.get("kind") != "proposals" or record["status"] != AWAITING_CONFIRMATION:
+            if record.kind != PROPOSALS or record.status != AWAITING_CONFIRMATION:
                 continue
-            marks = read_marks(round_dir(self.run_dir, record["round"]), self.images.image_size)
+            marks = read_marks(round_dir(self.run_dir, record.round), self.images.image_size)
             decisions = {"accepted": [], "rejected": [], "corrected": []}
             for i, (mask, mark) in marks.items():
                 if i not in self.table:
@@ -300,22 +304,19 @@ class IMILCallback(Callback):
                     edit.reason = "corrected proposal"
                     decisions["corrected"].append(i)
             if marks:
-                record.update(status="confirmed", **decisions)
+                record.status = "confirmed"
+                record.accepted, record.rejected, record.corrected = (decisions[key] for key in
+                                                                      ("accepted", "rejected", "corrected"))
 
     # -- propagation -------------------------------------------------------------------------
     def _propagate(self, trainer: L.Trainer, number: int, epoch: int) -> list[int]:
         """Rank 0 trains the generator and proposes; every rank applies the same proposals."""
         proposals: dict[int, np.ndarray] = {}
         if trainer.is_global_zero:
-            proposals = propose_irrelevant_regions(self.run_cfg, self.images, self.table, self.rejected,
-                                                   number)
+            proposals = propose_irrelevant_regions(self.propagation, self.images, self.table,
+                                                   self.rejected, number)
         proposals = trainer.strategy.broadcast(proposals, src=0)
         for i, mask in proposals.items():
             self.table[i] = Edit(mask=mask, round=number, epoch=epoch, source="propagated",
                                  reason="predicted from clinician marks")
         return sorted(proposals)
-
-
-def _selected_value(record: dict, column: str, idx: int) -> int:
-    """``record[column]`` of a selected sample (``labels`` or ``predictions``); -1 if not selected."""
-    return record[column][record["selected"].index(idx)] if idx in record["selected"] else -1

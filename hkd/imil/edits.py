@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from hkd.data.masking import black_out, grow
 from hkd.imil.masks import decode_mask, encode_mask
 
-SOURCES = ("oracle", "clinician", "propagated")  # who made an edit
+SOURCES = ("oracle", "clinician", "propagated")  # who made an edit (Edit.source)
 PRECOMPUTED_FILLS = ("blur", "noise", "inpaint")  # costly enough to fill once per round
 
 
@@ -29,12 +28,16 @@ class Edit:
     mask: np.ndarray  # (S, S) bool: the pixels to remove
     round: int
     epoch: int
-    source: str  # oracle | clinician | propagated
+    source: str  # one of SOURCES
     reason: str = ""
     label: int = -1  # class index when it was selected (-1: not selected, e.g. propagated)
     prediction: int = -1
     who: str = ""  # the reviewer's name, when a person made or confirmed it
     confirmed: bool = False  # a propagated proposal a clinician accepted
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"an IMIL edit's source is one of {', '.join(SOURCES)}, not {self.source!r}")
 
     def to_json(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "mask"}, "mask": encode_mask(self.mask)}
@@ -56,10 +59,6 @@ class EditTable:
     edits: dict[int, Edit] = field(default_factory=dict)
     # edited images of the costly fills, made once per round by ``precompute`` (not saved)
     filled: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> EditTable:
-        return cls(fill=cfg.imil.fill, margin=int(cfg.imil.margin), fill_mean=float(cfg.data.fill_mean))
 
     # -- the table ---------------------------------------------------------------------------
     def __contains__(self, idx: object) -> bool:

@@ -4,9 +4,10 @@ proposals are blacked out too (source ``propagated``, logged apart from the clin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
 from hkd.data.training_images import TrainingImages
@@ -46,21 +47,33 @@ def fit_generator(module: PriorGeneratorModule, loader: DataLoader, epochs: int)
     module.eval()
 
 
-def propose_irrelevant_regions(cfg: DictConfig, images: TrainingImages, table: EditTable,
+@dataclass(frozen=True)
+class Propagation:
+    """``imil.propagate``'s settings: the generator (``prior_generator.*``) and which proposals count."""
+
+    seed: int  # with the round number, seeds the generator's training
+    channels: int
+    features: tuple[int, ...]
+    lr: float
+    epochs: int
+    threshold: float  # probability above which a pixel is proposed
+    max_area: float  # imil.propagate_max_area
+    confidence: float  # imil.propagate_confidence
+
+
+def propose_irrelevant_regions(settings: Propagation, images: TrainingImages, table: EditTable,
                                rejected: set[int], number: int) -> dict[int, np.ndarray]:
     """Train a generator on the clinician masks in ``table`` and propose regions for the training
     images that are neither edited nor ``rejected``: {idx: mask} of the confident, small ones."""
-    torch.manual_seed(cfg.seed + number)
-    generator = cfg.prior_generator
-    module = PriorGeneratorModule(cfg.data.channels, "irrelevant", tuple(generator.features), generator.lr)
+    torch.manual_seed(settings.seed + number)
+    module = PriorGeneratorModule(settings.channels, "irrelevant", tuple(settings.features), settings.lr)
     marks = table.clinician_masks()
     loader = DataLoader(MarkedSamples(images, marks), batch_size=min(16, len(marks)), shuffle=True)
-    steps = max(generator.epochs, 100 // max(1, len(loader)))  # >= ~100 updates
+    steps = max(settings.epochs, 100 // max(1, len(loader)))  # >= ~100 updates
     fit_generator(module, loader, steps)
     excluded = set(table) | rejected
     positions = [p for p, i in enumerate(images.indices) if int(i) not in excluded]
     masks, confidence = predict_masks(module, images.evaluation_dataset(edited=False), positions,
-                                      generator.threshold)
+                                      settings.threshold)
     return {idx: mask for idx, mask in masks.items()
-            if 0 < mask.mean() <= cfg.imil.propagate_max_area
-            and confidence[idx] >= cfg.imil.propagate_confidence}
+            if 0 < mask.mean() <= settings.max_area and confidence[idx] >= settings.confidence}

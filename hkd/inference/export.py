@@ -51,7 +51,7 @@ def export_model(run_dir: str | Path, fmt: str, out_dir: str | Path | None = Non
     (write_onnx if fmt == "onnx" else write_torchscript)(network, example, path)
     description = {"format": fmt, "file": path.name, "input": "image", "output": "logits",
                    "run": str(run_dir), "checkpoint": best_checkpoint(run_dir).name,
-                   "backbone": model.cfg.model.backbone, "method": model.cfg.method.name,
+                   "backbone": model.run_config.model.backbone, "method": model.run_config.method.name,
                    "parameters": sum(p.numel() for p in network.parameters()),
                    **preprocessing.to_json()}
     return path, atomic_write_json(out_dir / f"{path.name}.json", description)

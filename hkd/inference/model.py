@@ -37,4 +37,4 @@ def load_model(run_dir: str | Path, device: str | torch.device | None = None,
                ) -> tuple[ClassifierModule, Preprocessing]:
     """A run's best model (the student only) and its preprocessing, in one call."""
     module = load_classifier(best_checkpoint(run_dir), device or default_device(), with_method=False)
-    return module, Preprocessing.from_config(module.cfg, module.classes)
+    return module, Preprocessing.from_config(module.run_config, module.classes)

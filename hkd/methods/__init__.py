@@ -2,9 +2,8 @@
 this package is imported here, so a new method is one file that registers itself in ``METHODS``."""
 
 from hkd.methods.base import METHODS, Method
-from hkd.methods.registry import build_method
 from hkd.registry import import_submodules
 
 import_submodules(__name__, __path__)
 
-__all__ = ["METHODS", "Method", "build_method"]
+__all__ = ["METHODS", "Method"]

@@ -2,14 +2,15 @@
 method and delegates its training loss to it.
 
 A new method is one file: a ``Method`` subclass that declares what it needs on the class and is
-registered with ``@METHODS.register("name")``; ``method.name=name`` then trains it."""
+registered with ``@METHODS.register("name")``; ``method.name=name`` then trains it. Its constructor
+takes plain values: the run's composition root (``hkd.run.build``) passes it the ``method.*`` keys
+its signature names (e.g. ``weight``); a method reads no configuration itself."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
 from hkd.registry import Registry
@@ -21,29 +22,18 @@ class Method(nn.Module):
     What a method needs is declared on its class:
 
     * ``inputs``: the sample keys its loss reads; ``"roi"`` makes the data build ROI images.
-    * ``stages``: named stages that run before it trains (``hkd.run.stages``), e.g. HKD's teacher;
-      each result reaches the method through ``use_stage_result``.
     * ``double_backward``: the loss differentiates a gradient (``torch.compile`` refuses these).
     * ``mixes_batches``: MixUp/CutMix may mix its batches (they mix images but not priors).
     """
 
     name: ClassVar[str] = "baseline"
     inputs: ClassVar[tuple[str, ...]] = ("image",)
-    stages: ClassVar[tuple[str, ...]] = ()
     double_backward: ClassVar[bool] = False
     mixes_batches: ClassVar[bool] = True
 
     def __init__(self, input_key: str = "image") -> None:
         super().__init__()
         self.input_key = input_key
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig, num_classes: int, in_chans: int) -> Method:
-        """The method as configured (``method.*`` and the method's own section)."""
-        return cls()
-
-    def use_stage_result(self, stage: str, result: dict) -> None:
-        """Receive what one of ``stages`` produced (e.g. the teacher's checkpoint)."""
 
     def before_transfer(self, batch: dict) -> dict:
         """The batch on the host, before it moves to the device: add what the method reads from

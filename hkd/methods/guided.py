@@ -41,10 +41,6 @@ class GuidedMethod(Method):
         super().__init__("image")
         self.weight = float(weight)
 
-    @classmethod
-    def from_config(cls, cfg, num_classes: int, in_chans: int) -> GuidedMethod:
-        return cls(cfg.method.weight)
-
     def penalty(self, module, batch, x, features, logits) -> torch.Tensor:
         raise NotImplementedError
 

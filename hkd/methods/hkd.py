@@ -2,6 +2,7 @@
 
 Stage 1: a teacher (same timm architecture) is trained with cross-entropy on ROI images built
 from the expert annotations; the checkpoint with the lowest validation loss is kept and frozen.
+The stages run in order in ``hkd.run.hkd_pipeline`` (prior -> teacher -> features -> student).
 Stage 2: the student sees raw images only and minimises
 ``a_e * MSE(F_teacher(ROI), F_student(raw)) + (1 - a_e) * CE`` with the last pre-pooling feature
 maps and ``a_e = a_0 * (1 - e / kd_epochs)`` until ``kd_epochs``, then 0. One student pass gives
@@ -10,16 +11,12 @@ both its features and its logits. Only the student is deployed.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from hkd.errors import ConfigError
 from hkd.methods.base import METHODS, Method
-from hkd.models.backbone import build_backbone
 from hkd.models.frozen import FrozenFeatures
 
 
@@ -30,21 +27,9 @@ def alpha_schedule(epoch: int, alpha0: float, kd_epochs: int) -> float:
     return alpha0 * (1.0 - epoch / kd_epochs)
 
 
-def kd_epochs(cfg: DictConfig) -> int:
-    if cfg.hkd.kd_epochs is not None:
-        return int(cfg.hkd.kd_epochs)
-    return max(1, round(2 * cfg.trainer.max_epochs / 3))
-
-
-def check_cacheable(cfg: DictConfig) -> None:
-    """The cache is only right when the teacher's input never changes between epochs."""
-    changing = [key for key, on in (("augment.policy", cfg.augment.policy != "none"),
-                                    ("augment.hflip", cfg.augment.hflip),
-                                    ("imil.enabled", cfg.imil.enabled)) if on]
-    if changing:
-        raise ConfigError(f"hkd.cache_teacher_features=true needs a fixed teacher input, but "
-                          f"{', '.join(changing)} change(s) it every epoch (set augment.policy=none, "
-                          "augment.hflip=false and imil.enabled=false, or compute the teacher every step)")
+def default_kd_epochs(kd_epochs: int | None, max_epochs: int) -> int:
+    """``hkd.kd_epochs``, or 2/3 of the student's epochs when it is not set."""
+    return int(kd_epochs) if kd_epochs is not None else max(1, round(2 * max_epochs / 3))
 
 
 PRIORS = ("annotations", "predicted")  # hkd.prior: where the teacher's regions come from
@@ -55,40 +40,25 @@ ROI_FRACTION_MODES = ("raw_rest", "subset")  # hkd.roi_fraction_mode (see hkd.ru
 class HKDStudent(Method):
     name = "hkd"
     inputs = ("image", "roi")
-    # the prior stage runs only with hkd.prior=predicted, the features stage with hkd.cache_teacher_features
-    stages = ("prior_generator", "teacher", "teacher_features")
     mixes_batches = False
 
-    def __init__(self, cfg: DictConfig, num_classes: int, in_chans: int) -> None:
+    def __init__(self, teacher: nn.Module, alpha0: float, kd_epochs: int) -> None:
+        """``teacher``: the network stage 1 trains (a placeholder until its weights are loaded);
+        ``alpha0`` and ``kd_epochs``: the distillation weight's start and decay."""
         super().__init__("image")
-        teacher_model = OmegaConf.merge(cfg.model, {"pretrained": False})
-        # a placeholder for stage 1's weights: built on a forked RNG, so it takes no random
-        # numbers from the student's initialisation or data order
-        with torch.random.fork_rng(devices=[]):
-            self.teacher = build_backbone(teacher_model, num_classes, in_chans, cfg.data.image_size)
+        self.teacher = teacher
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.teacher_pass = FrozenFeatures(self.teacher)  # folded BatchNorms; new weights refold
-        self.alpha0 = float(cfg.hkd.alpha)
+        self.alpha0 = float(alpha0)
         self.feature_cache: np.ndarray | None = None  # hkd.cache_teacher_features (a memory map)
         self.feature_rows: np.ndarray | None = None
-        self.kd_epochs = kd_epochs(cfg)
+        self.kd_epochs = int(kd_epochs)
 
-    @classmethod
-    def from_config(cls, cfg: DictConfig, num_classes: int, in_chans: int) -> HKDStudent:
-        return cls(cfg, num_classes, in_chans)
-
-    def use_stage_result(self, stage: str, result: dict) -> None:
-        if stage == "teacher":
-            checkpoint = result.get("best_checkpoint")
-            if not checkpoint or not Path(checkpoint).is_file():
-                raise FileNotFoundError(f"HKD's stage 1 left no teacher checkpoint ({checkpoint!r}): "
-                                        "the student would distil from a random teacher")
-            self.load_teacher(checkpoint)
-        if stage == "teacher_features":
-            folder = Path(result["folder"])
-            self.feature_cache = np.load(folder / "features.npy", mmap_mode="r")
-            self.feature_rows = np.load(folder / "rows.npy")
+    def use_teacher_features(self, features: np.ndarray, rows: np.ndarray) -> None:
+        """Read training samples' teacher features from ``features`` (``hkd.cache_teacher_features``):
+        row ``rows[idx]`` holds data set row ``idx``'s map, -1 for samples outside training."""
+        self.feature_cache, self.feature_rows = features, rows
 
     def before_transfer(self, batch: dict) -> dict:
         """Training batches take their teacher features from the cache (on the host, so they move
@@ -105,10 +75,8 @@ class HKDStudent(Method):
         self.teacher.eval()  # frozen: BatchNorm statistics and dropout stay in eval mode
         return self
 
-    def load_teacher(self, checkpoint: str | Path) -> None:
-        """Copy the teacher network's weights out of a stage-1 checkpoint."""
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-        weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+    def load_teacher(self, weights: dict[str, torch.Tensor]) -> None:
+        """Stage 1's trained teacher network (its state dict)."""
         self.teacher.load_state_dict(weights)
 
     def teacher_features(self, roi: torch.Tensor) -> torch.Tensor:

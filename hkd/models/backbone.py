@@ -10,22 +10,31 @@ map that the logits depend on. ``features_and_logits`` returns it with the logit
 
 from __future__ import annotations
 
+import inspect
 import logging
-import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import timm
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 
 log = logging.getLogger(__name__)
 
-UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
-
-
 class PretrainedWeightsError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Which timm network to build (the ``model`` keys that shape it, as plain values)."""
+
+    backbone: str
+    pretrained: bool | str = False  # false, true (timm's hub) or a local weights file
+    output_stride: int | None = None
+    drop_rate: float = 0.0
+    kwargs: dict = field(default_factory=dict)  # more timm.create_model arguments
 
 
 def feature_layout(net: nn.Module) -> str:
@@ -35,24 +44,34 @@ def feature_layout(net: nn.Module) -> str:
     return "nhwc" if getattr(net, "output_fmt", "NCHW") == "NHWC" else "nchw"
 
 
+def accepted_arguments(name: str, required: dict) -> set[str] | None:
+    """The keyword arguments the network class behind timm's ``name`` takes (None: any, it has
+    ``**kwargs``), read from its constructor's signature. The probe is built on the meta device:
+    no memory, no weights, no random numbers drawn."""
+    try:
+        with torch.device("meta"):
+            probe = timm.create_model(name, **required)
+    except (NotImplementedError, RuntimeError):  # a model whose construction needs real tensors
+        with torch.random.fork_rng(devices=[]):
+            probe = timm.create_model(name, **required)
+    parameters = inspect.signature(type(probe).__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return set(parameters)
+
+
 def create(name: str, required: dict, optional: dict, **pretrained) -> nn.Module:
-    """``timm.create_model`` with ``optional`` arguments dropped where the model has no such one."""
-    optional = dict(optional)
-    while True:
-        try:
-            return timm.create_model(name, **required, **optional, **pretrained)
-        except TypeError as error:
-            found = UNEXPECTED.search(str(error))
-            if not found or found.group(1) not in optional:
-                raise
-            dropped = found.group(1)
-            if dropped == "output_stride":
-                log.warning("model.output_stride=%s: %s has no output stride option; it keeps its own "
-                            "(its feature map is coarser)", optional[dropped], name)
-            del optional[dropped]
+    """``timm.create_model`` with the ``optional`` arguments its network does not take left out."""
+    accepted = accepted_arguments(name, required)
+    dropped = [key for key in optional if accepted is not None and key not in accepted]
+    if "output_stride" in dropped:
+        log.warning("model.output_stride=%s: %s has no output stride option; it keeps its own "
+                    "(its feature map is coarser)", optional["output_stride"], name)
+    kept = {key: value for key, value in optional.items() if key not in dropped}
+    return timm.create_model(name, **required, **kept, **pretrained)
 
 
-def build_backbone(model: DictConfig, num_classes: int, in_chans: int, image_size: int | None = None,
+def build_backbone(model: BackboneSpec, num_classes: int, in_chans: int, image_size: int | None = None,
                    ) -> nn.Module:
     """A timm model. ``model.pretrained`` is false, true (timm's hub) or a local weights file
     (a state dict as saved by timm/torch, .pth/.bin/.safetensors). From a file, the stem is adapted
@@ -60,7 +79,7 @@ def build_backbone(model: DictConfig, num_classes: int, in_chans: int, image_siz
     ``model.kwargs`` go to ``timm.create_model`` as they are; ``model.output_stride`` and the image
     size (for ViTs and Swins) only to the models that take them."""
     required = {"num_classes": num_classes, "in_chans": in_chans, "drop_rate": model.drop_rate,
-                **OmegaConf.to_container(OmegaConf.create(model.get("kwargs") or {}))}
+                **OmegaConf.to_container(OmegaConf.create(dict(model.kwargs or {})))}
     candidates = (("output_stride", model.output_stride), ("img_size", image_size))
     optional = {key: value for key, value in candidates if value is not None and key not in required}
     pretrained = model.pretrained

@@ -4,12 +4,15 @@ on val/test and explanation metrics (relevance mass, pointing game) on the test 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -19,12 +22,11 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from hkd.data.transforms import build_batch_mix
 from hkd.explanations.cam import grad_cam, upsample
 from hkd.explanations.metrics import pointing_game, relevance_mass
-from hkd.models.backbone import allow_double_backward, build_backbone, features_and_logits
+from hkd.models.backbone import features_and_logits
 from hkd.models.nonfinite import NonFiniteGuard
-from hkd.models.optim import configure_optimization
+from hkd.models.optim import Optimization, configure_optimization
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +57,29 @@ class TrainingMethod(Protocol):
 
 
 class ClassifierModule(L.LightningModule):
-    """A timm classifier trained by ``method`` (built by the caller, e.g. ``hkd.methods.build_method``),
-    evaluated on ``method.input_key`` (the raw image, or the ROI image for HKD's teacher)."""
+    """A classifier network (``net``, built by the caller, e.g. ``hkd.run.build.build_module``)
+    trained by ``method``, evaluated on ``method.input_key`` (the raw image, or the ROI image for
+    HKD's teacher, marked by ``teacher``). It takes plain values and built parts; ``run_config``
+    is only kept in the checkpoint (to rebuild the run's model and preprocessing), never read here."""
 
-    def __init__(self, cfg: dict, classes: list[str], method: TrainingMethod,
-                 class_weights: list[float] | None = None) -> None:
+    def __init__(self, net: nn.Module, method: TrainingMethod, classes: list[str], *,
+                 optimization: Optimization, class_weights: list[float] | None = None,
+                 channels_last: bool = False, compile: bool = False,
+                 batch_mix: Callable | None = None, nonfinite_loss: str = "stop",
+                 nonfinite_check_every: int = 50, teacher: bool = False,
+                 run_config: dict | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["method"])
-        self.hparams["input_key"] = method.input_key  # to rebuild the method when loading
-        self.cfg: DictConfig = OmegaConf.create(cfg)
+        # what loading needs to rebuild it: the method (a teacher's is plain cross-entropy on ROIs)
+        self.save_hyperparameters({"cfg": run_config, "classes": list(classes),
+                                   "class_weights": class_weights, "input_key": method.input_key,
+                                   "teacher": teacher})
         self.classes = list(classes)
-        self.input_key = input_key = method.input_key
-        num_classes, in_chans = len(classes), self.cfg.data.channels
-        self.net = build_backbone(self.cfg.model, num_classes, in_chans, self.cfg.data.image_size)
-        if getattr(method, "double_backward", False):
-            allow_double_backward(self.net)
-        if self.cfg.model.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+        self.input_key = method.input_key
+        self.optimization = optimization
+        self.channels_last, self.compile = channels_last, compile
+        self.nonfinite_loss, self.nonfinite_check_every = nonfinite_loss, max(1, int(nonfinite_check_every))
+        num_classes = len(classes)
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.method = method
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
@@ -80,15 +88,20 @@ class ClassifierModule(L.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_relevance_mass = MeanMetric()
         self.test_pointing_game = MeanMetric()
-        self.batch_mix = build_batch_mix(self.cfg.augment, num_classes) if input_key == "image" else None
+        self.batch_mix = batch_mix
         self.confusion_matrix: torch.Tensor | None = None
         self._compiled = None
         self.skipped_batches = 0  # steps skipped for a non-finite loss
         self.nonfinite = NonFiniteGuard()
 
+    @property
+    def run_config(self) -> DictConfig:
+        """The configuration of the run that built this module (for the run and inference layers)."""
+        return OmegaConf.create(self.hparams["cfg"] or {})
+
     # -- model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
-        if self.cfg.model.compile and self._compiled is None:
+        if self.compile and self._compiled is None:
             # compile the whole pass (features + head); compiling `self.net` alone would not
             # cover forward_features/forward_head, which bypass the compiled forward
             net = self.net
@@ -99,7 +112,7 @@ class ClassifierModule(L.LightningModule):
         """The feature map and the logits of one pass; ``compiled=False`` for Grad-CAM, which
         differentiates the logits by the feature map (a compiled graph returns both as outputs,
         so the logits do not depend on its feature-map output)."""
-        if self.cfg.model.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if compiled and self._compiled is not None:
             return self._compiled(x)
@@ -138,7 +151,7 @@ class ClassifierModule(L.LightningModule):
         self.nonfinite.guard_step(optimizer, count_gradients=scaler is None)
 
     def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
-        if (batch_idx + 1) % max(1, int(self.cfg.training.nonfinite_check_every)) == 0:
+        if (batch_idx + 1) % self.nonfinite_check_every == 0:
             self.act_on_nonfinite_steps()
 
     def on_validation_start(self) -> None:
@@ -155,7 +168,7 @@ class ClassifierModule(L.LightningModule):
             lambda count: self.trainer.strategy.reduce(count, reduce_op="sum"))
         if not new:
             return
-        if self.cfg.training.nonfinite_loss == "skip":
+        if self.nonfinite_loss == "skip":
             self.skipped_batches += new
             log.warning("non-finite loss or gradients in %d step(s), first at %s: those steps were "
                         "skipped", new, where)
@@ -189,17 +202,24 @@ class ClassifierModule(L.LightningModule):
         return (torch.where(annotated, relevance_mass(cam, region), missing),
                 torch.where(annotated, pointing_game(cam, region), missing))
 
+    def on_test_epoch_start(self) -> None:
+        self._test_parts: list[dict[str, torch.Tensor]] = []
+        self.test_outputs: dict[str, np.ndarray] | None = None
+
     def test_step(self, batch: dict, batch_idx: int) -> None:
         labels = batch["label"]
         logits, cam = self.true_class_cams(batch[self.input_key], labels)
-        self.test_metrics.update(logits.softmax(1), labels)
+        probabilities = logits.softmax(1)
+        self.test_metrics.update(probabilities, labels)
         self.test_confusion.update(logits, labels)
         self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True,
                  batch_size=len(labels))
         self.log_dict(self.test_metrics, batch_size=len(labels))
-        annotated = batch["has_prior"].bool()
+        mass, pointing = self.region_scores(cam, batch)
+        self._test_parts.append({"idx": batch["idx"], "probabilities": probabilities.float(),
+                                 "relevance_mass": mass, "pointing_game": pointing})
+        annotated = batch["has_prior"].bool().to(mass.device)
         if annotated.any():
-            mass, pointing = self.region_scores(cam, batch)
             self.test_relevance_mass.update(mass[annotated])
             self.test_pointing_game.update(pointing[annotated])
             self.log("test/relevance_mass", self.test_relevance_mass)
@@ -221,10 +241,22 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.confusion_matrix = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
+        self.test_outputs = self.gathered_test_outputs()
+
+    def gathered_test_outputs(self) -> dict[str, np.ndarray]:
+        """The test pass's per-sample outputs (``idx``, ``probabilities``, ``relevance_mass``,
+        ``pointing_game``; NaN without regions) from every rank, each sample once, by ``idx``
+        (a distributed sampler repeats samples to give every rank as many)."""
+        parts = self._test_parts
+        if not parts:
+            return {}
+        local = {key: torch.cat([part[key] for part in parts]).detach() for key in parts[0]}
+        if self.trainer.world_size > 1:
+            local = {key: value.flatten(0, 1) for key, value in self.all_gather(local).items()}
+        _, first = np.unique(local["idx"].cpu().numpy(), return_index=True)
+        return {key: value.cpu().numpy()[first] for key, value in local.items()}
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
-        per_step = self.cfg.optim.scheduler == "cosine_per_step"
-        return configure_optimization(self, self.cfg.optim,
-                                      self.trainer.max_epochs or 1,
-                                      self.trainer.estimated_stepping_batches if per_step else 0)
+        steps = self.trainer.estimated_stepping_batches if self.optimization.per_step else 0
+        return configure_optimization(self, self.optimization, self.trainer.max_epochs or 1, steps)

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig
 from timm.optim import param_groups_weight_decay
 
 from hkd.models.nonfinite import fused_where_possible
 from hkd.registry import Registry
 
-OPTIMIZERS: Registry[Callable[[Iterable[torch.nn.Parameter], DictConfig], torch.optim.Optimizer]] = \
+
+@dataclass(frozen=True)
+class Optimization:
+    """The optimiser and its schedule (the ``optim`` keys, as plain values)."""
+
+    name: str = "adamw"
+    lr: float = 0.002
+    weight_decay: float = 0.0001
+    scheduler: str = "cosine"
+    warmup_epochs: int = 0
+    decay_norm_and_bias: bool = False
+
+    @property
+    def per_step(self) -> bool:
+        """Whether the schedule needs the total number of optimiser steps."""
+        return self.scheduler == "cosine_per_step"
+
+
+OPTIMIZERS: Registry[Callable[[Iterable[torch.nn.Parameter], Optimization], torch.optim.Optimizer]] = \
     Registry("optim.name")
 # optim.scheduler: cosine (per epoch), cosine_per_step (one smooth cosine over all steps),
 # pneuknownet_cosine (the authors' code, see below), none
@@ -19,19 +37,19 @@ SCHEDULERS = ("cosine", "cosine_per_step", "pneuknownet_cosine", "none")
 
 
 @OPTIMIZERS.register("adamw")
-def adamw(params: list, optim: DictConfig) -> torch.optim.Optimizer:
+def adamw(params: list, optim: Optimization) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay,
                              **fused_where_possible(params))
 
 
 @OPTIMIZERS.register("adam")
-def adam(params: list, optim: DictConfig) -> torch.optim.Optimizer:
+def adam(params: list, optim: Optimization) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay,
                             **fused_where_possible(params))
 
 
 @OPTIMIZERS.register("sgd")
-def sgd(params: list, optim: DictConfig) -> torch.optim.Optimizer:
+def sgd(params: list, optim: Optimization) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=optim.lr, momentum=0.9, weight_decay=optim.weight_decay,
                            **fused_where_possible(params))
 
@@ -49,7 +67,7 @@ class CosineWithWarmup:
         return 0.5 * (1 + torch.cos(torch.tensor(min(1.0, progress)) * torch.pi).item())
 
 
-def parameter_groups(model: torch.nn.Module, optim: DictConfig) -> list[dict]:
+def parameter_groups(model: torch.nn.Module, optim: Optimization) -> list[dict]:
     """The trainable parameters, the timm way: no weight decay on norm weights and biases (and a
     model's own ``no_weight_decay()`` list, e.g. a ViT's position embedding), unless
     ``optim.decay_norm_and_bias``."""
@@ -62,9 +80,9 @@ def parameter_groups(model: torch.nn.Module, optim: DictConfig) -> list[dict]:
     return param_groups_weight_decay(model, optim.weight_decay, no_weight_decay_list=skip)
 
 
-def configure_optimization(model: torch.nn.Module, optim: DictConfig, max_epochs: int,
+def configure_optimization(model: torch.nn.Module, optim: Optimization, max_epochs: int,
                            total_steps: int) -> torch.optim.Optimizer | dict:
-    """What ``LightningModule.configure_optimizers`` returns for the ``optim`` section."""
+    """What ``LightningModule.configure_optimizers`` returns for these settings."""
     optimizer = OPTIMIZERS[optim.name](parameter_groups(model, optim), optim)
     if optim.scheduler == "none":
         return optimizer
@@ -74,7 +92,7 @@ def configure_optimization(model: torch.nn.Module, optim: DictConfig, max_epochs
         # times per epoch. Reproduced as is (no warm-up) for faithful re-runs.
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs - 1))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-    per_step = optim.scheduler == "cosine_per_step"
+    per_step = optim.per_step
     epochs = max(1, max_epochs)
     total = total_steps if per_step else epochs
     warmup = optim.warmup_epochs * (total // epochs if per_step else 1)

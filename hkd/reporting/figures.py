@@ -75,7 +75,7 @@ def mask_overlay_grid(images: np.ndarray, masks: np.ndarray, path: Path, columns
 
 def raw_image(sample: dict, datamodule: ChestXrayDataModule, key: str = "image") -> np.ndarray:
     """A sample's (normalised) image back in [0, 1] for display."""
-    mean, std = datamodule.data.mean[0], datamodule.data.std[0]
+    mean, std = datamodule.samples.mean[0], datamodule.samples.std[0]
     return (sample[key][0].numpy() * std + mean).clip(0, 1)
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
-
 
 def binary_auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     """P(score of a positive > score of a negative), ties counting half; NaN without both."""

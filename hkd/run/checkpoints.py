@@ -13,8 +13,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
 from hkd.atomic import atomic_write
-from hkd.methods import Method, build_method
+from hkd.methods import Method
 from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_module
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,11 @@ def load_classifier(checkpoint: str | Path, map_location: str | torch.device = "
     hparams, state = saved["hyper_parameters"], saved["state_dict"]
     cfg = OmegaConf.create(hparams["cfg"])
     cfg.model.pretrained, cfg.model.compile = False, False
-    input_key = hparams.get("input_key", "image")
-    if with_method and input_key == "image":
-        method = build_method(cfg, len(hparams["classes"]), cfg.data.channels)
-    else:  # a stage-1 teacher, or inference: plain cross-entropy on its input
-        method = Method(input_key)
+    teacher = hparams.get("teacher", hparams.get("input_key") == "roi")  # older checkpoints: by input
+    method = None
+    if teacher or not with_method:  # a stage-1 teacher, or inference: plain cross-entropy on its input
+        method = Method(hparams.get("input_key", "image"))
         state = {k: v for k, v in state.items() if not k.startswith("method.")}
-    module = ClassifierModule(OmegaConf.to_container(cfg), hparams["classes"], method,
-                              hparams.get("class_weights"))
+    module = build_module(cfg, hparams["classes"], method, hparams.get("class_weights"), teacher=teacher)
     module.load_state_dict(state)
     return module.to(map_location).eval()

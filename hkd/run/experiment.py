@@ -13,17 +13,18 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from hkd import imil
 from hkd.config import lock_keys, migrate_renamed_keys, save_config
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.errors import ConfigError
 from hkd.methods import METHODS
-from hkd.models.classifier import ClassifierModule, NonFiniteLossError
+from hkd.models.classifier import NonFiniteLossError
 from hkd.reporting.model_card import write_model_card
+from hkd.run import imil_run as imil
+from hkd.run.build import build_datamodule, build_module
+from hkd.run.preparation import prepare_method
 from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
 from hkd.run.saved_prior import apply_saved_prior
-from hkd.run.stage import StageResult, fit_and_evaluate, resume_path
-from hkd.run.stages import STAGES
+from hkd.run.stage import Stage, StageResult, resume_path, train_stage
 
 __all__ = ["NonFiniteLossError", "run_experiment"]
 
@@ -66,28 +67,17 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
     method_class = METHODS[cfg.method.name]
-    datamodule = ChestXrayDataModule(cfg, roi_mode=cfg.hkd.roi_mode if "roi" in method_class.inputs else None)
-    datamodule.describe()
+    datamodule = build_datamodule(cfg, roi_mode=cfg.hkd.roi_mode if "roi" in method_class.inputs else None)
     class_weights = train_class_weights(cfg, datamodule)
     saved_prior = apply_saved_prior(cfg, datamodule)
-    stage_records = {}
-    for stage in method_class.stages:
-        record = STAGES[stage](cfg, run_dir, datamodule, class_weights)
-        if record is not None:
-            stage_records[stage] = record
-    if "roi" in method_class.inputs:  # the teacher is trained: only the student's training reads ROI images,
-        # and not even that with cached teacher features
-        datamodule.stop_building_roi(["val", "test", "train_eval",
-                                      *(["train"] if "teacher_features" in stage_records else [])])
-    method = method_class.from_config(cfg, len(datamodule.classes), cfg.data.channels)
-    for stage, record in stage_records.items():
-        method.use_stage_result(stage, record)
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method, class_weights)
+    method, stage_records = prepare_method(cfg, run_dir, datamodule, class_weights)
+    datamodule.stop_building_roi(["val", "test", "train_eval"])  # evaluation reads raw images only
+    module = build_module(cfg, datamodule.classes, method, class_weights)
     callbacks = [*imil.callbacks(cfg, run_dir), *(extra_callbacks or [])]
-    result = fit_and_evaluate(cfg, run_dir, datamodule, module, cfg.trainer.max_epochs,
-                              cfg.checkpoint.monitor, cfg.checkpoint.mode,
-                              ckpt_path=resume_path(cfg, run_dir), callbacks=callbacks,
-                              options=imil.trainer_options(cfg))
+    stage = Stage(run_dir, int(cfg.trainer.max_epochs), cfg.checkpoint.monitor, cfg.checkpoint.mode,
+                  resume_from=resume_path(cfg, run_dir), callbacks=tuple(callbacks),
+                  options=imil.trainer_options(cfg))
+    result = train_stage(cfg, stage, datamodule, module)
     if result.waiting_for_review is not None:
         if result.is_global_zero:
             print(f"IMIL round {result.waiting_for_review} waits for review in "

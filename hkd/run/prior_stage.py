@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -45,17 +46,20 @@ def train_prior_generator(cfg: DictConfig, out_dir: Path, datamodule: ChestXrayD
                     "val_dice": float(dice) if dice is not None else None}
 
 
-def fill_missing_priors(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
-                        class_weights: list[float] | None = None) -> dict | None:
-    """``hkd.prior=predicted``: predicted priors for training images without (used) annotations;
-    None (nothing done) with ``hkd.prior=annotations`` or when a saved generator
-    (``data.prior_generator``) has predicted them already."""
-    if cfg.hkd.prior != "predicted" or cfg.data.prior_generator:
-        return None
+@dataclass(frozen=True)
+class PredictedPriors:
+    """HKD's prior stage: predicted regions of the training images without (used) annotations."""
+
+    masks: dict[int, np.ndarray]  # data set row -> region mask at the cache's size
+    record: dict  # for summary.json (prior_generator)
+
+
+def predict_missing_priors(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
+                           ) -> PredictedPriors:
+    """Train the prior generator on the annotated training images and predict the others."""
     module, info = train_prior_generator(cfg, run_dir / "prior_generator", datamodule, "prior")
     train_eval = datamodule.datasets["train_eval"]
     missing = [p for p, idx in enumerate(train_eval.indices) if not datamodule.has_prior[idx]]
     masks, _ = predict_masks(module, train_eval, missing, cfg.prior_generator.threshold)
     masks = {idx: mask for idx, mask in masks.items() if mask.any()}
-    datamodule.set_predicted_priors(masks)
-    return {**info, "n_predicted": len(masks)}
+    return PredictedPriors(masks, {**info, "n_predicted": len(masks)})

@@ -27,6 +27,7 @@ from hkd.models.prior_generator import (
     save_generator,
 )
 from hkd.reporting.figures import mask_overlay_grid
+from hkd.run.build import build_datamodule
 from hkd.run.prior_stage import train_prior_generator
 from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
 
@@ -52,7 +53,7 @@ def train_saved_prior(cfg: DictConfig) -> Path:
     refuse_used_run_dir(run_dir)
     save_config(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     module, info = train_prior_generator(cfg, run_dir, datamodule, "prior")
     data = cfg.data
     preprocessing = {"image_size": int(data.image_size), "channels": int(data.channels),

@@ -1,4 +1,4 @@
-"""One training stage: fit, then evaluate the best checkpoint on val and test, with its figures."""
+"""One training stage: fit, evaluate the best checkpoint on val and test (the test split once), report."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
-from hkd.atomic import atomic_write_csv
 from hkd.config import to_dotlist
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.models.classifier import ClassifierModule, NonFiniteLossError
-from hkd.models.prediction import predict_batches
-from hkd.reporting.figures import save_confusion_matrix
-from hkd.reporting.statistics import bootstrap_intervals
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.media import fixed_test_batch, wandb_loggers, write_cam_overlays
+from hkd.run.test_record import read_intervals
 from hkd.run.trainer import build_trainer
 
 
@@ -44,59 +41,88 @@ def strip_prefix(metrics: dict, prefix: str) -> dict:
     return {k[len(prefix):]: float(v) for k, v in metrics.items() if k.startswith(prefix)}
 
 
-def fit_and_evaluate(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
-                     module: ClassifierModule, max_epochs: int, monitor: str, mode: str,
-                     job_type: str = "train", ckpt_path: str | None = None,
-                     callbacks: list | None = None, options: dict | None = None) -> StageResult:
-    """Train, then evaluate the best checkpoint on val and test; figures on rank 0."""
-    trainer = build_trainer(cfg, run_dir, max_epochs, monitor, mode, job_type, callbacks, options)
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: where it writes, how long it trains and what selects its checkpoint."""
+
+    run_dir: Path
+    epochs: int
+    monitor: str = "val/balanced_accuracy"
+    mode: str = "max"
+    job_type: str = "train"  # the W&B job type (train, teacher)
+    resume_from: str | None = None  # a checkpoint to continue from
+    callbacks: tuple = ()  # more callbacks for its Trainer
+    options: dict = field(default_factory=dict)  # more Trainer arguments (e.g. IMIL's loader reloads)
+
+
+@dataclass
+class Fitted:
+    """A stage after ``fit``: its Trainer, and the checkpoint to evaluate (None: the weights as
+    they are) or the IMIL round that waits for a clinician."""
+
+    trainer: L.Trainer
+    best_checkpoint: str | None = None
+    waiting_for_review: int | None = None
+
+
+def fit(cfg: DictConfig, stage: Stage, datamodule: ChestXrayDataModule, module: ClassifierModule) -> Fitted:
+    """Train the stage; a non-finite loss stops it with where to go on from."""
+    trainer = build_trainer(cfg, stage.run_dir, stage.epochs, stage.monitor, stage.mode, stage.job_type,
+                            list(stage.callbacks), stage.options)
     if not cfg.resume:  # a resumed run continues the same W&B run: its configuration is there
         for logger in trainer.loggers:
             logger.log_hyperparams(to_dotlist(cfg))
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=stage.resume_from)
     except NonFiniteLossError as error:
         finish_wandb(trainer)
-        good = resume_checkpoint(run_dir / "checkpoints")
+        good = resume_checkpoint(stage.run_dir / "checkpoints")
         good_text = f"the last good checkpoint is {good}" if good else "there is no good checkpoint yet"
-        raise NonFiniteLossError(f"{error}. Training stopped before that step; {good_text}. "
-                                 f"Lower optim.lr or set trainer.gradient_clip_val and resume={run_dir}, "
+        raise NonFiniteLossError(f"{error}. Training stopped before that step; {good_text}. Lower "
+                                 f"optim.lr or set trainer.gradient_clip_val and resume={stage.run_dir}, "
                                  "or skip such batches with training.nonfinite_loss=skip") from None
     pending = [c.pending_round for c in trainer.callbacks if getattr(c, "waiting_for_review", False)]
     if pending:
         finish_wandb(trainer)
-        return StageResult(module, "", is_global_zero=trainer.is_global_zero,
-                           waiting_for_review=pending[0])
+        return Fitted(trainer, waiting_for_review=pending[0])
     checkpoint = trainer.checkpoint_callback
-    best = "" if cfg.trainer.fast_dev_run else (checkpoint.best_model_path or checkpoint.last_model_path)
-    evaluate_from = best or None
-    val = trainer.validate(module, datamodule=datamodule, ckpt_path=evaluate_from, verbose=False)[0]
-    test = trainer.test(module, datamodule=datamodule, ckpt_path=evaluate_from, verbose=False)[0]
-    result = StageResult(module, best, strip_prefix(val, "val/"), strip_prefix(test, "test/"),
-                         trainer.is_global_zero)
-    if trainer.is_global_zero:  # the module holds the evaluated (best) weights now
-        datamodule.setup()  # under ddp_spawn only the worker processes had set it up
-        result.test_intervals = test_intervals(module, datamodule, run_dir)
-        if module.confusion_matrix is not None:
-            save_confusion_matrix(module.confusion_matrix, module.classes,
-                                  run_dir / "confusion_matrix.png")
-        save_explanations(cfg, module, datamodule, run_dir, trainer)
-    finish_wandb(trainer)
-    return result
+    best = None if cfg.trainer.fast_dev_run else (checkpoint.best_model_path or checkpoint.last_model_path)
+    return Fitted(trainer, best or None)
 
 
-def test_intervals(module: ClassifierModule, datamodule: ChestXrayDataModule, run_dir: Path) -> dict:
-    """Per-sample test predictions (``test_predictions.csv``) and bootstrap 95 % confidence
-    intervals of every test metric from them."""
-    out = predict_batches(module, datamodule.test_dataloader())
-    labels = datamodule.labels[out["idx"]]
-    rows = [{"idx": int(i), "file": str(datamodule.records[i].path), "label": module.classes[labels[n]],
-             "prediction": module.classes[int(p.argmax())],
-             **{f"p_{c}": f"{float(v):.6f}" for c, v in zip(module.classes, p)}}
-            for n, (i, p) in enumerate(zip(out["idx"], out["probabilities"]))]
-    atomic_write_csv(run_dir / "test_predictions.csv", rows)
-    regions = {key: out[key] for key in ("relevance_mass", "pointing_game") if key in out}
-    return bootstrap_intervals(out["probabilities"], labels, regions, seed=int(module.cfg.seed))
+def evaluate(fitted: Fitted, datamodule: ChestXrayDataModule, module: ClassifierModule) -> tuple[dict, dict]:
+    """Validation and test metrics of the best checkpoint (loaded into ``module``); the one test
+    pass also writes ``test_predictions.csv``, the intervals and the confusion matrix
+    (``hkd.run.test_record``)."""
+    trainer = fitted.trainer
+    val = trainer.validate(module, datamodule=datamodule, ckpt_path=fitted.best_checkpoint, verbose=False)[0]
+    test = trainer.test(module, datamodule=datamodule, ckpt_path=fitted.best_checkpoint, verbose=False)[0]
+    return strip_prefix(val, "val/"), strip_prefix(test, "test/")
+
+
+def report(cfg: DictConfig, stage: Stage, fitted: Fitted, datamodule: ChestXrayDataModule,
+           module: ClassifierModule) -> dict:
+    """On rank 0: the test pass's intervals and the CAM overlays of the fixed test images (to W&B
+    too, with the confusion matrix); the intervals."""
+    if not fitted.trainer.is_global_zero:
+        return {}
+    datamodule.setup()  # under ddp_spawn only the worker processes had set it up
+    save_explanations(cfg, module, datamodule, stage.run_dir, fitted.trainer)
+    return read_intervals(stage.run_dir)
+
+
+def train_stage(cfg: DictConfig, stage: Stage, datamodule: ChestXrayDataModule,
+                module: ClassifierModule) -> StageResult:
+    """Fit, evaluate and report one stage."""
+    fitted = fit(cfg, stage, datamodule, module)
+    if fitted.waiting_for_review is not None:
+        return StageResult(module, "", is_global_zero=fitted.trainer.is_global_zero,
+                           waiting_for_review=fitted.waiting_for_review)
+    val, test = evaluate(fitted, datamodule, module)
+    intervals = report(cfg, stage, fitted, datamodule, module)
+    finish_wandb(fitted.trainer)
+    return StageResult(module, fitted.best_checkpoint or "", val, test, fitted.trainer.is_global_zero,
+                       test_intervals=intervals)
 
 
 def finish_wandb(trainer: L.Trainer) -> None:

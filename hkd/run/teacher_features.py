@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +18,11 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from hkd.atomic import atomic_folder
+from hkd.config import check_cacheable
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.methods.hkd import check_cacheable
 from hkd.models.frozen import FrozenFeatures
-from hkd.run.checkpoints import load_classifier
-
-
-def teacher_checkpoint(cfg: DictConfig, run_dir: Path) -> Path:
-    if cfg.hkd.teacher_checkpoint:
-        return Path(cfg.hkd.teacher_checkpoint)
-    return Path(json.loads((run_dir / "teacher" / "summary.json").read_text())["best_checkpoint"])
+from hkd.run.build import build_network
+from hkd.run.teacher_stage import TrainedTeacher
 
 
 def features_key(cfg: DictConfig, checkpoint: Path, datamodule: ChestXrayDataModule) -> str:
@@ -41,27 +37,38 @@ def features_key(cfg: DictConfig, checkpoint: Path, datamodule: ChestXrayDataMod
     return digest.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class TeacherFeatureCache:
+    """The teacher's feature map of every training sample (a memory map) and where each data set
+    row's map is (``rows[idx]``; -1 outside training)."""
+
+    features: np.ndarray
+    rows: np.ndarray
+    record: dict  # for summary.json (teacher_features)
+
+
 @torch.no_grad()
-def cache_teacher_features(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
-                           class_weights: list[float] | None = None) -> dict | None:
-    """The stage: the teacher's fp32 feature map of every training sample's ROI image, once."""
-    if not cfg.hkd.cache_teacher_features:
-        return None
+def cache_teacher_features(cfg: DictConfig, datamodule: ChestXrayDataModule,
+                           teacher: TrainedTeacher) -> TeacherFeatureCache:
+    """The stage: the teacher's fp32 feature map of every training sample's ROI image, once (a file
+    made earlier for the same teacher and ROI images is reused)."""
     check_cacheable(cfg)
-    checkpoint = teacher_checkpoint(cfg, run_dir)
     datamodule.setup()
     dataset = datamodule.datasets["train_eval"]
     folder = datamodule.datasets["train"].cache.folder
-    target = folder.parent / f"{folder.name}-teacher-{features_key(cfg, checkpoint, datamodule)}"
+    target = folder.parent / f"{folder.name}-teacher-{features_key(cfg, teacher.checkpoint, datamodule)}"
 
     def fill(tmp: Path) -> None:
-        teacher = FrozenFeatures(load_classifier(checkpoint, with_method=False).net.eval())
+        with torch.random.fork_rng(devices=[]):  # the student's initialisation never depends on
+            net = build_network(cfg, len(datamodule.classes), pretrained=False)  # whether this file existed
+        net.load_state_dict(teacher.weights)
+        frozen = FrozenFeatures(net.eval())
         loader = DataLoader(dataset, batch_size=cfg.data.eval_batch_size, shuffle=False,
                             num_workers=cfg.data.num_workers)
         features = None
         row = 0
         for batch in loader:
-            out = teacher(batch["roi"]).numpy()
+            out = frozen(batch["roi"]).numpy()
             if features is None:
                 features = np.lib.format.open_memmap(tmp / "features.npy", "w+", np.float32,
                                                      (len(dataset), *out.shape[1:]))
@@ -71,7 +78,8 @@ def cache_teacher_features(cfg: DictConfig, run_dir: Path, datamodule: ChestXray
         rows = np.full(len(datamodule.records), -1, dtype=np.int64)
         rows[dataset.indices] = np.arange(len(dataset))
         np.save(tmp / "rows.npy", rows)
-        (tmp / "done").write_text(str(checkpoint))
+        (tmp / "done").write_text(str(teacher.checkpoint))
 
     atomic_folder(target, fill, "done")
-    return {"folder": str(target), "teacher_checkpoint": str(checkpoint)}
+    return TeacherFeatureCache(np.load(target / "features.npy", mmap_mode="r"), np.load(target / "rows.npy"),
+                               {"folder": str(target), "teacher_checkpoint": str(teacher.checkpoint)})

@@ -4,54 +4,83 @@ validation loss; the student (``hkd.methods.hkd``) distils from its frozen featu
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+import torch
+from omegaconf import DictConfig
 
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.methods import Method
-from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_module
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.run_dir import write_summary
-from hkd.run.stage import fit_and_evaluate
+from hkd.run.stage import Stage, train_stage
 
 TEACHER_NOTE = ("the teacher classifies ROI images built from expert annotations: its figures "
                 "need annotations at test time and are an upper reference, not a deployable model")
 
 
+@dataclass(frozen=True)
+class TrainedTeacher:
+    """HKD's stage 1: the teacher network's weights (kept at its lowest validation loss), the
+    checkpoint they came from and the stage's record for summary.json."""
+
+    weights: dict[str, torch.Tensor]
+    checkpoint: Path
+    record: dict
+
+
+def network_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The classifier network's weights in a Lightning checkpoint of a ``ClassifierModule``."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    return {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+
+
+def existing_teacher(checkpoint: str | Path, record: dict) -> TrainedTeacher:
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"HKD's teacher checkpoint {path} is missing: the student would "
+                                "distil from a random teacher")
+    return TrainedTeacher(network_weights(path), path, record)
+
+
 def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
-                  class_weights: list[float] | None) -> dict:
+                  class_weights: list[float] | None) -> TrainedTeacher:
     """Stage 1, or what an earlier (resumed) run or ``hkd.teacher_checkpoint`` already has."""
     if cfg.hkd.teacher_checkpoint:
         path = Path(cfg.hkd.teacher_checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"hkd.teacher_checkpoint={path}: no such checkpoint")
-        return {"best_checkpoint": str(path), "reused": True}
+        return existing_teacher(path, {"best_checkpoint": str(path), "reused": True})
     teacher_dir = run_dir / "teacher"
     summary_path = teacher_dir / "summary.json"
-    if cfg.resume and summary_path.is_file():
-        return json.loads(summary_path.read_text())
-    teacher = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, Method(input_key="roi"),
-                               class_weights)
+    if cfg.resume and summary_path.is_file():  # killed after stage 1
+        record = json.loads(summary_path.read_text())
+        return existing_teacher(record["best_checkpoint"], record)
+    teacher = build_module(cfg, datamodule.classes, class_weights=class_weights, teacher=True)
     last = resume_checkpoint(teacher_dir / "checkpoints") if cfg.resume else None  # killed in stage 1
     epochs = cfg.hkd.teacher_epochs or cfg.trainer.max_epochs
     subset = cfg.hkd.roi_fraction_mode == "subset" and cfg.hkd.roi_fraction < 1.0
     train_images = None  # all of them
+    data = datamodule
     if subset:  # PneuKnowNet's ablation: the sampled images only, for proportionally more epochs
         datamodule.setup()
         train = datamodule.datasets["train"]
-        datamodule.train_positions = np.flatnonzero(datamodule.has_prior[train.indices]).tolist()
-        train_images = len(datamodule.train_positions)
+        data = datamodule.restricted_to(np.flatnonzero(datamodule.has_prior[train.indices]).tolist())
+        train_images = len(data.train_positions)
         epochs = max(1, round(epochs / cfg.hkd.roi_fraction))
-    try:
-        result = fit_and_evaluate(cfg, teacher_dir, datamodule, teacher, epochs, "val/loss", "min",
-                                  job_type="teacher", ckpt_path=str(last) if last else None)
-    finally:
-        datamodule.train_positions = None
-    summary = {"epochs": epochs, "train_images": train_images, "val": result.val,
-               "test_on_roi": dict(result.test), "best_checkpoint": result.best_checkpoint,
-               "note": TEACHER_NOTE}
+    stage = Stage(teacher_dir, epochs, "val/loss", "min", job_type="teacher",
+                  resume_from=str(last) if last else None)
+    result = train_stage(cfg, stage, data, teacher)
+    if not result.best_checkpoint:
+        raise FileNotFoundError("HKD's stage 1 left no teacher checkpoint: the student would distil "
+                                "from a random teacher")
+    record = {"epochs": epochs, "train_images": train_images, "val": result.val,
+              "test_on_roi": dict(result.test), "best_checkpoint": result.best_checkpoint,
+              "note": TEACHER_NOTE}
     if result.is_global_zero:
-        write_summary(summary_path, summary)
-    return summary
+        write_summary(summary_path, record)
+    # the module holds the best checkpoint's weights now (evaluated from it)
+    weights = {k: v.detach().cpu().clone() for k, v in result.module.net.state_dict().items()}
+    return TrainedTeacher(weights, Path(result.best_checkpoint), record)

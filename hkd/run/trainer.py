@@ -10,13 +10,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from hkd import imil
 from hkd.atomic import atomic_write_text
+from hkd.run import imil_run as imil
 from hkd.run.callbacks import configured_callbacks
 from hkd.run.checkpoints import AtomicCheckpointIO
 from hkd.run.csv_logger import AppendingCSVLogger
 from hkd.run.media import MediaCallback
 from hkd.run.progress import EpochLines
+from hkd.run.test_record import TestRecord
 
 
 def wandb_run_id(run_dir: Path) -> str:
@@ -62,6 +63,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         default_root_dir=run_dir, logger=build_loggers(cfg, run_dir, job_type),
         callbacks=[checkpoint, last, *progress,
                    MediaCallback(run_dir, cfg.explain.n_images, cfg.logging.images),
+                   TestRecord(run_dir, int(cfg.seed)),
                    *configured_callbacks(cfg), *([EpochLines(job_type)] if cfg.logging.epoch_lines else []),
                    *(callbacks or [])],
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,

@@ -13,10 +13,10 @@ from hkd import load_model
 from hkd.cli import main
 from hkd.config import load_config
 from hkd.explanations.cam import explain_batch
-from hkd.methods import build_method
 from hkd.methods.guided import GUIDED_METHODS
 from hkd.models.backbone import features_and_logits
 from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_module
 from hkd.run.experiment import run_experiment
 
 FAMILIES = {  # name -> overrides of a tiny instance (32 px input)
@@ -34,7 +34,7 @@ MAP_SIZE = {"resnet": 4, "convnext": 4, "efficientnet": 4, "densenet": 1, "vit":
 
 def module_for(cfg, method: str = "baseline") -> ClassifierModule:
     cfg = OmegaConf.merge(cfg, {"method": {"name": method}})
-    return ClassifierModule(OmegaConf.to_container(cfg), ["a", "b", "c", "d"], build_method(cfg, 4, 1))
+    return build_module(cfg, ["a", "b", "c", "d"])
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

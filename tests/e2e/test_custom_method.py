@@ -24,13 +24,9 @@ class ROIConsistency(Method):
     mixes_batches = False
     batches_with_roi = 0
 
-    def __init__(self, weight: float) -> None:
+    def __init__(self, weight: float) -> None:  # method.weight, passed by the composition root
         super().__init__("image")
-        self.weight = weight
-
-    @classmethod
-    def from_config(cls, cfg, num_classes: int, in_chans: int) -> "ROIConsistency":
-        return cls(float(cfg.method.weight))
+        self.weight = float(weight)
 
     def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:
         ROIConsistency.batches_with_roi += int("roi" in batch)

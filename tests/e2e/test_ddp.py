@@ -11,13 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, TINY, logged_test_metrics
 from lightning.pytorch.callbacks import Callback
-from omegaconf import OmegaConf
 
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.imil.callback import IMILCallback
 from hkd.imil.masks import encode_mask
-from hkd.methods import build_method
-from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_datamodule, build_imil_callback, build_module
 from hkd.run.trainer import build_trainer
 
 pytestmark = [pytest.mark.ddp, pytest.mark.timeout(300)]
@@ -47,12 +44,10 @@ def test_ddp_spawn_two_ranks_end_with_identical_edit_tables(tiny, tmp_path, meth
     cfg = tiny("imil.enabled=true", "imil.start_epoch=0", "imil.every_n_epochs=1",
                "imil.budget=0.5", "trainer.max_epochs=2", "trainer.strategy=ddp_spawn",
                "trainer.devices=2", f"method.name={method}", "data.synthetic.n_train=37")
-    datamodule = ChestXrayDataModule(cfg, roi_mode=cfg.hkd.roi_mode if method == "hkd" else None)
-    datamodule.describe()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), 1))
+    datamodule = build_datamodule(cfg, roi_mode=cfg.hkd.roi_mode if method == "hkd" else None)
+    module = build_module(cfg, datamodule.classes)
     trainer = build_trainer(cfg, tmp_path, 2, "val/loss", "min",
-                            callbacks=[IMILCallback(cfg, tmp_path), RankDump(tmp_path)])
+                            callbacks=[build_imil_callback(cfg, tmp_path), RankDump(tmp_path)])
     trainer.fit(module, datamodule=datamodule)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["edits"] and ranks[0]["edits"] == ranks[1]["edits"]
@@ -155,10 +150,8 @@ def test_a_nan_batch_on_one_rank_changes_no_rank_s_weights(tiny, tmp_path):
 
     cfg = tiny("trainer.strategy=ddp_spawn", "trainer.devices=2", "training.nonfinite_loss=skip",
                "trainer.max_epochs=1")
-    datamodule = ChestXrayDataModule(cfg)
-    datamodule.describe()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), 1))
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.classes)
     trainer = build_trainer(cfg, tmp_path, 1, "val/loss", "min", callbacks=[PoisonOneBatch(str(tmp_path))])
     trainer.fit(module, datamodule=datamodule)
     ranks = [json.loads((tmp_path / f"poison-rank{r}.json").read_text()) for r in (0, 1)]

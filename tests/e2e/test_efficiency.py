@@ -8,20 +8,18 @@ import torch
 from conftest import logged_test_metrics
 
 from hkd.config import ConfigError
-from hkd.data.datamodule import ChestXrayDataModule
-from hkd.methods import build_method
-from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_datamodule, build_module
 from hkd.run.experiment import run_experiment
 
 
 def test_bf16_channels_last_and_workers_train_end_to_end(tiny):
     cfg = tiny("trainer.precision=bf16-mixed", "model.channels_last=true", "data.num_workers=2",
                "data.pin_memory=true", "data.persistent_workers=true")
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
     assert loader.num_workers == 2 and loader.pin_memory and loader.persistent_workers
-    module = ClassifierModule(dict(cfg), datamodule.classes, build_method(cfg, len(datamodule.classes), 1))
+    module = build_module(cfg, datamodule.classes)
     convolutions = [p for p in module.net.parameters() if p.dim() == 4]
     assert convolutions and all(p.is_contiguous(memory_format=torch.channels_last) for p in convolutions)
     run_dir = run_experiment(cfg)

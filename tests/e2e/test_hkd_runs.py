@@ -4,10 +4,11 @@ a predicted prior."""
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from hkd.data.datamodule import ChestXrayDataModule
+from hkd.run.build import build_datamodule, build_method, build_module
 from hkd.run.experiment import run_experiment
 from tests.probe_callbacks import RecordBatchKeys
 
@@ -37,7 +38,7 @@ def test_two_stage_run_records_teacher_and_student(tiny):
 
 def test_roi_fraction_and_predicted_priors(tiny):
     cfg = tiny("method.name=hkd", "hkd.roi_fraction=0.25")
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
     train = datamodule.datasets["train"].indices
@@ -69,13 +70,11 @@ def test_roi_fraction_subset_mode_trains_the_teacher_on_the_sample_for_longer(ti
 def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, tmp_path):
     """hkd.cache_teacher_features: the cached features give the loss a teacher pass gives (to
     1e-6); another teacher checkpoint gets its own cache; augmentation refuses the cache."""
-    from omegaconf import OmegaConf
 
     from hkd.config import load_config
     from hkd.errors import ConfigError
-    from hkd.methods import build_method
-    from hkd.models.classifier import ClassifierModule
     from hkd.run.teacher_features import cache_teacher_features
+    from hkd.run.teacher_stage import existing_teacher
 
     overrides = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true",
                  "hkd.teacher_epochs=1")
@@ -85,14 +84,17 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     summary = json.loads((run_dir / "summary.json").read_text())
     record = summary["teacher_features"]
     cfg = tiny(*overrides)
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.setup()
-    method = build_method(cfg, len(datamodule.classes), 1)
-    method.use_stage_result("teacher", summary["teacher"])
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method)
+    teacher = existing_teacher(summary["teacher"]["best_checkpoint"], summary["teacher"])
+    method = build_method(cfg, len(datamodule.classes))
+    method.load_teacher(teacher.weights)
+    module = build_module(cfg, datamodule.classes, method)
     batch = next(iter(datamodule.train_dataloader()))
     fresh = method.training_loss(module, batch)["kd_mse"]
-    method.use_stage_result("teacher_features", record)
+    cache = cache_teacher_features(cfg, datamodule, teacher)
+    assert cache.record["folder"] == record["folder"]  # the run's file, reused
+    method.use_teacher_features(cache.features, cache.rows)
     cached_batch = method.before_transfer(batch)
     assert "teacher_features" in cached_batch
     cached = method.training_loss(module, cached_batch)["kd_mse"]
@@ -103,8 +105,8 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     state = torch.load(summary["teacher"]["best_checkpoint"], weights_only=False)
     state["state_dict"] = {k: v * 1.5 if v.is_floating_point() else v for k, v in state["state_dict"].items()}
     torch.save(state, other)
-    again = cache_teacher_features(tiny(*overrides, f"hkd.teacher_checkpoint={other}"), run_dir, datamodule)
-    assert again["folder"] != record["folder"]
-    assert cache_teacher_features(cfg, run_dir, datamodule)["folder"] == record["folder"]  # reused
+    again = cache_teacher_features(cfg, datamodule, existing_teacher(other, {}))
+    assert again.record["folder"] != record["folder"]
+    assert not np.allclose(again.features, cache.features)
     with pytest.raises(ConfigError, match="augment.policy"):
         load_config("quickstart", ["method.name=hkd", "hkd.cache_teacher_features=true"])

@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import OmegaConf
 
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.imil.callback import IMILCallback
 from hkd.imil.edits import Edit, load_edits
 from hkd.imil.masks import decode_mask
-from hkd.methods import build_method
-from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_datamodule, build_imil_callback, build_module
 from hkd.run.experiment import run_experiment
 from hkd.run.trainer import build_trainer
 
@@ -30,7 +27,7 @@ class _EditChecker(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         imil = next(c for c in trainer.callbacks if isinstance(c, IMILCallback))
-        fill = (0 - trainer.datamodule.data.mean[0]) / trainer.datamodule.data.std[0]
+        fill = (0 - trainer.datamodule.samples.mean[0]) / trainer.datamodule.samples.std[0]
         for image, idx in zip(batch["image"], batch["idx"].tolist()):
             if idx in imil.table:
                 mask = torch.from_numpy(imil.table[idx].mask)
@@ -41,11 +38,9 @@ class _EditChecker(Callback):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_edits_reach_the_dataloader_after_the_round(tiny, tmp_path, workers):
     cfg = tiny(*IMIL, "imil.budget=0.5", "trainer.max_epochs=3", f"data.num_workers={workers}")
-    datamodule = ChestXrayDataModule(cfg)
-    datamodule.describe()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), 1))
-    imil, checker = IMILCallback(cfg, tmp_path), _EditChecker()
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.classes)
+    imil, checker = build_imil_callback(cfg, tmp_path), _EditChecker()
     trainer = build_trainer(cfg, tmp_path, 3, "val/loss", "min", callbacks=[imil, checker])
     trainer.fit(module, datamodule=datamodule)
     assert len(imil.table) and checker.seen_edited >= len(imil.table)  # epochs 1 and 2 see them
@@ -58,12 +53,10 @@ def test_edits_reach_the_dataloader_after_the_round(tiny, tmp_path, workers):
 
 def test_persistent_workers_without_reload_fail_fast(tiny, tmp_path):
     cfg = tiny(*IMIL, "data.num_workers=1", "data.persistent_workers=true")
-    datamodule = ChestXrayDataModule(cfg)
-    datamodule.describe()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), 1))
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.classes)
     trainer = build_trainer(cfg, tmp_path, 1, "val/loss", "min", job_type="teacher",
-                            callbacks=[IMILCallback(cfg, tmp_path)])  # teacher: no reload
+                            callbacks=[build_imil_callback(cfg, tmp_path)])  # teacher: no reload
     with pytest.raises(ValueError, match="edits would be lost"):
         trainer.fit(module, datamodule=datamodule)
 
@@ -73,7 +66,7 @@ def test_state_round_trip_and_resume_keep_the_same_edits(tiny):
     saved = load_edits(run_dir)
     assert 0 < len(saved) <= 8  # 20% of 40
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]["IMILCallback"]
-    restored = IMILCallback(tiny(*IMIL), run_dir)
+    restored = build_imil_callback(tiny(*IMIL), run_dir)
     restored.load_state_dict(state)
     assert sorted(restored.table) == sorted(saved)
     assert all(np.array_equal(restored.table[i].mask, saved[i].mask) for i in saved)
@@ -125,8 +118,7 @@ def test_queue_propagation_proposals_are_confirmed_or_rejected_in_review(tiny):
     overrides = [*IMIL, "imil.oracle=queue", "imil.budget=0.2", "imil.rounds=2", "imil.propagate=true",
                  "imil.propagate_confidence=0.5", "trainer.max_epochs=4"]
     run_dir = run_experiment(tiny(*overrides))
-    datamodule = ChestXrayDataModule(tiny(*overrides))
-    datamodule.describe()
+    datamodule = build_datamodule(tiny(*overrides))
     round_1 = run_dir / "imil" / "round_1"
     manifest = json.loads((round_1 / "manifest.json").read_text())
     marks = {}
@@ -212,10 +204,10 @@ def test_mining_reads_whole_batches_of_the_edited_images_and_skips_reviewed_samp
     from lightning.pytorch import Trainer
 
     cfg = tiny(*IMIL)
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     datamodule.setup()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, build_method(cfg, 4, 1)).eval()
-    callback = IMILCallback(cfg, tmp_path)
+    module = build_module(cfg, datamodule.classes).eval()
+    callback = build_imil_callback(cfg, tmp_path)
     callback.images = datamodule.training_images()
     callback.images.use_edits(callback.table)
     dataset = callback.images.evaluation_dataset()

@@ -1,22 +1,18 @@
 """Every annotation-guided method trains a real backbone: its loss reaches every weight."""
 
 import torch
-from omegaconf import OmegaConf
 
-from hkd.data.datamodule import ChestXrayDataModule
-from hkd.methods import build_method
 from hkd.methods.guided import GUIDED_METHODS
-from hkd.models.classifier import ClassifierModule
+from hkd.run.build import build_datamodule, build_module
 
 
 def test_every_method_trains_a_real_backbone_with_gradients(tiny):
     for name in GUIDED_METHODS:
         cfg = tiny(f"method.name={name}")
-        datamodule = ChestXrayDataModule(cfg)
+        datamodule = build_datamodule(cfg)
         datamodule.prepare_data()
         datamodule.setup()
-        module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                                  build_method(cfg, len(datamodule.classes), 1))
+        module = build_module(cfg, datamodule.classes)
         batch = next(iter(datamodule.train_dataloader()))
         out = module.method.training_loss(module, batch)
         out["loss"].backward()

@@ -5,7 +5,7 @@ import json
 import numpy as np
 from dicom_files import PIXELS, write_csv, write_dicom
 
-from hkd.data.datamodule import ChestXrayDataModule
+from hkd.run.build import build_datamodule
 from hkd.run.experiment import run_experiment
 
 
@@ -22,7 +22,7 @@ def test_dicom_data_set_trains_through_the_cache(tmp_path, tiny):
               ["patientId", "x", "y", "width", "height", "Target"], rows)
     cfg = tiny("data.format=rsna-pneumonia", f"data.root={tmp_path}", "data.folds=4", "data.fold=0",
                "method.name=hkd", "hkd.teacher_epochs=1")
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     sample = datamodule.datasets["train"][0]
     assert sample["image"].shape == (1, 32, 32) and float(sample["image"].std()) > 0

@@ -15,6 +15,7 @@ from conftest import REPO, TINY
 
 from hkd.cli import main
 from hkd.imil.edits import load_edits
+from hkd.run.build import build_datamodule, build_module
 from hkd.run.checkpoints import AtomicCheckpointIO, is_good_checkpoint, resume_checkpoint
 
 DIVERGE = ["optim.name=sgd", "optim.lr=1e12", "optim.scheduler=none", "trainer.max_epochs=2"]
@@ -211,13 +212,9 @@ def test_a_nan_batch_never_changes_the_weights_without_a_sync_per_step(tmp_path,
     optimizer skips it on the device), the steps around it train, and the host learns of it at
     its next look (here: the epoch's end) with the step's samples."""
     from lightning.pytorch.callbacks import Callback
-    from omegaconf import OmegaConf
     from probe_callbacks import PoisonOneBatch
 
     from hkd.config import load_config
-    from hkd.data.datamodule import ChestXrayDataModule
-    from hkd.methods import build_method
-    from hkd.models.classifier import ClassifierModule
     from hkd.run.trainer import build_trainer
 
     syncs = []
@@ -236,10 +233,8 @@ def test_a_nan_batch_never_changes_the_weights_without_a_sync_per_step(tmp_path,
                                      f"data.cache_dir={tmp_path / 'cache'}", "training.nonfinite_loss=skip",
                                      f"optim.name={optimizer}",
                                      "trainer.log_every_n_steps=50"])
-    datamodule = ChestXrayDataModule(cfg)
-    datamodule.describe()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), 1))
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.classes)
     trainer = build_trainer(cfg, tmp_path, 1, "val/loss", "min",
                             callbacks=[PoisonOneBatch(str(tmp_path)), CountSyncs()])
     trainer.fit(module, datamodule=datamodule)

@@ -116,3 +116,29 @@ def test_cli_reports_config_errors_without_a_traceback():
                             timeout=120)
     assert result.returncode == 2
     assert "max_epoch" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_test_split_runs_once_and_its_outputs_give_the_csv_and_intervals(tiny, monkeypatch):
+    """One pass over the test split: its per-sample outputs give test_predictions.csv (with the
+    region scores) and the confidence intervals, and they agree with the logged test metrics."""
+    from hkd.models.classifier import ClassifierModule
+
+    seen: list[int] = []
+    original = ClassifierModule.true_class_cams
+
+    def counting(self, x, labels):
+        seen.append(len(x))
+        return original(self, x, labels)
+
+    monkeypatch.setattr(ClassifierModule, "true_class_cams", counting)
+    run_dir = run_experiment(tiny("explain.n_images=4"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    n_test = summary["splits"]["test"]["images"]
+    overlays = 4 * 2  # the fixed test images' CAM overlays: at the best epoch and at the end
+    assert sum(seen) <= n_test + overlays  # was twice the test split (trainer.test, then a predict pass)
+    rows = pd.read_csv(run_dir / "test_predictions.csv")
+    assert len(rows) == n_test and rows["idx"].is_unique
+    assert (rows["label"] == rows["prediction"]).mean() == pytest.approx(summary["test"]["accuracy"])
+    assert rows["relevance_mass"].mean() == pytest.approx(summary["explanations"]["relevance_mass"], abs=1e-5)
+    low, high = summary["test_ci"]["accuracy"]
+    assert low <= summary["test"]["accuracy"] <= high

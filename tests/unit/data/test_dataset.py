@@ -3,7 +3,7 @@
 import torch
 from conftest import make_folder_dataset
 
-from hkd.data.datamodule import ChestXrayDataModule
+from hkd.run.build import build_datamodule
 
 
 def test_dataset_prior_and_roi_align_after_random_affine(tmp_path, tiny):
@@ -11,7 +11,7 @@ def test_dataset_prior_and_roi_align_after_random_affine(tmp_path, tiny):
     cfg = tiny("data.format=folder", f"data.root={root}", "data.image_size=40",
                "augment.policy=basic", "augment.degrees=20", "augment.translate=0.15",
                "data.mean=[0.0]", "data.std=[1.0]")
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
     torch.manual_seed(1)

@@ -7,9 +7,9 @@ import pytest
 from conftest import make_folder_dataset, write_png
 
 from hkd.data.cache import build_cache, open_cache
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.data.formats.folder import read_folder
 from hkd.errors import InputError
+from hkd.run.build import build_datamodule
 
 
 def test_reads_labels_boxes_polygons_irrelevant_and_masks(tmp_path):
@@ -77,17 +77,15 @@ def _edit_box(root, box):
 def test_unreadable_image_fails_before_training_naming_it(tmp_path, tiny):
     root = make_folder_dataset(tmp_path / "data", annotations=False)
     (root / "img" / "b_3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated garbage")
-    datamodule = ChestXrayDataModule(tiny("data.format=folder", f"data.root={root}"))
+    datamodule = build_datamodule(tiny("data.format=folder", f"data.root={root}"))
     with pytest.raises(InputError, match=r"row 11: cannot decode image .*b_3.png"):
         datamodule.prepare_data()
 
 
 def test_unknown_label_names_row(tmp_path, tiny):
     root = make_folder_dataset(tmp_path / "data")
-    datamodule = ChestXrayDataModule(tiny("data.format=folder", f"data.root={root}",
-                                          "data.classes=[a,c]"))
     with pytest.raises(InputError, match=r"labels.csv row 8: label 'b'"):
-        datamodule.describe()
+        build_datamodule(tiny("data.format=folder", f"data.root={root}", "data.classes=[a,c]"))
 
 
 def test_empty_split_and_missing_class_are_errors(tmp_path, tiny):
@@ -95,14 +93,14 @@ def test_empty_split_and_missing_class_are_errors(tmp_path, tiny):
     text = (root / "labels.csv").read_text().replace(",test", ",train")
     (root / "labels.csv").write_text(text)
     with pytest.raises(InputError, match="test split is empty"):
-        ChestXrayDataModule(tiny("data.format=folder", f"data.root={root}")).describe()
+        build_datamodule(tiny("data.format=folder", f"data.root={root}"))
     lines = (root / "labels.csv").read_text().splitlines()
     fixed = [lines[0]] + [line.replace(",train", ",val") if ",b," in line else line
                           for line in lines[1:]]
     fixed[1] = fixed[1].replace(",train", ",test")
     (root / "labels.csv").write_text("\n".join(fixed) + "\n")
     with pytest.raises(InputError, match="class.*b have no sample in the train split"):
-        ChestXrayDataModule(tiny("data.format=folder", f"data.root={root}")).describe()
+        build_datamodule(tiny("data.format=folder", f"data.root={root}"))
 
 
 def test_split_column_partly_filled_is_an_error(tmp_path, tiny):
@@ -111,13 +109,12 @@ def test_split_column_partly_filled_is_an_error(tmp_path, tiny):
     lines[3] = lines[3].rsplit(",", 1)[0] + ","
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match="row 4: 'split' is empty"):
-        ChestXrayDataModule(tiny("data.format=folder", f"data.root={root}")).describe()
+        build_datamodule(tiny("data.format=folder", f"data.root={root}"))
 
 
 def test_generated_split_groups_patients_and_stratifies(tmp_path, tiny):
     root = make_folder_dataset(tmp_path / "data", n_per_class=20)
-    datamodule = ChestXrayDataModule(tiny("data.format=folder", f"data.root={root}"))
-    datamodule.describe()
+    datamodule = build_datamodule(tiny("data.format=folder", f"data.root={root}"))
     by_patient = {}
     for record, split in zip(datamodule.records, datamodule.splits):
         by_patient.setdefault(record.patient_id, set()).add(split)
@@ -125,8 +122,7 @@ def test_generated_split_groups_patients_and_stratifies(tmp_path, tiny):
     for label in ("a", "b"):
         splits = [s for r, s in zip(datamodule.records, datamodule.splits) if r.label == label]
         assert {"train", "val", "test"} <= set(splits)
-    again = ChestXrayDataModule(tiny("data.format=folder", f"data.root={root}"))
-    again.describe()
+    again = build_datamodule(tiny("data.format=folder", f"data.root={root}"))
     assert again.splits == datamodule.splits  # deterministic from the seed
 
 

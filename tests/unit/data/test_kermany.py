@@ -6,9 +6,9 @@ import pytest
 from conftest import REPO, write_png
 
 from hkd.config import load_config
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.data.formats import load_records
 from hkd.errors import InputError
+from hkd.run.build import build_datamodule
 
 SHARED_KERMANY = REPO.parent / "shared" / "datasets" / "kermany-pediatric-cxr"
 
@@ -70,8 +70,7 @@ def test_normal_vs_pneumonia_map_kaggle_val_folder_and_a_bad_name(tmp_path):
 
 @pytest.mark.skipif(not SHARED_KERMANY.is_dir(), reason="../shared/datasets/kermany-pediatric-cxr is absent")
 def test_shared_copy_has_the_documented_counts(tmp_path):
-    datamodule = ChestXrayDataModule(config(SHARED_KERMANY, f"data.cache_dir={tmp_path}"))
-    datamodule.describe()
+    datamodule = build_datamodule(config(SHARED_KERMANY, f"data.cache_dir={tmp_path}"))
     counts = {}
     for record in datamodule.records:
         folder = record.path.parent.parent.name

@@ -8,9 +8,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from hkd.config import load_config
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.data.shortcut import ShortcutSpec, marker_codes, marker_layer
 from hkd.errors import ConfigError
+from hkd.run.build import build_datamodule
 from tests.conftest import make_folder_dataset
 
 
@@ -83,7 +83,7 @@ def planted(tmp_path, *overrides):
     cfg = load_config("quickstart", ["data.format=folder", f"data.root={root}", "data.image_size=48",
                                      f"data.cache_dir={tmp_path / 'cache'}", "augment.policy=none",
                                      *overrides])
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     datamodule.setup()
     return datamodule
 

@@ -10,9 +10,9 @@ from dicom_files import write_dicom
 from PIL import Image
 
 from hkd.config import load_config
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.imil.pictures import DISPLAY_MAX, display_image
 from hkd.imil.queue import rasterize_marks
+from hkd.run.build import build_datamodule
 
 SIZE = 32
 
@@ -53,7 +53,7 @@ def images(tmp_path_factory):
     root = write_files(tmp_path_factory.mktemp("kinds"))
     cfg = load_config("quickstart", ["data.format=folder", f"data.root={root}", f"data.image_size={SIZE}",
                                      f"data.cache_dir={root / 'cache'}"])
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup()
     return datamodule.training_images()

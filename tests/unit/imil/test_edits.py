@@ -6,14 +6,14 @@ import json
 import numpy as np
 import torch
 
-from hkd.data.datamodule import ChestXrayDataModule
 from hkd.imil.edits import Edit, EditTable, load_edits
 from hkd.imil.masks import encode_mask
 from hkd.imil.pictures import round_pictures
+from hkd.run.build import build_datamodule, edit_table
 
 
 def _training_images(cfg):
-    datamodule = ChestXrayDataModule(cfg)
+    datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup()
     return datamodule.training_images()
@@ -32,7 +32,7 @@ def test_margin_removes_the_marked_region_and_its_rim(tiny):
     images = _training_images(cfg)
     idx = int(images.indices[0])
     original = images.original(idx)[0]
-    table = EditTable.from_config(cfg)
+    table = edit_table(cfg)
     table[idx] = Edit(mask=_mark(32, slice(10, 12), slice(10, 14)), round=1, epoch=0, source="oracle")
     images.use_edits(table)
     for dataset in (images.evaluation_dataset(), images.train):
@@ -49,7 +49,7 @@ def test_round_pictures_show_the_edit_as_training_sees_it(tiny):
     images = _training_images(cfg)
     idx = int(images.indices[3])
     mask = _mark(32, slice(2, 9), slice(20, 30))
-    table = EditTable.from_config(cfg)
+    table = edit_table(cfg)
     table[idx] = Edit(mask=mask, round=1, epoch=0, source="clinician")
     images.use_edits(table)
     [(shown, (original, removed, edited))] = list(round_pictures(images, table, [idx]))
@@ -105,7 +105,7 @@ def test_inpainted_edits_are_made_once_and_equal_a_fresh_fill(tiny, monkeypatch)
     cfg = tiny("imil.fill=inpaint", "augment.policy=none")
     images = _training_images(cfg)
     first, second = (int(i) for i in images.indices[:2])
-    table = EditTable.from_config(cfg)
+    table = edit_table(cfg)
     for idx in (first, second):
         table[idx] = Edit(mask=_mark(32, slice(4, 20), slice(6, 18)), round=1, epoch=0, source="oracle")
     images.use_edits(table)

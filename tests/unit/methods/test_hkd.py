@@ -3,10 +3,8 @@
 import pytest
 import torch
 
-from hkd.data.datamodule import ChestXrayDataModule
-from hkd.methods import build_method
-from hkd.methods.hkd import alpha_schedule, kd_epochs
-from hkd.models.classifier import ClassifierModule
+from hkd.methods.hkd import alpha_schedule, default_kd_epochs
+from hkd.run.build import build_datamodule, build_method, build_module
 
 
 def test_alpha_schedule_decays_linearly_then_stays_zero():
@@ -17,19 +15,19 @@ def test_alpha_schedule_decays_linearly_then_stays_zero():
 
 
 def test_default_kd_epochs_is_two_thirds(tiny):
-    assert kd_epochs(tiny("trainer.max_epochs=60")) == 40
-    assert kd_epochs(tiny("trainer.max_epochs=60", "hkd.kd_epochs=10")) == 10
+    assert default_kd_epochs(None, 60) == 40 and default_kd_epochs(10, 60) == 10
+    assert build_method(tiny("method.name=hkd", "trainer.max_epochs=60"), 4).kd_epochs == 40
+    fixed = tiny("method.name=hkd", "trainer.max_epochs=60", "hkd.kd_epochs=10")
+    assert build_method(fixed, 4).kd_epochs == 10
 
 
 def _student_and_batch(tiny, *overrides):
-    from omegaconf import OmegaConf
 
     cfg = tiny("method.name=hkd", *overrides)
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes,
-                              build_method(cfg, len(datamodule.classes), 1))
+    module = build_module(cfg, datamodule.classes)
     batch = next(iter(datamodule.train_dataloader()))
     return module, batch
 
@@ -81,11 +79,13 @@ def test_teacher_features_are_fp32_outside_autocast(tiny):
 
 
 def test_a_missing_teacher_checkpoint_is_an_error_not_a_random_teacher(tiny, tmp_path):
-    module, _ = _student_and_batch(tiny)
+    from hkd.run.teacher_stage import existing_teacher, train_teacher
+
     with pytest.raises(FileNotFoundError, match="random teacher"):
-        module.method.use_stage_result("teacher", {"best_checkpoint": str(tmp_path / "gone.ckpt")})
-    with pytest.raises(FileNotFoundError, match="no teacher checkpoint"):
-        module.method.use_stage_result("teacher", {"best_checkpoint": None})
+        existing_teacher(tmp_path / "gone.ckpt", {})  # e.g. a resumed run's teacher moved away
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        train_teacher(tiny("method.name=hkd", f"hkd.teacher_checkpoint={tmp_path / 'gone.ckpt'}"),
+                      tmp_path, None, None)
 
 
 def test_the_teacher_runs_with_folded_batch_norms_and_refolds_after_new_weights(tiny):

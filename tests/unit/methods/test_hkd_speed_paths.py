@@ -10,14 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
-from hkd.data.datamodule import ChestXrayDataModule
-from hkd.methods import Method, build_method
+from hkd.methods import Method
 from hkd.models.backbone import features_and_logits
 from hkd.models.classifier import ClassifierModule
 from hkd.models.frozen import FrozenFeatures, channels_last_copy, fold_batch_norms, inference_copy
+from hkd.run.build import build_datamodule, build_method, build_module
 from hkd.run.teacher_features import cache_teacher_features
+from hkd.run.teacher_stage import existing_teacher
 from tests.conftest import trained_looking
 
 OVERRIDES = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true")
@@ -28,16 +28,16 @@ def student(tiny, tmp_path):
     """A student whose teacher comes from a stage-1 checkpoint with non-trivial BatchNorm
     statistics, the datamodule, a training batch and the configuration."""
     cfg = tiny(*OVERRIDES)
-    datamodule = ChestXrayDataModule(cfg, roi_mode="blackout")
+    datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
-    teacher = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, Method("roi"))
+    teacher = build_module(cfg, datamodule.classes, Method("roi"))
     trained_looking(teacher.net)
     checkpoint = tmp_path / "teacher.ckpt"
     torch.save({"hyper_parameters": dict(teacher.hparams), "state_dict": teacher.state_dict()}, checkpoint)
-    method = build_method(cfg, len(datamodule.classes), 1)
-    method.use_stage_result("teacher", {"best_checkpoint": str(checkpoint)})
-    module = ClassifierModule(OmegaConf.to_container(cfg), datamodule.classes, method).train()
+    method = build_method(cfg, len(datamodule.classes))
+    method.load_teacher(existing_teacher(checkpoint, {}).weights)
+    module = build_module(cfg, datamodule.classes, method).train()
     batch = next(iter(datamodule.train_dataloader()))
     return module, datamodule, batch, cfg, checkpoint
 
@@ -89,11 +89,10 @@ def test_the_default_teacher_pass_is_folded_and_channels_last(student):
                for m in copy.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
 
 
-def test_cached_teacher_features_give_the_plain_loss_and_gradient(student, tmp_path):
+def test_cached_teacher_features_give_the_plain_loss_and_gradient(student):
     module, datamodule, batch, cfg, checkpoint = student
-    cfg = OmegaConf.merge(cfg, {"hkd": {"teacher_checkpoint": str(checkpoint)}})
-    record = cache_teacher_features(cfg, tmp_path / "run", datamodule)
-    module.method.use_stage_result("teacher_features", record)
+    cache = cache_teacher_features(cfg, datamodule, existing_teacher(checkpoint, {}))
+    module.method.use_teacher_features(cache.features, cache.rows)
     cached = module.method.before_transfer({k: v for k, v in batch.items() if k != "roi"})
     assert "teacher_features" in cached and "roi" not in cached  # no teacher pass is possible
     assert_same_loss_and_gradient(module, cached, batch, alpha=0.5)

@@ -2,18 +2,15 @@
 own no-decay list (a ViT's position embedding)."""
 
 import pytest
-from omegaconf import OmegaConf
 
-from hkd.models.backbone import build_backbone
-from hkd.models.optim import configure_optimization
+from hkd.models.backbone import BackboneSpec, build_backbone
+from hkd.models.optim import Optimization, configure_optimization
 
 
 def groups(backbone: str, **optim):
-    model = OmegaConf.create({"backbone": backbone, "pretrained": False, "output_stride": None,
-                              "drop_rate": 0.0, "kwargs": {}})
-    net = build_backbone(model, 3, 1, 32)
-    settings = OmegaConf.create({"name": "adamw", "lr": 1e-3, "weight_decay": 0.05, "scheduler": "none",
-                                 "warmup_epochs": 0, "decay_norm_and_bias": False, **optim})
+    net = build_backbone(BackboneSpec(backbone), 3, 1, 32)
+    settings = Optimization(**{"name": "adamw", "lr": 1e-3, "weight_decay": 0.05, "scheduler": "none",
+                               "warmup_epochs": 0, "decay_norm_and_bias": False, **optim})
     optimizer = configure_optimization(net, settings, max_epochs=1, total_steps=1)
     names = {id(p): n for n, p in net.named_parameters()}
     return net, {group["weight_decay"]: [names[id(p)] for p in group["params"]]
@@ -45,9 +42,7 @@ def test_pneuknownet_cosine_is_stepped_every_batch_with_t_max_epochs_minus_one()
     import torch
 
     net = torch.nn.Linear(2, 2)
-    settings = OmegaConf.create({"name": "adam", "lr": 1e-4, "weight_decay": 0.0,
-                                 "scheduler": "pneuknownet_cosine", "warmup_epochs": 0,
-                                 "decay_norm_and_bias": False})
+    settings = Optimization(name="adam", lr=1e-4, weight_decay=0.0, scheduler="pneuknownet_cosine")
     config = configure_optimization(net, settings, max_epochs=5, total_steps=500)
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     assert config["lr_scheduler"]["interval"] == "step"

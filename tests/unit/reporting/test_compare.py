@@ -1,13 +1,11 @@
 """Run comparison: mean and spread per group, paired differences, the CLI."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
 
+from hkd.cli import main
 from hkd.reporting.compare import (
     aggregate,
     find_summaries,
@@ -41,15 +39,13 @@ def test_mean_and_spread_per_group(tmp_path):
     assert "| hkd | 2 | 60.0 ± 14.1 |" in text
 
 
-def test_cli_prints_table_and_writes_plot(tmp_path):
+def test_cli_prints_table_and_writes_plot(tmp_path, capsys):
     _write(tmp_path, "baseline", 0, 0.3, 0.1)
-    result = subprocess.run([sys.executable, "-m", "hkd", "compare", str(tmp_path), "--plot",
-                             str(tmp_path / "plot.png")], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0 and "| baseline | 1 | 30.0 ± 0.0 |" in result.stdout
+    assert main(["compare", str(tmp_path), "--plot", str(tmp_path / "plot.png")]) == 0
+    assert "| baseline | 1 | 30.0 ± 0.0 |" in capsys.readouterr().out
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
-    empty = subprocess.run([sys.executable, "-m", "hkd", "compare", str(tmp_path / "none")],
-                           cwd=REPO, capture_output=True, text=True)
-    assert empty.returncode == 2 and "no summary.json" in empty.stderr
+    assert main(["compare", str(tmp_path / "none")]) == 2
+    assert "no summary.json" in capsys.readouterr().err
 
 
 def test_paired_differences_pair_by_seed_with_an_exact_p_value(tmp_path):
@@ -72,14 +68,12 @@ def test_paired_differences_pair_by_seed_with_an_exact_p_value(tmp_path):
         paired_differences(find_summaries([tmp_path]), "nope")
 
 
-def test_cli_paired_comparison(tmp_path):
+def test_cli_paired_comparison(tmp_path, capsys):
     for seed in range(3):
         _write(tmp_path, "baseline", seed, 0.3, 0.1)
         _write(tmp_path, "hkd", seed, 0.4 + seed / 100, 0.2)
-    result = subprocess.run([sys.executable, "-m", "hkd", "compare", str(tmp_path), "--plot", "",
-                             "--against", "baseline"], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "| hkd | 3 | +11.0 ± 1.0 | 3/3 | 0.250 |" in result.stdout
+    assert main(["compare", str(tmp_path), "--plot", "", "--against", "baseline"]) == 0
+    assert "| hkd | 3 | +11.0 ± 1.0 | 3/3 | 0.250 |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("n", [20, 50])

@@ -1,0 +1,45 @@
+"""One IMIL round as the callback, the checkpoint and ``edits.json`` keep it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+MINING, PROPOSALS = "mining", "proposals"  # a round mines outliers, or shows propagated proposals
+
+
+@dataclass
+class Round:
+    round: int  # 1-based number, also the review folder's (imil/round_N)
+    epoch: int  # the training epoch after which it ran
+    kind: str = MINING
+    n_train: int | None = None  # mining: training images, mined, mispredicted, selected
+    n_mined: int | None = None
+    n_mispredicted: int | None = None
+    n_selected: int | None = None
+    selected: list[int] | None = None  # data set rows shown to the oracle
+    labels: list[int] | None = None  # their classes and predictions when selected
+    predictions: list[int] | None = None
+    edited: list[int] | None = None  # rows that got an edit, and those the oracle skipped
+    skipped: list[int] | None = None
+    propagated: list[int] | None = None  # rows that got a propagated proposal after this round
+    status: str | None = None  # queue oracle: pending review | reviewed; proposals: awaiting / confirmed
+    unreviewed: list[int] | None = None
+    applied_at: str | None = None
+    accepted: list[int] | None = None  # proposals: the clinician's decisions
+    rejected: list[int] | None = None
+    corrected: list[int] | None = None
+
+    def to_json(self) -> dict:
+        """The round's set fields (as ``edits.json`` and the checkpoint have always kept them)."""
+        return {key: value for key, value in asdict(self).items()
+                if value is not None and not (key == "kind" and value == MINING)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Round:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def selected_value(self, column: str, idx: int) -> int:
+        """``labels`` or ``predictions`` of a selected row; -1 if it was not selected."""
+        selected = self.selected or []
+        return getattr(self, column)[selected.index(idx)] if idx in selected else -1

@@ -1,0 +1,137 @@
+"""The composition root: the one place below the CLI where the configuration becomes objects.
+
+Networks, the training method and the classifier module are built here from the run's
+configuration and handed to constructors that take plain values and built parts; nothing in the
+library layers below (data, models, methods, imil) reads the configuration. Tests, benchmarks and
+checkpoint loading build their modules here too (``build_module``)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from hkd.data.datamodule import ChestXrayDataModule, LoaderSettings, SampleSettings
+from hkd.data.formats import load_records
+from hkd.data.shortcut import ShortcutSpec
+from hkd.data.splits import dataset_splits
+from hkd.data.transforms import build_augmentation, build_batch_mix
+from hkd.imil.callback import IMILCallback
+from hkd.imil.edits import EditTable
+from hkd.imil.propagation import Propagation
+from hkd.methods import METHODS, Method
+from hkd.methods.hkd import HKDStudent, default_kd_epochs
+from hkd.models.backbone import BackboneSpec, allow_double_backward, build_backbone
+from hkd.models.classifier import ClassifierModule
+from hkd.models.optim import Optimization
+
+
+def backbone_spec(cfg: DictConfig, pretrained: bool | str | None = None) -> BackboneSpec:
+    """The network the ``model`` keys describe (``pretrained`` replaced when given)."""
+    model = cfg.model
+    return BackboneSpec(backbone=model.backbone,
+                        pretrained=model.pretrained if pretrained is None else pretrained,
+                        output_stride=model.output_stride, drop_rate=float(model.drop_rate),
+                        kwargs=OmegaConf.to_container(model.kwargs) if model.kwargs else {})
+
+
+def build_network(cfg: DictConfig, num_classes: int, pretrained: bool | str | None = None) -> nn.Module:
+    """The configured timm network for ``num_classes`` classes at the configured input."""
+    return build_backbone(backbone_spec(cfg, pretrained), num_classes, int(cfg.data.channels),
+                          int(cfg.data.image_size))
+
+
+def build_hkd_student(cfg: DictConfig, num_classes: int) -> HKDStudent:
+    """HKD's student method with a placeholder teacher for stage 1's weights, built on a forked RNG
+    so it takes no random numbers from the student's initialisation or data order."""
+    with torch.random.fork_rng(devices=[]):
+        teacher = build_network(cfg, num_classes, pretrained=False)
+    return HKDStudent(teacher, alpha0=float(cfg.hkd.alpha),
+                      kd_epochs=default_kd_epochs(cfg.hkd.kd_epochs, int(cfg.trainer.max_epochs)))
+
+
+# methods whose constructor needs more than its ``method.*`` keys: name -> builder
+METHOD_BUILDERS: dict[str, Callable[[DictConfig, int], Method]] = {"hkd": build_hkd_student}
+
+
+def method_arguments(method_class: type[Method], section: DictConfig) -> dict:
+    """The ``method.*`` keys (but ``name``) that the method's constructor names."""
+    parameters = inspect.signature(method_class.__init__).parameters
+    return {key: value for key, value in OmegaConf.to_container(section).items()
+            if key != "name" and key in parameters}
+
+
+def build_method(cfg: DictConfig, num_classes: int) -> Method:
+    """The configured training method (``method.name``)."""
+    name = cfg.method.name
+    if name in METHOD_BUILDERS:
+        return METHOD_BUILDERS[name](cfg, num_classes)
+    method_class = METHODS[name]
+    return method_class(**method_arguments(method_class, cfg.method))
+
+
+def optimization(cfg: DictConfig) -> Optimization:
+    return Optimization(**OmegaConf.to_container(cfg.optim))
+
+
+def build_module(cfg: DictConfig, classes: list[str], method: Method | None = None,
+                 class_weights: list[float] | None = None, teacher: bool = False) -> ClassifierModule:
+    """The classifier module of a run: the configured method (or ``method``; with ``teacher``, HKD's
+    stage-1 teacher: plain cross-entropy on ROI images) and a new network, in that order (the
+    method's placeholder networks draw no random numbers from the network's initialisation)."""
+    if teacher:
+        method = Method(input_key="roi")
+    method = method if method is not None else build_method(cfg, len(classes))
+    net = build_network(cfg, len(classes))
+    if method.double_backward:
+        allow_double_backward(net)
+    mix = build_batch_mix(cfg.augment, len(classes)) if method.input_key == "image" else None
+    return ClassifierModule(net, method, classes, optimization=optimization(cfg),
+                            class_weights=class_weights, channels_last=bool(cfg.model.channels_last),
+                            compile=bool(cfg.model.compile), batch_mix=mix,
+                            nonfinite_loss=cfg.training.nonfinite_loss,
+                            nonfinite_check_every=int(cfg.training.nonfinite_check_every),
+                            teacher=teacher, run_config=OmegaConf.to_container(cfg))
+
+
+def edit_table(cfg: DictConfig) -> EditTable:
+    """An empty IMIL edit table with the configured fill (``imil.fill``, ``imil.margin``)."""
+    return EditTable(fill=cfg.imil.fill, margin=int(cfg.imil.margin), fill_mean=float(cfg.data.fill_mean))
+
+
+def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
+    """IMIL's callback from the ``imil.*`` keys (propagation with the ``prior_generator.*`` ones)."""
+    section, generator = cfg.imil, cfg.prior_generator
+    propagation = Propagation(seed=int(cfg.seed), channels=int(cfg.data.channels),
+                              features=tuple(generator.features), lr=float(generator.lr),
+                              epochs=int(generator.epochs), threshold=float(generator.threshold),
+                              max_area=float(section.propagate_max_area),
+                              confidence=float(section.propagate_confidence)) if section.propagate else None
+    return IMILCallback(run_dir, edit_table(cfg), oracle=section.oracle, budget=float(section.budget),
+                        start_epoch=int(section.start_epoch), every_n_epochs=int(section.every_n_epochs),
+                        rounds=section.rounds, propagation=propagation, log_images=bool(cfg.logging.images))
+
+
+def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayDataModule:
+    """The configured data set (read, and generated where it is synthetic), its splits and loaders;
+    ``roi_mode`` (e.g. ``cfg.hkd.roi_mode``) makes its samples carry ROI images."""
+    data = cfg.data
+    records, classes = load_records(data, int(cfg.seed))
+    splits = dataset_splits(records, classes, data, int(cfg.seed))
+    samples = SampleSettings(mean=tuple(map(float, data.mean)), std=tuple(map(float, data.std)),
+                             roi_mode=roi_mode, roi_fill=cfg.hkd.roi_fill, fill_mean=float(data.fill_mean),
+                             prior_soft_edge=float(data.prior_soft_edge))
+    loaders = LoaderSettings(batch_size=int(data.batch_size), eval_batch_size=int(data.eval_batch_size),
+                             num_workers=int(data.num_workers),
+                             persistent_workers=bool(data.persistent_workers),
+                             pin_memory=bool(data.pin_memory), sampler=data.sampler)
+    channels = int(data.channels)
+    return ChestXrayDataModule(records, classes, splits, image_size=int(data.image_size), channels=channels,
+                               cache_dir=data.cache_dir, samples=samples, loaders=loaders,
+                               augmentation=build_augmentation(cfg.augment, channels),
+                               shortcut=ShortcutSpec.from_config(data.get("shortcut"), len(classes)),
+                               seed=int(cfg.seed), roi_fraction=float(cfg.hkd.roi_fraction))

@@ -1,0 +1,44 @@
+"""HKD as one pipeline: prior -> teacher -> features -> student. Each step hands its result to
+the next in memory; the run directory keeps each step's record (and the teacher's checkpoints),
+so a run killed between steps resumes after the last finished one.
+
+1. prior (``hkd.prior=predicted``, without a saved ``data.prior_generator``): a prior generator
+   trained on the annotated training images predicts the regions of the others;
+2. teacher (stage 1, ``RUN_DIR/teacher/``): a classifier on ROI images built from those regions;
+3. features (``hkd.cache_teacher_features``): the frozen teacher's feature maps of every training
+   sample, computed once;
+4. the student (``hkd.methods.hkd.HKDStudent``) with the trained teacher, ready to train on raw
+   images; its training batches carry ROI images for the teacher (none with cached features)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from hkd.data.datamodule import ChestXrayDataModule
+from hkd.methods.hkd import HKDStudent
+from hkd.run.build import build_hkd_student
+from hkd.run.prior_stage import predict_missing_priors
+from hkd.run.teacher_features import cache_teacher_features
+from hkd.run.teacher_stage import train_teacher
+
+
+def prepare_hkd(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
+                class_weights: list[float] | None) -> tuple[HKDStudent, dict]:
+    """HKD's steps before the student trains: the student method and each step's record."""
+    records: dict = {}
+    if cfg.hkd.prior == "predicted" and not cfg.data.prior_generator:
+        priors = predict_missing_priors(cfg, run_dir, datamodule)
+        datamodule.set_predicted_priors(priors.masks)
+        records["prior_generator"] = priors.record
+    teacher = train_teacher(cfg, run_dir, datamodule, class_weights)
+    records["teacher"] = teacher.record
+    student = build_hkd_student(cfg, len(datamodule.classes))
+    student.load_teacher(teacher.weights)
+    if cfg.hkd.cache_teacher_features:
+        features = cache_teacher_features(cfg, datamodule, teacher)
+        student.use_teacher_features(features.features, features.rows)
+        records["teacher_features"] = features.record
+        datamodule.stop_building_roi(["train"])  # the student's batches carry the features instead
+    return student, records
