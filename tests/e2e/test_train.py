@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ import torch
 from conftest import REPO, logged_test_metrics
 from omegaconf import OmegaConf
 
-from hkd.models.backbone import PretrainedWeightsError, build_backbone
+from hkd.models.backbone import BackboneSpec, PretrainedWeightsError, build_backbone
 from hkd.run.experiment import run_experiment
 
 SUMMARY_KEYS = {"name", "method", "seed", "val", "test", "explanations", "run_dir", "duration_s"}
@@ -84,8 +85,7 @@ def test_pretrained_weights_from_a_local_file(tmp_path):
     source = timm.create_model("test_resnet", num_classes=1000, in_chans=3)
     path = tmp_path / "weights.pth"
     torch.save(source.state_dict(), path)
-    cfg = OmegaConf.create({"backbone": "test_resnet", "pretrained": str(path),
-                            "output_stride": None, "drop_rate": 0.0})
+    cfg = BackboneSpec("test_resnet", pretrained=str(path))
     model = build_backbone(cfg, num_classes=4, in_chans=1)
     # the 3-channel stem was summed into one channel; the body is copied as is
     stem = next(k for k, v in source.state_dict().items() if v.ndim == 4)
@@ -93,9 +93,8 @@ def test_pretrained_weights_from_a_local_file(tmp_path):
     body = [k for k in source.state_dict() if "layer" in k and "weight" in k][0]
     assert torch.equal(model.state_dict()[body], source.state_dict()[body])
     assert model.get_classifier().out_features == 4
-    cfg.pretrained = str(tmp_path / "missing.pth")
     with pytest.raises(PretrainedWeightsError, match="no such weights file"):
-        build_backbone(cfg, num_classes=4, in_chans=1)
+        build_backbone(replace(cfg, pretrained=str(tmp_path / "missing.pth")), num_classes=4, in_chans=1)
 
 
 def test_cli_prints_the_run_directory_last(tmp_path):
