@@ -37,7 +37,7 @@ def prepare_hkd(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
     student = build_hkd_student(cfg, len(datamodule.classes))
     student.load_teacher(teacher.weights)
     if cfg.hkd.cache_teacher_features:
-        features = cache_teacher_features(cfg, datamodule, teacher)
+        features = cache_teacher_features(cfg, datamodule, student, teacher.checkpoint)
         student.use_teacher_features(features.features, features.rows)
         records["teacher_features"] = features.record
         datamodule.stop_building_roi(["train"])  # the student's batches carry the features instead

@@ -20,9 +20,7 @@ from torch.utils.data import DataLoader
 from hkd.atomic import atomic_folder
 from hkd.config import check_cacheable
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.models.frozen import FrozenFeatures
-from hkd.run.build import build_network
-from hkd.run.teacher_stage import TrainedTeacher
+from hkd.methods.hkd import HKDStudent
 
 
 def features_key(cfg: DictConfig, checkpoint: Path, datamodule: ChestXrayDataModule) -> str:
@@ -48,27 +46,24 @@ class TeacherFeatureCache:
 
 
 @torch.no_grad()
-def cache_teacher_features(cfg: DictConfig, datamodule: ChestXrayDataModule,
-                           teacher: TrainedTeacher) -> TeacherFeatureCache:
-    """The stage: the teacher's fp32 feature map of every training sample's ROI image, once (a file
-    made earlier for the same teacher and ROI images is reused)."""
+def cache_teacher_features(cfg: DictConfig, datamodule: ChestXrayDataModule, student: HKDStudent,
+                           checkpoint: Path) -> TeacherFeatureCache:
+    """The stage: the fp32 feature map that ``student``'s frozen teacher (stage 1's weights, from
+    ``checkpoint``) gives every training sample's ROI image, once, through the same pass training
+    would run (a file made earlier for the same teacher and ROI images is reused)."""
     check_cacheable(cfg)
     datamodule.setup()
     dataset = datamodule.datasets["train_eval"]
     folder = datamodule.datasets["train"].cache.folder
-    target = folder.parent / f"{folder.name}-teacher-{features_key(cfg, teacher.checkpoint, datamodule)}"
+    target = folder.parent / f"{folder.name}-teacher-{features_key(cfg, checkpoint, datamodule)}"
 
     def fill(tmp: Path) -> None:
-        with torch.random.fork_rng(devices=[]):  # the student's initialisation never depends on
-            net = build_network(cfg, len(datamodule.classes), pretrained=False)  # whether this file existed
-        net.load_state_dict(teacher.weights)
-        frozen = FrozenFeatures(net.eval())
         loader = DataLoader(dataset, batch_size=cfg.data.eval_batch_size, shuffle=False,
                             num_workers=cfg.data.num_workers)
         features = None
         row = 0
         for batch in loader:
-            out = frozen(batch["roi"]).numpy()
+            out = student.teacher_features(batch["roi"]).numpy()
             if features is None:
                 features = np.lib.format.open_memmap(tmp / "features.npy", "w+", np.float32,
                                                      (len(dataset), *out.shape[1:]))
@@ -78,8 +73,8 @@ def cache_teacher_features(cfg: DictConfig, datamodule: ChestXrayDataModule,
         rows = np.full(len(datamodule.records), -1, dtype=np.int64)
         rows[dataset.indices] = np.arange(len(dataset))
         np.save(tmp / "rows.npy", rows)
-        (tmp / "done").write_text(str(teacher.checkpoint))
+        (tmp / "done").write_text(str(checkpoint))
 
     atomic_folder(target, fill, "done")
     return TeacherFeatureCache(np.load(target / "features.npy", mmap_mode="r"), np.load(target / "rows.npy"),
-                               {"folder": str(target), "teacher_checkpoint": str(teacher.checkpoint)})
+                               {"folder": str(target), "teacher_checkpoint": str(checkpoint)})

@@ -92,7 +92,7 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     module = build_module(cfg, datamodule.classes, method)
     batch = next(iter(datamodule.train_dataloader()))
     fresh = method.training_loss(module, batch)["kd_mse"]
-    cache = cache_teacher_features(cfg, datamodule, teacher)
+    cache = cache_teacher_features(cfg, datamodule, method, teacher.checkpoint)
     assert cache.record["folder"] == record["folder"]  # the run's file, reused
     method.use_teacher_features(cache.features, cache.rows)
     cached_batch = method.before_transfer(batch)
@@ -105,7 +105,9 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     state = torch.load(summary["teacher"]["best_checkpoint"], weights_only=False)
     state["state_dict"] = {k: v * 1.5 if v.is_floating_point() else v for k, v in state["state_dict"].items()}
     torch.save(state, other)
-    again = cache_teacher_features(cfg, datamodule, existing_teacher(other, {}))
+    other_method = build_method(cfg, len(datamodule.classes))
+    other_method.load_teacher(existing_teacher(other, {}).weights)
+    again = cache_teacher_features(cfg, datamodule, other_method, other)
     assert again.record["folder"] != record["folder"]
     assert not np.allclose(again.features, cache.features)
     with pytest.raises(ConfigError, match="augment.policy"):

@@ -91,7 +91,7 @@ def test_the_default_teacher_pass_is_folded_and_channels_last(student):
 
 def test_cached_teacher_features_give_the_plain_loss_and_gradient(student):
     module, datamodule, batch, cfg, checkpoint = student
-    cache = cache_teacher_features(cfg, datamodule, existing_teacher(checkpoint, {}))
+    cache = cache_teacher_features(cfg, datamodule, module.method, checkpoint)
     module.method.use_teacher_features(cache.features, cache.rows)
     cached = module.method.before_transfer({k: v for k, v in batch.items() if k != "roi"})
     assert "teacher_features" in cached and "roi" not in cached  # no teacher pass is possible
