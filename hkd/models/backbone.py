@@ -62,7 +62,7 @@ def accepted_arguments(name: str, required: dict) -> set[str] | None:
 
 def create(name: str, required: dict, optional: dict, **pretrained) -> nn.Module:
     """``timm.create_model`` with the ``optional`` arguments its network does not take left out."""
-    accepted = accepted_arguments(name, required)
+    accepted = accepted_arguments(name, required) if optional else None  # no probe when nothing is optional
     dropped = [key for key in optional if accepted is not None and key not in accepted]
     if "output_stride" in dropped:
         log.warning("model.output_stride=%s: %s has no output stride option; it keeps its own "
