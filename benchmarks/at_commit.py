@@ -44,12 +44,13 @@ def as_folder_data(experiment: str, overrides: list[str]) -> list[str]:
     """The row's overrides with its synthetic data replaced by the same images as a folder data set
     (generated here by this checkout), read with the same relevant categories."""
     from hkd.config import load_config
-    from hkd.data.formats.synthetic import ensure_synthetic, synthetic_spec
+    from hkd.data.formats.synthetic import ensure_synthetic
+    from hkd.run.build import synthetic_spec
 
     cfg = load_config(experiment, overrides)
     if cfg.data.format != "synthetic":
         raise SystemExit(f"{experiment}: only synthetic rows can run at another commit")
-    root = ensure_synthetic(synthetic_spec(cfg.data, cfg.seed), REPO / cfg.data.cache_dir).resolve()
+    root = ensure_synthetic(synthetic_spec(cfg), REPO / cfg.data.cache_dir).resolve()
     categories = ",".join(cfg.data.relevant_categories or ["finding"])
     kept = [o for o in overrides if not o.startswith("data.synthetic.")]
     return [*kept, "data.format=folder", f"data.root={root}", f"data.relevant_categories=[{categories}]"]

@@ -21,7 +21,7 @@ from hkd.atomic import atomic_write_text
 from hkd.data.datamodule import SAMPLERS
 from hkd.data.formats import FORMATS
 from hkd.data.masking import FILLS, ROI_MODES
-from hkd.data.shortcut import ShortcutSpec
+from hkd.data.shortcut import DEFAULT_TEXTS, ShortcutSpec
 from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
 from hkd.imil.oracles import ORACLES
@@ -172,6 +172,18 @@ def enumerated_keys() -> dict[str, Collection[str]]:
             "hkd.roi_fraction_mode": ROI_FRACTION_MODES}
 
 
+def shortcut_spec(shortcut: DictConfig | None, n_classes: int) -> ShortcutSpec | None:
+    """``data.shortcut`` as a checked spec, or None when it is off."""
+    if not shortcut or not shortcut.get("kind"):
+        return None
+    spec = ShortcutSpec(kind=str(shortcut.kind), bias=None if shortcut.bias is None else float(shortcut.bias),
+                        val=str(shortcut.val), test=str(shortcut.test), size=float(shortcut.size),
+                        intensity=float(shortcut.intensity),
+                        texts=tuple(shortcut.texts) if shortcut.texts else DEFAULT_TEXTS)
+    spec.check(n_classes)
+    return spec
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that OmegaConf's types cannot express."""
     for key, allowed in enumerated_keys().items():
@@ -181,7 +193,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
     if not isinstance(cfg.imil.margin, int) or cfg.imil.margin < 0:
         raise ConfigError(f"imil.margin={cfg.imil.margin!r} must be a whole number of pixels >= 0")
-    ShortcutSpec.from_config(cfg.data.shortcut, n_classes=0)
+    shortcut_spec(cfg.data.shortcut, n_classes=0)
     if cfg.method.name == "hkd" and cfg.hkd.cache_teacher_features:
         check_cacheable(cfg)
     if cfg.data.include_healthy and cfg.data.format not in HEALTHY_FORMATS:

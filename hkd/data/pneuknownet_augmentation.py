@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 from torchvision import tv_tensors
 
+from hkd.data.affine_range import AffineRange
 from hkd.errors import ConfigError
 
 
-def pneuknownet_compose(cfg: DictConfig, channels: int):
+def pneuknownet_compose(affine: AffineRange, channels: int):
     try:
         import albumentations as A
         import cv2
@@ -33,8 +33,9 @@ def pneuknownet_compose(cfg: DictConfig, channels: int):
                           "pip install 'hkd[pneuknownet]'") from error
     colour = channels == 3
     return A.Compose([
-        A.Affine(translate_percent=(-cfg.translate, cfg.translate), scale=(1 - cfg.scale, 1 + cfg.scale),
-                 rotate=(-cfg.degrees, cfg.degrees), interpolation=cv2.INTER_LINEAR,
+        A.Affine(translate_percent=(-affine.translate, affine.translate),
+                 scale=(1 - affine.scale, 1 + affine.scale),
+                 rotate=(-affine.degrees, affine.degrees), interpolation=cv2.INTER_LINEAR,
                  mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT, fill=0,
                  fill_mask=0, p=1.0),
         A.OneOf([A.CLAHE(), A.RandomBrightnessContrast(), A.RandomGamma()], p=0.9),
@@ -48,16 +49,16 @@ def pneuknownet_compose(cfg: DictConfig, channels: int):
 class PneuKnowNetAugmentation(torch.nn.Module):
     """The pipeline on a float image (C, H, W) in [0, 1] and its masks, as one joint draw."""
 
-    def __init__(self, cfg: DictConfig, channels: int) -> None:
+    def __init__(self, affine: AffineRange, channels: int) -> None:
         super().__init__()
-        self.cfg, self.channels = cfg, channels
+        self.affine, self.channels = affine, channels
         self.compose = None
         self.seeded_from: int | None = None
 
     def forward(self, image, *masks):
         seed = torch.initial_seed()
         if self.compose is None or self.seeded_from != seed:  # a new process or a re-seeded one
-            self.compose = pneuknownet_compose(self.cfg, self.channels)
+            self.compose = pneuknownet_compose(self.affine, self.channels)
             self.compose.set_random_seed(seed % 2**32)
             self.seeded_from = seed
         pixels = (image.as_subclass(torch.Tensor).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

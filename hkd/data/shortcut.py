@@ -50,29 +50,20 @@ class ShortcutSpec:
     intensity: float = 1.0
     texts: tuple[str, ...] = DEFAULT_TEXTS
 
-    @classmethod
-    def from_config(cls, shortcut, n_classes: int) -> ShortcutSpec | None:
-        """``data.shortcut`` as a spec, or None when it is off; wrong values name their key."""
-        if not shortcut or not shortcut.get("kind"):
-            return None
-        bias = None if shortcut.bias is None else float(shortcut.bias)
-        spec = cls(kind=str(shortcut.kind), bias=bias, val=str(shortcut.val),
-                   test=str(shortcut.test), size=float(shortcut.size),
-                   intensity=float(shortcut.intensity),
-                   texts=tuple(shortcut.texts) if shortcut.texts else DEFAULT_TEXTS)
-        for key, value, allowed in (("kind", spec.kind, KINDS), ("val", spec.val, VAL_MODES),
-                                    ("test", spec.test, TEST_MODES)):
+    def check(self, n_classes: int) -> None:
+        """Wrong values are a ConfigError naming their ``data.shortcut`` key."""
+        for key, value, allowed in (("kind", self.kind, KINDS), ("val", self.val, VAL_MODES),
+                                    ("test", self.test, TEST_MODES)):
             if value not in allowed:
                 raise ConfigError(f"data.shortcut.{key}={value}: not one of {', '.join(allowed)}")
-        if spec.bias is not None and not 0.0 <= spec.bias <= 1.0:
-            raise ConfigError(f"data.shortcut.bias={spec.bias}: must lie in [0, 1]")
-        if not 0.02 <= spec.size <= 0.4:
-            raise ConfigError(f"data.shortcut.size={spec.size}: must lie in [0.02, 0.4] (share of the image)")
-        codes = len(spec.texts) if spec.kind == "text" else len(TAG_POSITIONS)
+        if self.bias is not None and not 0.0 <= self.bias <= 1.0:
+            raise ConfigError(f"data.shortcut.bias={self.bias}: must lie in [0, 1]")
+        if not 0.02 <= self.size <= 0.4:
+            raise ConfigError(f"data.shortcut.size={self.size}: must lie in [0.02, 0.4] (share of the image)")
+        codes = len(self.texts) if self.kind == "text" else len(TAG_POSITIONS)
         if n_classes > codes:
             raise ConfigError(f"data.shortcut: {n_classes} classes but only {codes} distinct "
-                              f"{'texts (data.shortcut.texts)' if spec.kind == 'text' else 'tag positions'}")
-        return spec
+                              f"{'texts (data.shortcut.texts)' if self.kind == 'text' else 'tag positions'}")
 
     def mode(self, split: str) -> str:
         return {"train": "biased", "val": self.val, "test": self.test}[split]

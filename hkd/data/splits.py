@@ -6,7 +6,6 @@ import logging
 from collections import Counter, defaultdict
 
 import numpy as np
-from omegaconf import DictConfig
 
 from hkd.data.image_record import SPLITS, Record
 from hkd.errors import InputError
@@ -93,12 +92,14 @@ def kfold_splits(records: list[Record], folds: int, fold: int, val_fraction: flo
     return splits
 
 
-def dataset_splits(records: list[Record], classes: list[str], data: DictConfig, seed: int) -> list[str]:
-    """Every record's split as ``data`` asks for it (K-fold or a fixed/seeded split), checked."""
-    if data.folds:
-        splits = kfold_splits(records, data.folds, data.fold, data.val_fraction, seed)
+def dataset_splits(records: list[Record], classes: list[str], seed: int, *, val_fraction: float,
+                   test_fraction: float, folds: int = 0, fold: int = 0) -> list[str]:
+    """Every record's split, checked: fold ``fold`` of a patient-grouped ``folds``-fold split, or
+    the records' own split column with the missing ones drawn from the seed."""
+    if folds:
+        splits = kfold_splits(records, folds, fold, val_fraction, seed)
     else:
-        splits = assign_splits(records, data.val_fraction, data.test_fraction, seed)
+        splits = assign_splits(records, val_fraction, test_fraction, seed)
     check_splits(records, splits, classes)
     return splits
 

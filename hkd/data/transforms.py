@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from omegaconf import DictConfig
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from hkd.data.affine_range import AffineRange
 from hkd.registry import Registry
 
 GEOMETRIC_OPS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
@@ -74,53 +74,58 @@ class AsUint8(torch.nn.Module):
         return (tv_tensors.wrap(out[0].float() / 255, like=image), *out[1:])
 
 
-# augment.policy: (the augment section, image channels) -> the policy's transforms
-POLICIES: Registry[Callable[[DictConfig, int], list[torch.nn.Module]]] = Registry("augment.policy")
+# augment.policy: (the affine range, image channels) -> the policy's transforms
+POLICIES: Registry[Callable[[AffineRange, int], list[torch.nn.Module]]] = Registry("augment.policy")
 
 
-def random_affine(cfg: DictConfig) -> StackedRandomAffine:
-    return StackedRandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate),
-                               scale=(1 - cfg.scale, 1 + cfg.scale))
+def random_affine(affine: AffineRange) -> StackedRandomAffine:
+    return StackedRandomAffine(degrees=affine.degrees, translate=(affine.translate, affine.translate),
+                               scale=(1 - affine.scale, 1 + affine.scale))
 
 
 @POLICIES.register("none")
-def no_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
+def no_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     return []
 
 
 @POLICIES.register("basic")
-def basic_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
-    return [random_affine(cfg)]
+def basic_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
+    return [random_affine(affine)]
 
 
 @POLICIES.register("strong")
-def strong_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
-    return [random_affine(cfg),
+def strong_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
+    return [random_affine(affine),
             v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.9),
             v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.5)]
 
 
 @POLICIES.register("randaugment")
-def randaugment_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
+def randaugment_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     return [AsUint8(JointRandAugment())]
 
 
 @POLICIES.register("trivialaugment")
-def trivialaugment_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
+def trivialaugment_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     return [AsUint8(JointTrivialAugment())]
 
 
 @POLICIES.register("pneuknownet")
-def pneuknownet_policy(cfg: DictConfig, channels: int) -> list[torch.nn.Module]:
+def pneuknownet_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     from hkd.data.pneuknownet_augmentation import PneuKnowNetAugmentation
 
-    return [PneuKnowNetAugmentation(cfg, channels)]
+    return [PneuKnowNetAugmentation(affine, channels)]
 
 
-def build_augmentation(cfg: DictConfig, channels: int = 1) -> v2.Compose | None:
-    """The training-time transform: optional flips, then ``augment.policy`` (None: nothing)."""
-    steps: list[torch.nn.Module] = [v2.RandomHorizontalFlip()] if cfg.hflip else []
-    steps += POLICIES[cfg.policy](cfg, channels)
+DEFAULT_AFFINE = AffineRange()
+
+
+def build_augmentation(policy: str, affine: AffineRange = DEFAULT_AFFINE, hflip: bool = False,
+                       channels: int = 1) -> v2.Compose | None:
+    """The training-time transform: optional flips, then the policy (a name in ``POLICIES``;
+    None: nothing)."""
+    steps: list[torch.nn.Module] = [v2.RandomHorizontalFlip()] if hflip else []
+    steps += POLICIES[policy](affine, channels)
     return v2.Compose(steps) if steps else None
 
 
@@ -132,13 +137,14 @@ def apply_joint(transform: v2.Compose | None, image: torch.Tensor, *masks: torch
     return tuple(t.as_subclass(torch.Tensor) for t in out)
 
 
-def build_batch_mix(cfg: DictConfig, num_classes: int) -> v2.Transform | None:
-    """MixUp and/or CutMix on whole training batches (one of them per batch when both are on)."""
+def build_batch_mix(mixup: float, cutmix: float, num_classes: int) -> v2.Transform | None:
+    """MixUp and/or CutMix (Beta(alpha); 0 = off) on whole training batches (one of them per batch
+    when both are on)."""
     mixes = []
-    if cfg.mixup > 0:
-        mixes.append(v2.MixUp(alpha=cfg.mixup, num_classes=num_classes))
-    if cfg.cutmix > 0:
-        mixes.append(v2.CutMix(alpha=cfg.cutmix, num_classes=num_classes))
+    if mixup > 0:
+        mixes.append(v2.MixUp(alpha=mixup, num_classes=num_classes))
+    if cutmix > 0:
+        mixes.append(v2.CutMix(alpha=cutmix, num_classes=num_classes))
     if not mixes:
         return None
     return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)

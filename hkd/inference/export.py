@@ -49,9 +49,10 @@ def export_model(run_dir: str | Path, fmt: str, out_dir: str | Path | None = Non
     out_dir = Path(out_dir) if out_dir else run_dir / "export"
     path = out_dir / FORMATS[fmt]
     (write_onnx if fmt == "onnx" else write_torchscript)(network, example, path)
+    built_by = model.run_config
     description = {"format": fmt, "file": path.name, "input": "image", "output": "logits",
                    "run": str(run_dir), "checkpoint": best_checkpoint(run_dir).name,
-                   "backbone": model.run_config.model.backbone, "method": model.run_config.method.name,
+                   "backbone": built_by["model"]["backbone"], "method": built_by["method"]["name"],
                    "parameters": sum(p.numel() for p in network.parameters()),
                    **preprocessing.to_json()}
     return path, atomic_write_json(out_dir / f"{path.name}.json", description)

@@ -17,13 +17,13 @@ from hkd.config import load_config
 from hkd.data.cache import build_cache, open_cache
 from hkd.data.dataset import ChestXrayDataset
 from hkd.data.formats import load_records
-from hkd.data.splits import dataset_splits
 from hkd.errors import ConfigError
 from hkd.inference.model import load_model
 from hkd.models.prediction import predict_batches
 from hkd.reporting.figures import save_confusion_matrix
 from hkd.reporting.model_card import write_model_card
 from hkd.reporting.statistics import bootstrap_intervals, classification_scores
+from hkd.run.build import configured_splits, data_source
 from hkd.run.media import fixed_batch, write_cam_overlays
 
 SPLITS = ("all", "train", "val", "test")
@@ -61,7 +61,7 @@ def evaluation_indices(cfg: DictConfig, records: list, classes: list[str], split
         return np.arange(len(records))
     if split not in SPLITS:
         raise ConfigError(f"--split {split} is not one of {', '.join(SPLITS)}")
-    return np.flatnonzero(np.array(dataset_splits(records, classes, cfg.data, cfg.seed)) == split)
+    return np.flatnonzero(np.array(configured_splits(cfg, records, classes)) == split)
 
 
 def save_figures(model, dataset: ChestXrayDataset, truth: np.ndarray, predicted: np.ndarray, folder: Path,
@@ -80,7 +80,7 @@ def external_test(run_dir: str | Path, overrides: list[str], name: str | None = 
     run_dir = Path(run_dir)
     model, preprocessing = load_model(run_dir)
     cfg = external_config(run_dir, overrides)
-    records, classes = load_records(cfg.data, cfg.seed)
+    records, classes = load_records(data_source(cfg), int(cfg.seed))
     to_model = model_labels(classes, model.classes, dict(class_map or {}))
     labels = to_model[np.array([classes.index(r.label) for r in records])]
     indices = evaluation_indices(cfg, records, classes, split)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from hkd.errors import InputError
 from hkd.inference.preprocessing import Preprocessing
@@ -37,4 +38,4 @@ def load_model(run_dir: str | Path, device: str | torch.device | None = None,
                ) -> tuple[ClassifierModule, Preprocessing]:
     """A run's best model (the student only) and its preprocessing, in one call."""
     module = load_classifier(best_checkpoint(run_dir), device or default_device(), with_method=False)
-    return module, Preprocessing.from_config(module.run_config, module.classes)
+    return module, Preprocessing.from_config(OmegaConf.create(module.run_config), module.classes)

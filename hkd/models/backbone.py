@@ -17,7 +17,6 @@ from pathlib import Path
 
 import timm
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ def build_backbone(model: BackboneSpec, num_classes: int, in_chans: int, image_s
     ``model.kwargs`` go to ``timm.create_model`` as they are; ``model.output_stride`` and the image
     size (for ViTs and Swins) only to the models that take them."""
     required = {"num_classes": num_classes, "in_chans": in_chans, "drop_rate": model.drop_rate,
-                **OmegaConf.to_container(OmegaConf.create(dict(model.kwargs or {})))}
+                **dict(model.kwargs or {})}
     candidates = (("output_stride", model.output_stride), ("img_size", image_size))
     optional = {key: value for key, value in candidates if value is not None and key not in required}
     pretrained = model.pretrained

@@ -11,7 +11,6 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
@@ -95,9 +94,10 @@ class ClassifierModule(L.LightningModule):
         self.nonfinite = NonFiniteGuard()
 
     @property
-    def run_config(self) -> DictConfig:
-        """The configuration of the run that built this module (for the run and inference layers)."""
-        return OmegaConf.create(self.hparams["cfg"] or {})
+    def run_config(self) -> dict:
+        """The configuration of the run that built this module, as plain values (for the run and
+        inference layers, which read it)."""
+        return dict(self.hparams["cfg"] or {})
 
     # -- model -------------------------------------------------------------------------------
     def configure_model(self) -> None:

@@ -15,9 +15,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from hkd.config import shortcut_spec
+from hkd.data.affine_range import AffineRange
 from hkd.data.datamodule import ChestXrayDataModule, LoaderSettings, SampleSettings
-from hkd.data.formats import load_records
-from hkd.data.shortcut import ShortcutSpec
+from hkd.data.formats import DataSource, load_records
+from hkd.data.formats.source import SyntheticSpec
+from hkd.data.image_record import Record
 from hkd.data.splits import dataset_splits
 from hkd.data.transforms import build_augmentation, build_batch_mix
 from hkd.imil.callback import IMILCallback
@@ -89,7 +92,9 @@ def build_module(cfg: DictConfig, classes: list[str], method: Method | None = No
     net = build_network(cfg, len(classes))
     if method.double_backward:
         allow_double_backward(net)
-    mix = build_batch_mix(cfg.augment, len(classes)) if method.input_key == "image" else None
+    mix = None
+    if method.input_key == "image":  # batch mixing is for models on raw images, not HKD's teacher
+        mix = build_batch_mix(float(cfg.augment.mixup), float(cfg.augment.cutmix), len(classes))
     return ClassifierModule(net, method, classes, optimization=optimization(cfg),
                             class_weights=class_weights, channels_last=bool(cfg.model.channels_last),
                             compile=bool(cfg.model.compile), batch_mix=mix,
@@ -116,12 +121,49 @@ def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
                         rounds=section.rounds, propagation=propagation, log_images=bool(cfg.logging.images))
 
 
+def synthetic_spec(cfg: DictConfig) -> SyntheticSpec:
+    """The generator's settings from ``data.synthetic`` (its own seed, or the run's)."""
+    s = cfg.data.synthetic
+    return SyntheticSpec(seed=int(s.seed if s.seed is not None else cfg.seed), n_train=s.n_train,
+                         n_val=s.n_val, n_test=s.n_test, size=s.size, contrast=s.contrast,
+                         shortcut_bias=s.shortcut_bias, include_healthy=bool(cfg.data.include_healthy),
+                         val_shortcut=s.val_shortcut)
+
+
+def data_source(cfg: DictConfig) -> DataSource:
+    """Where the configured data set lies and how its labels become classes."""
+    data = cfg.data
+    return DataSource(format=data.format, root=data.root, cache_dir=str(data.cache_dir),
+                      classes=tuple(data.classes) if data.classes else None,
+                      include_healthy=bool(data.include_healthy),
+                      relevant_categories=tuple(data.relevant_categories or ()) or None,
+                      finding_map=dict(data.finding_map) if data.finding_map else {},
+                      val_fraction=float(data.val_fraction),
+                      synthetic=synthetic_spec(cfg) if data.format == "synthetic" else None)
+
+
+def configured_splits(cfg: DictConfig, records: list[Record], classes: list[str]) -> list[str]:
+    """Every record's split as the ``data`` keys ask for it (K-fold or a fixed/seeded split)."""
+    data = cfg.data
+    return dataset_splits(records, classes, int(cfg.seed), val_fraction=float(data.val_fraction),
+                          test_fraction=float(data.test_fraction), folds=int(data.folds), fold=int(data.fold))
+
+
+def augmentation(cfg: DictConfig):
+    """The configured training-time transform (``augment.*``; None: nothing)."""
+    augment = cfg.augment
+    affine = AffineRange(degrees=float(augment.degrees), translate=float(augment.translate),
+                         scale=float(augment.scale))
+    return build_augmentation(augment.policy, affine, hflip=bool(augment.hflip),
+                              channels=int(cfg.data.channels))
+
+
 def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayDataModule:
     """The configured data set (read, and generated where it is synthetic), its splits and loaders;
     ``roi_mode`` (e.g. ``cfg.hkd.roi_mode``) makes its samples carry ROI images."""
     data = cfg.data
-    records, classes = load_records(data, int(cfg.seed))
-    splits = dataset_splits(records, classes, data, int(cfg.seed))
+    records, classes = load_records(data_source(cfg), int(cfg.seed))
+    splits = configured_splits(cfg, records, classes)
     samples = SampleSettings(mean=tuple(map(float, data.mean)), std=tuple(map(float, data.std)),
                              roi_mode=roi_mode, roi_fill=cfg.hkd.roi_fill, fill_mean=float(data.fill_mean),
                              prior_soft_edge=float(data.prior_soft_edge))
@@ -132,6 +174,6 @@ def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayD
     channels = int(data.channels)
     return ChestXrayDataModule(records, classes, splits, image_size=int(data.image_size), channels=channels,
                                cache_dir=data.cache_dir, samples=samples, loaders=loaders,
-                               augmentation=build_augmentation(cfg.augment, channels),
-                               shortcut=ShortcutSpec.from_config(data.get("shortcut"), len(classes)),
+                               augmentation=augmentation(cfg),
+                               shortcut=shortcut_spec(data.get("shortcut"), len(classes)),
                                seed=int(cfg.seed), roi_fraction=float(cfg.hkd.roi_fraction))

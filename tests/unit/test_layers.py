@@ -4,6 +4,9 @@ from layers below it, and no two modules import each other, directly or in a cyc
     errors  <  core  <  data  <  explanations  <  models  <  methods  <  imil   (the library)
                        <  config  <  reporting  <  run, review  <  inference  <  cli, notebook, hkd
 
+No library module (data, explanations, models, methods, imil) imports OmegaConf: the composition root
+``hkd.run.build`` turns the configuration into the plain values and parts they take.
+
 Run alone: ``python -m pytest tests/unit/test_layers.py -q``."""
 
 import ast
@@ -128,3 +131,32 @@ def test_the_checks_catch_an_upward_import_and_a_cycle():
     cyclic = {**GRAPH, "hkd.imil.edits": GRAPH["hkd.imil.edits"] | {"hkd.imil.callback"}}
     cycle = find_cycle(cyclic)
     assert cycle[0] == cycle[-1] and {"hkd.imil.edits", "hkd.imil.callback"} <= set(cycle)
+
+
+LIBRARY = ("hkd.data", "hkd.explanations", "hkd.models", "hkd.methods", "hkd.imil")
+
+
+def config_readers(modules: dict[str, Path]) -> list[str]:
+    """Library modules that import OmegaConf: below the run wing, constructors take plain values
+    and built parts, and only ``hkd.run.build`` (and the CLI above it) turns the config into them."""
+    found = []
+    for module, path in modules.items():
+        if not module.startswith(LIBRARY):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                imported = [node.module or ""]
+            else:
+                continue
+            if any(name.split(".")[0] == "omegaconf" for name in imported):
+                found.append(module)
+    return found
+
+
+def test_no_library_module_reads_the_configuration(tmp_path):
+    assert config_readers(MODULES) == []
+    reader = tmp_path / "reader.py"
+    reader.write_text("from omegaconf import DictConfig\n")
+    assert config_readers({"hkd.data.reader": reader, "hkd.run.reader": reader}) == ["hkd.data.reader"]

@@ -4,21 +4,20 @@ layout is one new file."""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
 from hkd.data.formats.registry import FORMATS
+from hkd.data.formats.source import DataSource
 from hkd.data.image_record import Record
 from hkd.errors import InputError
 from hkd.registry import import_submodules
 
 import_submodules(__name__, __path__)
 
-__all__ = ["FORMATS", "load_records"]
+__all__ = ["FORMATS", "DataSource", "load_records"]
 
 
-def load_records(data: DictConfig, seed: int) -> tuple[list[Record], list[str]]:
-    """The records of the configured data set and its ordered class names."""
-    records, classes = FORMATS[data.format](data, seed)
+def load_records(source: DataSource, seed: int) -> tuple[list[Record], list[str]]:
+    """The records of the data set and its ordered class names."""
+    records, classes = FORMATS[source.format](source, seed)
     for record in records:
         if record.label not in classes:
             raise InputError(f"{record.source}: label '{record.label}' is not one of the classes "

@@ -12,10 +12,9 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from hkd.data.formats.folder import apply_coco
 from hkd.data.formats.registry import FORMATS
+from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import map_finding
 from hkd.data.image_record import Record
 from hkd.errors import InputError
@@ -41,16 +40,16 @@ ANNOTATION_FILES = ("imageannotation_ai_lung_bounding_boxes.json", "v7-lung-poly
 
 
 @FORMATS.register("covid-chestxray")
-def read_covid_chestxray(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[str]]:
+def read_covid_chestxray(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
-    root = Path(data.root)
+    root = Path(source.root)
     metadata = root / "metadata.csv"
     if not metadata.is_file():
         raise InputError(f"{metadata} is missing: data.root must be a clone of the "
                         "covid-chestxray-dataset (metadata.csv, images/, annotations/)")
-    table = dict(data.finding_map) if data.finding_map else DEFAULT_FINDING_MAP
-    classes = list(data.classes) if data.classes else \
-        list(CLASSES) + (["healthy"] if data.include_healthy else [])
+    table = dict(source.finding_map) if source.finding_map else DEFAULT_FINDING_MAP
+    classes = list(source.classes) if source.classes else \
+        list(CLASSES) + (["healthy"] if source.include_healthy else [])
     records, dropped = [], Counter()
     with open(metadata, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.DictReader(handle)

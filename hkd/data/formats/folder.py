@@ -15,11 +15,11 @@ import json
 import math
 from pathlib import Path
 
-from omegaconf import DictConfig
 from PIL import Image
 
 from hkd.data.dicom import dicom_size, is_dicom
 from hkd.data.formats.registry import FORMATS
+from hkd.data.formats.source import DataSource
 from hkd.data.image_record import SPLITS, Record, Region
 from hkd.data.rle import from_segmentation
 from hkd.errors import InputError
@@ -229,10 +229,10 @@ def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False
 
 
 @FORMATS.register("folder")
-def read_folder_format(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[str]]:
+def read_folder_format(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """``data.root`` in the folder format; the classes are ``data.classes`` or the sorted labels
     (``seed`` is unused: the folder fixes its images)."""
-    categories = list(data.relevant_categories) if data.relevant_categories else None
-    records = read_folder(data.root, categories)
-    classes = list(data.classes) if data.classes else sorted({r.label for r in records})
+    categories = list(source.relevant_categories) if source.relevant_categories else None
+    records = read_folder(source.root, categories)
+    classes = list(source.classes) if source.classes else sorted({r.label for r in records})
     return records, classes

@@ -18,9 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from hkd.data.formats.registry import FORMATS
+from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import map_finding
 from hkd.data.image_record import Record
 from hkd.data.splits import assign_splits
@@ -57,9 +56,9 @@ def parse_name(path: Path, folder: str) -> tuple[str, str]:
 
 
 @FORMATS.register("kermany")
-def read_kermany(data: DictConfig, seed: int) -> tuple[list[Record], list[str]]:
-    root = release_root(Path(data.root))
-    table = dict(data.finding_map) if data.finding_map else {name: name for name in CLASSES}
+def read_kermany(source: DataSource, seed: int) -> tuple[list[Record], list[str]]:
+    root = release_root(Path(source.root))
+    table = dict(source.finding_map) if source.finding_map else {name: name for name in CLASSES}
     records = []
     for folder, split in FOLDERS.items():
         for path in sorted((root / folder).glob("*/*")):
@@ -75,8 +74,8 @@ def read_kermany(data: DictConfig, seed: int) -> tuple[list[Record], list[str]]:
         raise InputError(f"{root}: no .jpeg images under train/ and test/")
     training = [r for r in records if r.split == "train"]
     for record, split in zip(training, assign_splits(
-            [Record(r.path, r.label, r.patient_id) for r in training], data.val_fraction, 0.0, seed)):
+            [Record(r.path, r.label, r.patient_id) for r in training], source.val_fraction, 0.0, seed)):
         record.split = split
     mapped = (map_finding(name, table) for name in CLASSES)
-    classes = list(data.classes) if data.classes else list(dict.fromkeys(c for c in mapped if c))
+    classes = list(source.classes) if source.classes else list(dict.fromkeys(c for c in mapped if c))
     return records, classes

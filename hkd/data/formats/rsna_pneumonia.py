@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from hkd.data.formats.registry import FORMATS
+from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import csv_rows, number, sized_box
 from hkd.data.image_record import Record, Region
 from hkd.errors import InputError
@@ -23,9 +22,9 @@ DETAILED_CLASSES = {"Normal": "normal", "No Lung Opacity / Not Normal": "not_nor
 
 
 @FORMATS.register("rsna-pneumonia")
-def read_rsna_pneumonia(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[str]]:
+def read_rsna_pneumonia(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
-    root = Path(data.root)
+    root = Path(source.root)
     hint = "data.root must be the Kaggle rsna-pneumonia-detection-challenge folder"
     labels_csv = root / "stage_2_train_labels.csv"
     boxes: dict[str, list[Region]] = {}
@@ -61,4 +60,4 @@ def read_rsna_pneumonia(data: DictConfig, seed: int = 0) -> tuple[list[Record], 
             raise InputError(f"{sources[patient]}: image file {path} does not exist")
         records.append(Record(path=path.resolve(), label=label, patient_id=patient,
                               relevant=boxes[patient], source=sources[patient]))
-    return records, list(data.classes) if data.classes else classes
+    return records, list(source.classes) if source.classes else classes

@@ -11,10 +11,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from hkd.data.dicom import DICOM_SUFFIXES
 from hkd.data.formats.registry import FORMATS
+from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import csv_rows, index_files, number, sized_box
 from hkd.data.image_record import Record, Region
 from hkd.errors import InputError
@@ -24,9 +23,9 @@ STUDY_COLUMNS = {"Negative for Pneumonia": "negative", "Typical Appearance": "ty
 
 
 @FORMATS.register("siim-covid")
-def read_siim_covid(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[str]]:
+def read_siim_covid(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
-    root = Path(data.root)
+    root = Path(source.root)
     hint = "data.root must be the Kaggle siim-covid19-detection folder"
     study_csv = root / "train_study_level.csv"
     labels: dict[str, str] = {}
@@ -48,7 +47,7 @@ def read_siim_covid(data: DictConfig, seed: int = 0) -> tuple[list[Record], list
             raise InputError(f"{where}: no DICOM file {image_id}.dcm under {root / 'train'}")
         records.append(Record(path=files[image_id], label=labels[study], patient_id=study,
                               relevant=parse_boxes(row["boxes"], where), source=where))
-    return records, list(data.classes) if data.classes else list(STUDY_COLUMNS.values())
+    return records, list(source.classes) if source.classes else list(STUDY_COLUMNS.values())
 
 
 def parse_boxes(text: str, where: str) -> list[Region]:

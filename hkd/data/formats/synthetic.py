@@ -22,58 +22,21 @@ The data set is written in the folder format (``labels.csv``,
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
 from PIL import Image
 
 from hkd.atomic import atomic_folder
 from hkd.data.formats.folder import read_folder
 from hkd.data.formats.registry import FORMATS
+from hkd.data.formats.source import DataSource, SyntheticSpec
 from hkd.data.image_record import Record
-from hkd.errors import ConfigError
 
-FINDING_CLASSES = ("covid19", "viral", "bacterial", "fungal")
-HEALTHY_CLASS = "healthy"
 # Where the shortcut tag of each class sits (x, y as a fraction of the image), outside the lungs.
 TAG_POSITIONS = ((0.09, 0.09), (0.91, 0.09), (0.09, 0.91), (0.91, 0.91), (0.5, 0.07))
-VAL_SHORTCUTS = ("biased", "random")  # data.synthetic.val_shortcut
-FORMAT_VERSION = 2  # 2: lung outlines written as the `lung` category
-
-
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """Everything the generated data depends on (its hash names the cache folder)."""
-
-    seed: int = 0
-    n_train: int = 600
-    n_val: int = 150
-    n_test: int = 300
-    size: int = 96
-    contrast: float = 0.1
-    shortcut_bias: float | None = 0.95
-    include_healthy: bool = False
-    val_shortcut: str = "biased"  # or "random": a shortcut-free validation split
-
-    def __post_init__(self) -> None:
-        if self.val_shortcut not in VAL_SHORTCUTS:
-            raise ConfigError(f"data.synthetic.val_shortcut={self.val_shortcut}: not one of "
-                              f"{', '.join(VAL_SHORTCUTS)}")
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return FINDING_CLASSES + ((HEALTHY_CLASS,) if self.include_healthy else ())
-
-    def key(self) -> str:
-        fields = asdict(self)
-        if fields["val_shortcut"] == "biased":  # the default leaves earlier data sets' names as they were
-            del fields["val_shortcut"]
-        text = json.dumps({**fields, "version": FORMAT_VERSION}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _ellipse(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, rx: float, ry: float,
@@ -275,19 +238,10 @@ def ensure_synthetic(spec: SyntheticSpec, cache_dir: str | Path) -> Path:
     return generate(spec, Path(cache_dir) / "synthetic" / spec.key())
 
 
-def synthetic_spec(data: DictConfig, seed: int) -> SyntheticSpec:
-    """The generator's settings from ``data.synthetic`` (its own seed, or the run's)."""
-    s = data.synthetic
-    return SyntheticSpec(seed=s.seed if s.seed is not None else seed, n_train=s.n_train,
-                         n_val=s.n_val, n_test=s.n_test, size=s.size, contrast=s.contrast,
-                         shortcut_bias=s.shortcut_bias, include_healthy=data.include_healthy,
-                         val_shortcut=s.val_shortcut)
-
-
 @FORMATS.register("synthetic")
-def read_synthetic(data: DictConfig, seed: int) -> tuple[list[Record], list[str]]:
+def read_synthetic(source: DataSource, seed: int) -> tuple[list[Record], list[str]]:
     """The embedded benchmark, generated into ``data.cache_dir`` on first use and read back by the
     folder loader (``data.relevant_categories`` defaults to the findings)."""
-    spec = synthetic_spec(data, seed)
-    categories = list(data.relevant_categories or ["finding"])
-    return read_folder(ensure_synthetic(spec, data.cache_dir), categories), list(spec.classes)
+    spec = source.synthetic if source.synthetic is not None else SyntheticSpec(seed=seed)
+    categories = list(source.relevant_categories or ["finding"])
+    return read_folder(ensure_synthetic(spec, source.cache_dir), categories), list(spec.classes)

@@ -20,10 +20,9 @@ import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from hkd.data.dicom import DICOM_SUFFIXES
 from hkd.data.formats.registry import FORMATS
+from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import corner_box, csv_rows, index_files, map_finding, number
 from hkd.data.image_record import Record, Region
 from hkd.errors import InputError
@@ -68,10 +67,10 @@ def read_image_labels(path: Path, table: dict, findings: Findings, sources: dict
 
 
 @FORMATS.register("vindr-cxr")
-def read_vindr_cxr(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[str]]:
+def read_vindr_cxr(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
-    root = Path(data.root)
-    table = dict(data.finding_map) if data.finding_map else DEFAULT_FINDING_MAP
+    root = Path(source.root)
+    table = dict(source.finding_map) if source.finding_map else DEFAULT_FINDING_MAP
     order = list(dict.fromkeys(table.values()))
     findings: Findings = defaultdict(list)
     sources: dict[str, str] = {}
@@ -97,4 +96,4 @@ def read_vindr_cxr(data: DictConfig, seed: int = 0) -> tuple[list[Record], list[
                               relevant=regions, source=sources[image_id]))
     if dropped:
         log.warning("vindr-cxr: dropped %d images whose findings map to no class", sum(dropped.values()))
-    return records, list(data.classes) if data.classes else order
+    return records, list(source.classes) if source.classes else order

@@ -2,14 +2,11 @@
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
+from hkd.data.affine_range import AffineRange
 from hkd.data.transforms import apply_joint, build_augmentation
 
-
-def _augment_cfg(policy, hflip=True):
-    return OmegaConf.create({"policy": policy, "hflip": hflip, "degrees": 25,
-                             "translate": 0.15, "scale": 0.2})
+WIDE = AffineRange(degrees=25, translate=0.15, scale=0.2)
 
 
 @pytest.mark.parametrize("policy", ["basic", "strong", "randaugment", "trivialaugment", "pneuknownet"])
@@ -18,7 +15,7 @@ def test_prior_stays_on_the_bright_box_through_augmentation(policy):
     image = torch.zeros(1, 48, 48)
     image[:, 10:22, 26:40] = 1.0
     prior = (image > 0.5).float()
-    transform = build_augmentation(_augment_cfg(policy))
+    transform = build_augmentation(policy, WIDE, hflip=True)
     agreements = []
     for _ in range(20):
         out_image, out_prior = apply_joint(transform, image, prior)
@@ -37,7 +34,7 @@ def test_pneuknownet_policy_is_the_authors_pipeline():
 
     from hkd.data.pneuknownet_augmentation import pneuknownet_compose
 
-    compose = pneuknownet_compose(OmegaConf.create({"degrees": 10, "translate": 0.1, "scale": 0.5}), 3)
+    compose = pneuknownet_compose(AffineRange(degrees=10, translate=0.1, scale=0.5), 3)
     steps = list(compose.transforms)
     assert isinstance(steps[0], A.Affine) and steps[0].p == 1.0
     assert steps[0].interpolation == 1 and steps[0].mask_interpolation == 0  # bilinear image, nearest masks
@@ -52,7 +49,7 @@ def test_pneuknownet_policy_repeats_with_the_seed():
     draws = []
     for seed in (0, 0, 1):
         torch.manual_seed(seed)
-        transform = build_augmentation(_augment_cfg("pneuknownet", hflip=False))
+        transform = build_augmentation("pneuknownet", WIDE)
         draws.append(apply_joint(transform, image)[0])
     assert torch.equal(draws[0], draws[1])
     assert not torch.equal(draws[0], draws[2])

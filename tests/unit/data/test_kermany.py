@@ -8,7 +8,7 @@ from conftest import REPO, write_png
 from hkd.config import load_config
 from hkd.data.formats import load_records
 from hkd.errors import InputError
-from hkd.run.build import build_datamodule
+from hkd.run.build import build_datamodule, data_source
 
 SHARED_KERMANY = REPO.parent / "shared" / "datasets" / "kermany-pediatric-cxr"
 
@@ -36,7 +36,7 @@ def config(root, *overrides):
 
 def test_classes_patients_and_the_release_split(tmp_path):
     root = tiny_release(tmp_path)
-    records, classes = load_records(config(root).data, 0)
+    records, classes = load_records(data_source(config(root)), 0)
     assert classes == ["normal", "bacterial", "viral"]
     by_name = {(r.path.parent.parent.name, r.path.name): r for r in records}
     person1 = by_name[("train", "person1_bacteria_2.jpeg")]
@@ -58,14 +58,14 @@ def test_classes_patients_and_the_release_split(tmp_path):
 def test_normal_vs_pneumonia_map_kaggle_val_folder_and_a_bad_name(tmp_path):
     root = tiny_release(tmp_path, val_folder=True)
     finding_map = "data.finding_map={normal: normal, bacterial: pneumonia, viral: pneumonia}"
-    records, classes = load_records(config(root, finding_map).data, 0)
+    records, classes = load_records(data_source(config(root, finding_map)), 0)
     assert classes == ["normal", "pneumonia"] and {r.label for r in records} == {"normal", "pneumonia"}
     assert len(records) == 3 * 14  # train, test and the Kaggle copy's val folder
     assert {r.split for r in records if r.path.parent.parent.name == "val"} <= {"train", "val"}
     odd = root / "chest_xray" / "train" / "PNEUMONIA" / "person8_fungus_1.jpeg"
     write_png(odd, np.zeros((8, 8), np.uint8))
     with pytest.raises(InputError, match="person8_fungus_1.jpeg: not a Kermany file name"):
-        load_records(config(root).data, 0)
+        load_records(data_source(config(root)), 0)
 
 
 @pytest.mark.skipif(not SHARED_KERMANY.is_dir(), reason="../shared/datasets/kermany-pediatric-cxr is absent")

@@ -7,6 +7,7 @@ from dicom_files import PIXELS, write_csv, write_dicom
 from hkd.config import load_config
 from hkd.data.formats import load_records
 from hkd.errors import InputError
+from hkd.run.build import data_source
 
 
 def data_config(tmp_path, data_format, *overrides):
@@ -52,7 +53,7 @@ def vindr(root):
 
 def test_siim_covid_joins_study_labels_and_image_boxes(tmp_path):
     siim(tmp_path)
-    records, classes = load_records(data_config(tmp_path, "siim-covid").data, 0)
+    records, classes = load_records(data_source(data_config(tmp_path, "siim-covid")), 0)
     assert classes == ["negative", "typical", "indeterminate", "atypical"]
     by_name = {r.path.stem: r for r in records}
     assert {n: (r.label, r.patient_id) for n, r in by_name.items()} == {
@@ -63,20 +64,20 @@ def test_siim_covid_joins_study_labels_and_image_boxes(tmp_path):
 
 def test_rsna_groups_box_rows_per_patient_with_detailed_classes(tmp_path):
     rsna(tmp_path)
-    records, classes = load_records(data_config(tmp_path, "rsna-pneumonia").data, 0)
+    records, classes = load_records(data_source(data_config(tmp_path, "rsna-pneumonia")), 0)
     assert classes == ["normal", "not_normal", "opacity"]
     by_name = {r.patient_id: r for r in records}
     assert {p: r.label for p, r in by_name.items()} == {"p1": "opacity", "p2": "normal", "p3": "not_normal"}
     assert [region.bounds() for region in by_name["p1"].relevant] == [(2, 3, 12, 15), (25, 3, 35, 15)]
     (tmp_path / "stage_2_detailed_class_info.csv").unlink()
-    records, classes = load_records(data_config(tmp_path, "rsna-pneumonia").data, 0)
+    records, classes = load_records(data_source(data_config(tmp_path, "rsna-pneumonia")), 0)
     assert classes == ["no_opacity", "opacity"] and sorted(r.label for r in records) == [
         "no_opacity", "no_opacity", "opacity"]
 
 
 def test_vindr_merges_readers_and_drops_unmapped_images(tmp_path):
     vindr(tmp_path)
-    records, classes = load_records(data_config(tmp_path, "vindr-cxr").data, 0)
+    records, classes = load_records(data_source(data_config(tmp_path, "vindr-cxr")), 0)
     assert classes == ["opacity", "no_finding"]
     assert {r.patient_id: r.label for r in records} == {"v1": "opacity", "v2": "no_finding"}  # v3 dropped
     v1 = next(r for r in records if r.patient_id == "v1")
@@ -102,7 +103,7 @@ def test_vindr_physionet_layout_adds_global_labels_without_boxes(tmp_path):
     vindr_physionet(tmp_path)
     finding_map = "data.finding_map={Consolidation: opacity, Infiltration: opacity, Pneumonia: opacity, " \
                   "'No finding': no_finding}"
-    records, classes = load_records(data_config(tmp_path, "vindr-cxr", finding_map).data, 0)
+    records, classes = load_records(data_source(data_config(tmp_path, "vindr-cxr", finding_map)), 0)
     assert classes == ["opacity", "no_finding"]
     by_id = {r.patient_id: r for r in records}
     assert {i: r.label for i, r in by_id.items()} == {"v1": "opacity", "v2": "no_finding", "v4": "opacity"}
@@ -111,7 +112,7 @@ def test_vindr_physionet_layout_adds_global_labels_without_boxes(tmp_path):
     labels = tmp_path / "annotations" / "image_labels_train.csv"
     labels.write_text(labels.read_text().replace("v4,R2,1,0,0", "v4,R2,2,0,0"))
     with pytest.raises(InputError, match=r"image_labels_train.csv row 6: column 'Pneumonia' must be 0 or 1"):
-        load_records(data_config(tmp_path, "vindr-cxr", finding_map).data, 0)
+        load_records(data_source(data_config(tmp_path, "vindr-cxr", finding_map)), 0)
 
 
 @pytest.mark.parametrize("layout, data_format, edit, message", [
@@ -139,4 +140,4 @@ def test_bad_layouts_name_file_and_row(tmp_path, layout, data_format, edit, mess
     layout(tmp_path)
     edit(tmp_path)
     with pytest.raises(InputError, match=message):
-        load_records(data_config(tmp_path, data_format).data, 0)
+        load_records(data_source(data_config(tmp_path, data_format)), 0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from hkd.config import load_config
 from hkd.data.shortcut import ShortcutSpec, marker_codes, marker_layer
@@ -71,9 +70,7 @@ def test_bad_shortcut_keys_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="data.shortcut.bias"):
         load_config("quickstart", ["data.shortcut.kind=text", "data.shortcut.bias=1.5"])
     with pytest.raises(ConfigError, match="texts"):
-        ShortcutSpec.from_config(OmegaConf.create({"kind": "text", "bias": 0.9, "val": "biased",
-                                                   "test": "random", "size": 0.1, "intensity": 1.0,
-                                                   "texts": ["A", "B"]}), n_classes=3)
+        ShortcutSpec(kind="text", bias=0.9, size=0.1, texts=("A", "B")).check(n_classes=3)
 
 
 def planted(tmp_path, *overrides):

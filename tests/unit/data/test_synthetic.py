@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hkd.data.formats.folder import read_folder
-from hkd.data.formats.synthetic import TAG_POSITIONS, SyntheticSpec, ensure_synthetic, render_sample
+from hkd.data.formats.source import SyntheticSpec
+from hkd.data.formats.synthetic import TAG_POSITIONS, ensure_synthetic, render_sample
 from hkd.errors import ConfigError, InputError
 
 SPEC = SyntheticSpec(seed=3, n_train=200, n_val=20, n_test=200, size=48, shortcut_bias=0.9)
