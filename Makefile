@@ -55,33 +55,33 @@ test-ddp: $(STAMP)  ## only the multi-process DDP tests
 	$(PY) -m pytest -m ddp $(PYTEST_ARGS)
 
 results: $(STAMP)  ## regenerate every benchmark table and figure from benchmarks/results/*.jsonl (no training)
-	$(PY) benchmarks/results.py
+	$(PY) -m benchmarks.results
 
 TEN_SEEDS := 0 1 2 3 4 5 6 7 8 9
 evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; resumable), then make results
-	$(PY) benchmarks/matrix.py calibration
-	$(PY) benchmarks/matrix.py methods
-	$(PY) benchmarks/matrix.py methods_lung
-	$(PY) benchmarks/matrix.py methods_lung --only baseline hkd --seeds $(TEN_SEEDS)
-	$(PY) benchmarks/matrix.py no_augmentation --seeds $(TEN_SEEDS)
-	$(PY) benchmarks/matrix.py hkd_boxes --seeds 0 1 2 3 4
-	$(PY) benchmarks/at_commit.py 439c924 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
-	$(PY) benchmarks/at_commit.py 12b8db1 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
-	$(PY) benchmarks/matrix.py prior
-	$(PY) benchmarks/matrix.py imil
-	$(PY) benchmarks/matrix.py imil --only baseline "imil b=0.04 + propagate, inpaint" \
+	$(PY) -m benchmarks.matrix calibration
+	$(PY) -m benchmarks.matrix methods
+	$(PY) -m benchmarks.matrix methods_lung
+	$(PY) -m benchmarks.matrix methods_lung --only baseline hkd --seeds $(TEN_SEEDS)
+	$(PY) -m benchmarks.matrix no_augmentation --seeds $(TEN_SEEDS)
+	$(PY) -m benchmarks.matrix hkd_boxes --seeds 0 1 2 3 4
+	$(PY) -m benchmarks.at_commit 439c924 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
+	$(PY) -m benchmarks.at_commit 12b8db1 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
+	$(PY) -m benchmarks.matrix prior
+	$(PY) -m benchmarks.matrix imil
+	$(PY) -m benchmarks.matrix imil --only baseline "imil b=0.04 + propagate, inpaint" \
 	  "imil b=1.0 start=1, inpaint" --seeds $(TEN_SEEDS)
-	$(PY) benchmarks/tune.py
-	$(PY) benchmarks/matrix.py methods_tuned --seeds 0 1 2 3 4
-	$(PY) benchmarks/matrix.py kermany
-	$(PY) benchmarks/matrix.py kermany_shortcut
-	$(PY) benchmarks/matrix.py kermany_shortcut_fair
-	$(PY) benchmarks/external.py kermany_to_covid
-	$(PY) benchmarks/matrix.py covid_cv --seeds 0
-	$(PY) benchmarks/results.py
+	$(PY) -m benchmarks.tune
+	$(PY) -m benchmarks.matrix methods_tuned --seeds 0 1 2 3 4
+	$(PY) -m benchmarks.matrix kermany
+	$(PY) -m benchmarks.matrix kermany_shortcut
+	$(PY) -m benchmarks.matrix kermany_shortcut_fair
+	$(PY) -m benchmarks.external kermany_to_covid
+	$(PY) -m benchmarks.matrix covid_cv --seeds 0
+	$(PY) -m benchmarks.results
 
 bench: $(STAMP)  ## speed and memory ratios against their targets (benchmarks/speed.py)
-	$(PY) benchmarks/speed.py $(ARGS)
+	$(PY) -m benchmarks.speed $(ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check hkd tests benchmarks

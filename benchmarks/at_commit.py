@@ -2,8 +2,8 @@
 them beside this checkout's rows (label ``ROW @ COMMIT``): the before/after numbers of a
 regression, and each step of a ``git bisect``.
 
-    python benchmarks/at_commit.py 439c924 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
-    python benchmarks/at_commit.py 55be994 hkd_boxes --only "hkd (finding boxes)" --no-record
+    python -m benchmarks.at_commit 439c924 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
+    python -m benchmarks.at_commit 55be994 hkd_boxes --only "hkd (finding boxes)" --no-record
 
 The commit is checked out into a worktree under ``runs/bench/worktrees/`` and runs there with this
 checkout's Python environment. The data is generated once by this checkout (the synthetic format
@@ -21,10 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from matrix import REPO, add_record, hkd_command, matrix_rows, quiet, record_of, slug
 from omegaconf import OmegaConf
 
+from benchmarks.matrix import REPO, Row, add_record, matrix_rows, quiet, record_of, slug
 from hkd.atomic import atomic_write_json
+from hkd.run.resumable import train_resumable
 
 WORKTREES = REPO / "runs" / "bench" / "worktrees"
 
@@ -56,16 +57,16 @@ def as_folder_data(experiment: str, overrides: list[str]) -> list[str]:
     return [*kept, "data.format=folder", f"data.root={root}", f"data.relevant_categories=[{categories}]"]
 
 
-def run_at(code: Path, commit: str, matrix: str, label: str, experiment: str, overrides: list[str],
-           seed: int, record: bool) -> float:
+def run_at(code: Path, commit: str, matrix: str, label: str, row: Row, seed: int, record: bool) -> float:
     """One row and seed with the code in ``code``; its test accuracy."""
     name = f"{label} @ {commit[:7]}"
     out = REPO / "runs" / "bench" / matrix
     run_dir = out / slug(name) / f"seed{seed}"
-    if not (run_dir / "summary.json").is_file():
+    experiment, overrides = row.experiment, row.overrides
+    if not (run_dir / "summary.json").is_file():  # older code knows no logging.epoch_lines
         folder_overrides = as_folder_data(experiment, [*overrides, f"seed={seed}"])
-        run_dir = Path(hkd_command(["train", experiment, *folder_overrides, *quiet(out, slug(name), seed)],
-                                   f"seed{seed}", code))
+        train_resumable(experiment, [*folder_overrides, *quiet(out, slug(name), seed)], run_dir,
+                        f"{name} seed{seed}", code=code, epoch_lines=False)
     summary = json.loads((run_dir / "summary.json").read_text())
     summary.update(name=name, git_commit=commit)  # older code did not record its commit
     atomic_write_json(run_dir / "summary.json", summary)
@@ -74,7 +75,7 @@ def run_at(code: Path, commit: str, matrix: str, label: str, experiment: str, ov
         used = [f"data.root={saved.data.root}" if o.startswith("data.root=") else o
                 for o in as_folder_data(experiment, [*overrides, f"seed={seed}"])]
         add_record(REPO / "benchmarks" / "results" / f"{matrix}.jsonl",
-                   record_of(matrix, name, experiment, used, run_dir))
+                   record_of(matrix, name, experiment, used, run_dir, row.ceiling))
     return float(summary["test"]["accuracy"])
 
 
@@ -88,13 +89,12 @@ def main() -> None:
                         help="print the accuracies only (a bisect step), write no record")
     args = parser.parse_args()
     code, commit = worktree(args.commit)
-    for label, (experiment, overrides) in matrix_rows(args.matrix).items():
+    for label, row in matrix_rows(args.matrix).items():
         if args.only and label not in args.only:
             continue
         accuracies = []
         for seed in args.seeds:
-            accuracies.append(run_at(code, commit, args.matrix, label, experiment, overrides, seed,
-                                     not args.no_record))
+            accuracies.append(run_at(code, commit, args.matrix, label, row, seed, not args.no_record))
             print(f"{label} @ {commit[:7]} seed {seed}: test accuracy {accuracies[-1]:.3f}", flush=True)
         mean = sum(accuracies) / len(accuracies)
         print(f"{label} @ {commit[:7]}: mean test accuracy {mean:.3f} over seeds {args.seeds}", flush=True)

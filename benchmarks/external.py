@@ -1,6 +1,6 @@
 """External validation of a matrix's finished runs with ``hkd test``, recorded like matrix runs:
 
-    python benchmarks/external.py kermany_to_covid    # Kermany-trained models on covid-chestxray adults
+    python -m benchmarks.external kermany_to_covid    # Kermany-trained models on covid-chestxray adults
 
 Each finished ``runs/bench/MATRIX/ROW/seedN`` is tested on the other data set; the results go to
 ``benchmarks/results/NAME.jsonl`` (one record per run; ``make results`` makes ``NAME.md``).
@@ -14,9 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from matrix import REPO, SHARED, add_record, provenance
-from results import write_matrix
-
+from benchmarks.matrix import REPO, SHARED, add_record, provenance
+from benchmarks.results import write_matrix
 from hkd.inference.external import external_test
 
 # name -> (matrix whose runs are tested, data.* overrides, --map)
@@ -37,7 +36,7 @@ def main() -> None:
     records_file = REPO / "benchmarks" / "results" / f"{args.name}.jsonl"
     runs = sorted((args.runs / matrix).glob("*/seed*/summary.json"))
     if not runs:
-        sys.exit(f"no finished runs under runs/bench/{matrix}: run python benchmarks/matrix.py {matrix}")
+        sys.exit(f"no finished runs under runs/bench/{matrix}: run python -m benchmarks.matrix {matrix}")
     for summary_file in runs:
         run_dir = summary_file.parent
         trained = json.loads(summary_file.read_text())

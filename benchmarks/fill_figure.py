@@ -1,6 +1,6 @@
 """docs/imil_fills.png: one benchmark image's shortcut tag removed with every ``imil.fill``.
 
-    python benchmarks/fill_figure.py
+    python -m benchmarks.fill_figure
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 record) and a figure of the lungs it predicts on Kermany's pediatric test images (no ground truth
 there: a figure to look at).
 
-    python benchmarks/lung_prior_figure.py      # after matrix.py kermany trained the generator
+    python -m benchmarks.lung_prior_figure      # after matrix.py kermany trained the generator
 
 writes benchmarks/results/lung_prior.md and docs/kermany_lungs.png.
 """

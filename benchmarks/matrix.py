@@ -4,12 +4,12 @@ checkpoint continues from it, and every finished run's record is appended to
 ``benchmarks/results/MATRIX.jsonl`` (metrics, config hash, git commit, date, machine), from which
 ``make results`` regenerates the tables without training.
 
-    python benchmarks/matrix.py methods        # the HKD issue's method comparison
-    python benchmarks/matrix.py imil           # IMIL budgets, start epochs, augmentations
-    python benchmarks/matrix.py kermany        # real pediatric X-rays, lung prior from covid-chestxray
-    python benchmarks/matrix.py kermany_shortcut --seeds 0   # the planted shortcut on them
-    python benchmarks/matrix.py covid_cv --seeds 0  # covid-chestxray, 5 folds per seed
-    python benchmarks/tune.py && python benchmarks/matrix.py methods_tuned --seeds 0 1 2 3 4
+    python -m benchmarks.matrix methods        # the HKD issue's method comparison
+    python -m benchmarks.matrix imil           # IMIL budgets, start epochs, augmentations
+    python -m benchmarks.matrix kermany        # real pediatric X-rays, lung prior from covid-chestxray
+    python -m benchmarks.matrix kermany_shortcut --seeds 0   # the planted shortcut on them
+    python -m benchmarks.matrix covid_cv --seeds 0  # covid-chestxray, 5 folds per seed
+    python -m benchmarks.tune && python -m benchmarks.matrix methods_tuned --seeds 0 1 2 3 4
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from omegaconf import OmegaConf
-from results import PAIRED_METRICS, write_matrix
 
+from benchmarks.results import write_matrix
 from hkd.atomic import append_json_line, atomic_write_json, atomic_write_text
-from hkd.reporting.compare import benchmark_report, find_summaries, save_table
+from hkd.run.resumable import train_resumable
+from hkd.run.run_dir import RUN_ID_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
@@ -53,6 +55,19 @@ PROPAGATE_INPAINT = ["imil.propagate=true", "imil.fill=inpaint"]
 BOXES = ["data.synthetic.seed=2026", "data.synthetic.n_test=250", "data.image_size=96",
          "augment.policy=none"]
 
+class Row(NamedTuple):
+    """One row of a matrix: an experiment with overrides, trained for every seed."""
+
+    experiment: str
+    overrides: list[str]
+    ceiling: bool = False  # the shortcut-free run; the report measures the gap to it
+
+
+def ceiling(experiment: str, overrides: list[str]) -> Row:
+    """The matrix's ceiling row (its records carry ``"ceiling": true``)."""
+    return Row(experiment, overrides, ceiling=True)
+
+
 # label -> (experiment, overrides)
 METHODS = {method: (f"synthetic_{method}", []) for method in
            ("baseline", "hkd", "rrr", "gradmask", "actdiff", "cam_align")}
@@ -66,29 +81,30 @@ def shortcut_rows(shortcut: list[str]) -> dict[str, tuple[str, list[str]]]:
         "imil (propagate, inpaint)": ("kermany_imil", [*KERMANY, *shortcut, *PROPAGATE_INPAINT]),
         "hkd (lung prior) + imil (propagate, inpaint)": ("kermany_hkd_imil",
                                                           [*KERMANY, *shortcut, *PROPAGATE_INPAINT]),
-        "shortcut-free (ceiling)": ("kermany_baseline", [*KERMANY, *shortcut, "data.shortcut.bias=null"]),
+        "shortcut-free (ceiling)": ceiling("kermany_baseline",
+                                           [*KERMANY, *shortcut, "data.shortcut.bias=null"]),
     }
 
 
-MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
+MATRICES: dict[str, dict[str, Row | tuple[str, list[str]]]] = {
     "calibration": {
         "baseline (shortcut)": ("synthetic_baseline", []),
-        "shortcut-free (ceiling)": ("synthetic_clean", []),
+        "shortcut-free (ceiling)": ceiling("synthetic_clean", []),
     },
     # `hkd` is the published schedule; the variant fills ROIs with the mean and distils every epoch
     "methods": {**METHODS, "hkd (mean fill, kd all epochs)": ("synthetic_hkd_full_kd", []),
-                "shortcut-free (ceiling)": ("synthetic_clean", [])},
+                "shortcut-free (ceiling)": ceiling("synthetic_clean", [])},
     # The same comparison with the lungs as every method's prior (the anatomical prior real data sets
     # provide): the finding boxes' shape names the class, so a teacher on them needs no image.
-    "methods_lung": {label: (experiment, [*overrides, "data.relevant_categories=[lung]"])
-                     for label, (experiment, overrides) in
-                     {**METHODS, "shortcut-free (ceiling)": ("synthetic_clean", [])}.items()},
+    "methods_lung": {label: Row(*row)._replace(overrides=[*row[1], "data.relevant_categories=[lung]"])
+                     for label, row in
+                     {**METHODS, "shortcut-free (ceiling)": ceiling("synthetic_clean", [])}.items()},
     # baseline and HKD (lungs) without the random affine; every row measured against the lungs
     "no_augmentation": {
         "baseline, no augmentation": ("synthetic_baseline", ["augment.policy=none",
                                                              "data.relevant_categories=[lung]"]),
         "hkd (lung), no augmentation": ("synthetic_hkd_lung", ["augment.policy=none"]),
-        "shortcut-free (ceiling), no augmentation": ("synthetic_clean", ["augment.policy=none",
+        "shortcut-free (ceiling), no augmentation": ceiling("synthetic_clean", ["augment.policy=none",
                                                                          "data.relevant_categories=[lung]"]),
     },
     # the teacher sees the annotations of 10 % of the training set (+ predicted lungs for the rest),
@@ -102,10 +118,10 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "hkd (lung) roi_fraction=0.1": ("synthetic_hkd_lung", ["hkd.roi_fraction=0.1"]),
         "hkd (lung) roi_fraction=0.1 + predicted prior": ("synthetic_hkd_lung",
                                                           ["hkd.roi_fraction=0.1", "hkd.prior=predicted"]),
-        "shortcut-free (ceiling)": ("synthetic_clean", ["data.relevant_categories=[lung]"]),
+        "shortcut-free (ceiling)": ceiling("synthetic_clean", ["data.relevant_categories=[lung]"]),
     },
     "hkd_boxes": {"baseline": ("synthetic_baseline", BOXES), "hkd (finding boxes)": ("synthetic_hkd", BOXES),
-                  "shortcut-free (ceiling)": ("synthetic_clean", BOXES)},
+                  "shortcut-free (ceiling)": ceiling("synthetic_clean", BOXES)},
     "kermany": {label: (experiment, [*KERMANY, *overrides])
                 for label, (experiment, overrides) in KERMANY_ROWS.items()},
     # the shortcut in train and validation: model selection sees the shortcut too
@@ -136,7 +152,7 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "hkd (lung prior) + imil b=0.04 + propagate, inpaint": (
             "synthetic_hkd_imil", ["data.relevant_categories=[lung]", "imil.propagate=true",
                                    "imil.fill=inpaint"]),
-        "shortcut-free (ceiling)": ("synthetic_clean", []),
+        "shortcut-free (ceiling)": ceiling("synthetic_clean", []),
     },
 }
 
@@ -144,20 +160,21 @@ MATRICES: dict[str, dict[str, tuple[str, list[str]]]] = {
 def tuned_methods() -> dict[str, tuple[str, list[str]]]:
     """The methods at the settings ``benchmarks/tune.py`` found (tuned.json), every run selected
     on the shortcut-free validation split, beside the baseline and the ceiling."""
-    from tune import SHORTCUT_FREE_VAL, SPACES, tuned_overrides
+    from benchmarks.tune import SHORTCUT_FREE_VAL, SPACES, tuned_overrides
 
     return {"baseline": ("synthetic_baseline", SHORTCUT_FREE_VAL),
             **{f"{method} (tuned)": (experiment, [*SHORTCUT_FREE_VAL, *tuned_overrides(method)])
                for method, (experiment, _) in SPACES.items()},
-            "shortcut-free (ceiling)": ("synthetic_clean", SHORTCUT_FREE_VAL)}
+            "shortcut-free (ceiling)": ceiling("synthetic_clean", SHORTCUT_FREE_VAL)}
 
 
 # matrices whose rows are known only after another step (read when the matrix runs)
-LATER_MATRICES = {"methods_tuned": tuned_methods}  # python benchmarks/tune.py first
+LATER_MATRICES = {"methods_tuned": tuned_methods}  # python -m benchmarks.tune first
 
 
-def matrix_rows(name: str) -> dict[str, tuple[str, list[str]]]:
-    return LATER_MATRICES[name]() if name in LATER_MATRICES else MATRICES[name]
+def matrix_rows(name: str) -> dict[str, Row]:
+    rows = LATER_MATRICES[name]() if name in LATER_MATRICES else MATRICES[name]
+    return {label: Row(*row) for label, row in rows.items()}
 
 
 FOLDS = {"covid_cv": 5}  # matrices cross-validated: every seed runs every fold
@@ -165,7 +182,8 @@ FOLDS = {"covid_cv": 5}  # matrices cross-validated: every seed runs every fold
 
 def same_run(run_dir: Path, experiment: str, overrides: list[str], strict_code: bool = False) -> bool:
     """Whether a run directory holds this row's run: the same config (keys added to the project
-    since count as the same at their default) and, with ``strict_code``, the same code version."""
+    since count as the same at their default; ``logging.*``, which only changes what is shown and
+    logged, is left out) and, with ``strict_code``, the same code version."""
     from hkd.config import load_config, to_dotlist
     from hkd.run.run_dir import code_version
 
@@ -180,7 +198,7 @@ def same_run(run_dir: Path, experiment: str, overrides: list[str], strict_code: 
     # a key added to the project after the run counts as the same when left at its default
     defaults = to_dotlist(OmegaConf.load(REPO / "experiments" / "base.yaml"))
     return all(saved_keys.get(key, defaults.get(key)) == wanted_keys.get(key)
-               for key in {*saved_keys, *wanted_keys})
+               for key in {*saved_keys, *wanted_keys} if not key.startswith("logging."))
 
 
 def slug(label: str) -> str:
@@ -193,13 +211,10 @@ def quiet(output_dir: Path, name: str, seed: int) -> list[str]:
             "logging.progress_bar=false"]
 
 
-def hkd_command(arguments: list[str], run_id: str, code: Path = REPO) -> str:
-    """Run ``python -m hkd ARGUMENTS`` with this run id and the code in ``code`` (this checkout, or
-    another commit's worktree); the run directory it printed."""
-    env = {**os.environ, "HKD_RUN_ID": run_id, "PATH": "/usr/bin:/bin"}
-    if code != REPO:
-        env.pop("HKD_EXPERIMENTS", None)  # another commit reads its own experiments
-    result = subprocess.run([sys.executable, "-m", "hkd", *arguments], cwd=code, env=env,
+def hkd_command(arguments: list[str], run_id: str) -> str:
+    """Run ``python -m hkd ARGUMENTS`` with this run id; the run directory it printed."""
+    env = {**os.environ, RUN_ID_ENV: run_id}
+    result = subprocess.run([sys.executable, "-m", "hkd", *arguments], cwd=REPO, env=env,
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-3000:])
@@ -232,7 +247,8 @@ def resolve(overrides: list[str]) -> list[str]:
     return resolved
 
 
-def record_of(matrix: str, label: str, experiment: str, overrides: list[str], run_dir: Path) -> dict:
+def record_of(matrix: str, label: str, experiment: str, overrides: list[str], run_dir: Path,
+              is_ceiling: bool = False) -> dict:
     """What the results files keep of a finished run: its metrics and where they came from."""
     summary = json.loads((run_dir / "summary.json").read_text())
     kept = ("seed", "fold", "test", "explanations", "val", "test_ci", "imil_edited",
@@ -243,6 +259,7 @@ def record_of(matrix: str, label: str, experiment: str, overrides: list[str], ru
                "n_edited": len(r.get("edited", [])), "n_propagated": len(r.get("propagated", []))}
               for r in summary.get("imil_rounds", [])]
     return {"matrix": matrix, "name": label, "experiment": experiment,
+            **({"ceiling": True} if is_ceiling else {}),
             **{key: summary.get(key) for key in kept},
             "best_epoch": int(best.group(1)) if best else None, "imil_rounds": rounds or None,
             "teacher": {key: summary["teacher"].get(key) for key in ("epochs", "test_on_roi")}
@@ -278,23 +295,21 @@ def finished_run(out: Path, name: str, run_id: str, experiment: str, overrides: 
     return None
 
 
-def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path,
-        strict_code: bool = False, fold: int | None = None) -> Path | None:
+def run(label: str, row: Row, seed: int, out: Path, strict_code: bool = False,
+        fold: int | None = None) -> Path | None:
+    """The row's run for this seed (and fold): one finished earlier with its config, else trained
+    (an unfinished one of the same config continues from its last checkpoint)."""
     run_id = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
-    if fold is not None:
-        overrides = [*overrides, f"data.fold={fold}"]
-    existing = finished_run(out, slug(label), run_id, experiment, overrides, strict_code)
+    overrides = row.overrides if fold is None else [*row.overrides, f"data.fold={fold}"]
+    existing = finished_run(out, slug(label), run_id, row.experiment, overrides, strict_code)
     if existing:
         return existing
-    unfinished = out / slug(label) / run_id
-    if (unfinished / "config.yaml").is_file() and same_run(unfinished, experiment, overrides):
-        print(f"resuming the unfinished {unfinished}", flush=True)  # from its last checkpoint
-        arguments = ["train", experiment, f"resume={unfinished}"]
-    else:
-        shutil.rmtree(unfinished, ignore_errors=True)
-        arguments = ["train", experiment, *overrides, *quiet(out, slug(label), seed)]
+    run_dir = out / slug(label) / run_id
+    if (run_dir / "config.yaml").is_file() and not same_run(run_dir, row.experiment, overrides):
+        shutil.rmtree(run_dir)  # begun with another config: start again
     try:
-        run_dir = Path(hkd_command(arguments, run_id))
+        train_resumable(row.experiment, [*overrides, *quiet(out, slug(label), seed)], run_dir,
+                        f"{label} {run_id}")
     except RuntimeError as error:
         print(f"FAILED {label} {run_id}:\n{error}", file=sys.stderr)
         return None
@@ -306,24 +321,26 @@ def run(label: str, experiment: str, overrides: list[str], seed: int, out: Path,
     return run_dir
 
 
-def rerecord(matrix: str, rows: list, seeds: list[int], folds: list, out: Path, records_file: Path) -> None:
+def rerecord(matrix: str, rows: list[tuple[str, Row]], seeds: list[int], folds: list, out: Path,
+             records_file: Path) -> None:
     """The records of every finished run of the matrix, made anew from the run directories."""
     lines = []
     for seed in seeds:
         for fold in folds:
-            for label, experiment, overrides in rows:
+            for label, row in rows:
                 run_id = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
                 run_dir = out / slug(label) / run_id
                 if not (run_dir / "summary.json").is_file():  # trained for another matrix or label
-                    with_fold = overrides if fold is None else [*overrides, f"data.fold={fold}"]
-                    run_dir = finished_run(out, slug(label), run_id, experiment, with_fold, False)
+                    with_fold = row.overrides if fold is None else [*row.overrides, f"data.fold={fold}"]
+                    run_dir = finished_run(out, slug(label), run_id, row.experiment, with_fold, False)
                 if run_dir:
                     saved = OmegaConf.load(run_dir / "config.yaml")  # a prerequisite as this run had it
-                    keys = [o.split("=", 1)[0] for o in overrides]
+                    keys = [o.split("=", 1)[0] for o in row.overrides]
                     used = [f"{key}={OmegaConf.select(saved, key)}" if key in PREREQUISITE_KEYS else o
-                            for key, o in zip(keys, overrides)]
+                            for key, o in zip(keys, row.overrides)]
                     folded = used if fold is None else [*used, f"data.fold={fold}"]
-                    lines.append(json.dumps(record_of(matrix, label, experiment, folded, run_dir)) + "\n")
+                    record = record_of(matrix, label, row.experiment, folded, run_dir, row.ceiling)
+                    lines.append(json.dumps(record) + "\n")
     if not lines:
         raise SystemExit(f"no finished runs of {matrix} under {out}: nothing to record")
     atomic_write_text(records_file, "".join(lines))
@@ -340,16 +357,26 @@ def add_record(records_file: Path, record: dict) -> None:
     append_json_line(records_file, record)
 
 
+def save_records(path: Path, records: list[dict], force: bool = False) -> bool:
+    """Write these records (a ``.jsonl``) and their tables beside them, unless the file there holds
+    more runs (a partial matrix never replaces a fuller one); True when written."""
+    if path.is_file() and not force and len(path.read_text().splitlines()) > len(records):
+        return False
+    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in records))
+    write_matrix(path)
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("matrix", choices=sorted({*MATRICES, *LATER_MATRICES}))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="*", default=None, help="labels to run (default: all)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="write only this invocation's runs' table there (default: every recorded "
-                             "run's table to benchmarks/results/MATRIX.md)")
+                        help="write only this invocation's runs' records to this .jsonl and their table "
+                             "beside it (default: every recorded run's, benchmarks/results/MATRIX.jsonl)")
     parser.add_argument("--force", action="store_true",
-                        help="let --out replace a table that covers more runs")
+                        help="let --out replace a records file that holds more runs")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "bench",
                         help="where the matrices' run directories are (default runs/bench)")
     parser.add_argument("--rerecord", action="store_true",
@@ -360,28 +387,29 @@ def main() -> None:
     args = parser.parse_args()
     out = args.runs / args.matrix
     out.mkdir(parents=True, exist_ok=True)
-    dirs = []
-    rows = [(label, experiment, resolve(overrides)) for label, (experiment, overrides)
-            in matrix_rows(args.matrix).items() if not args.only or label in args.only]
+    rows = [(label, row._replace(overrides=resolve(row.overrides)))
+            for label, row in matrix_rows(args.matrix).items() if not args.only or label in args.only]
     records_file = REPO / "benchmarks" / "results" / f"{args.matrix}.jsonl"
     folds = list(range(FOLDS[args.matrix])) if args.matrix in FOLDS else [None]
     if args.rerecord:
         rerecord(args.matrix, rows, args.seeds, folds, out, records_file)
         print(write_matrix(records_file).read_text())
         return
+    made = []
     for seed in args.seeds:  # seed by seed: each finished seed is a whole table
         for fold in folds:
-            for label, experiment, overrides in rows:
-                run_dir = run(label, experiment, overrides, seed, out, args.strict_code, fold)
+            for label, row in rows:
+                run_dir = run(label, row, seed, out, args.strict_code, fold)
                 if run_dir:
-                    dirs.append(run_dir)
-                    add_record(records_file, record_of(args.matrix, label, experiment, overrides, run_dir))
+                    used = row.overrides if fold is None else [*row.overrides, f"data.fold={fold}"]
+                    made.append(record_of(args.matrix, label, row.experiment, used, run_dir, row.ceiling))
+                    add_record(records_file, made[-1])
     if args.out:  # this invocation's runs only (e.g. --only / --seeds) in a file of its own
-        text = benchmark_report(find_summaries(dirs), PAIRED_METRICS)
-        print(text)
-        if not save_table(args.out, text, args.force):
-            print(f"not written: {args.out} covers more runs than this one (--force replaces it)",
+        if not save_records(args.out, made, args.force):
+            print(f"not written: {args.out} holds more runs than this one (--force replaces it)",
                   file=sys.stderr)
+            return
+        print(args.out.with_suffix(".md").read_text())
         return
     if records_file.is_file():  # every recorded run of the matrix, this one's and earlier ones
         table = write_matrix(records_file)

@@ -1,13 +1,13 @@
 """Regenerate every benchmark table and figure from the committed run records, without training:
 
-    python benchmarks/results.py          (make results)
+    python -m benchmarks.results          (make results)
 
 ``benchmarks/results/MATRIX.jsonl`` (one record per finished run, appended by ``matrix.py``) ->
 ``MATRIX.md`` (mean ± std per row, paired differences against the first row, the share of the gap
-to a ``(ceiling)`` row each row closes, IMIL's edits) and ``MATRIX.png``; ``tuned.json`` (the
-settings ``benchmarks/tune.py`` found) -> ``tuned.md``. In ``README.md`` and
-``docs/*.md`` the text between ``<!-- results:MATRIX -->`` and ``<!-- /results:MATRIX -->`` is
-replaced by ``MATRIX.md``, so no table is ever typed by hand.
+to the ceiling row (its records say ``"ceiling": true``) each row closes, IMIL's edits) and
+``MATRIX.png``; ``tuned.json`` (the settings ``benchmarks/tune.py`` found) -> ``tuned.md``. In
+``README.md`` and ``docs/*.md`` the text between ``<!-- results:MATRIX -->`` and
+``<!-- /results:MATRIX -->`` is replaced by ``MATRIX.md``, so no table is ever typed by hand.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ import json
 import re
 from pathlib import Path
 
+from benchmarks.report import benchmark_report
 from hkd.atomic import atomic_write_text
-from hkd.reporting.compare import aggregate, benchmark_report, paired_differences, paired_table, plot
+from hkd.reporting.compare import aggregate, paired_differences, paired_table, plot
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 PAIRED_METRICS = ("test.balanced_accuracy", "explanations.relevance_mass")
 NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
-# the command that makes a block's table (every other block: python benchmarks/matrix.py NAME)
-MADE_BY = {"tuned": "python benchmarks/tune.py", "speed": "python benchmarks/speed.py --save"}
+# the command that makes a block's table (every other block: python -m benchmarks.matrix NAME)
+MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.speed --save",
+           "decode_threads": "python -m benchmarks.speed --only large --save decode_threads"}
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
@@ -108,7 +110,7 @@ def fill_document(path: Path, results: Path = RESULTS) -> bool:
     def table(match: re.Match) -> str:
         source = results / f"{match['name']}.md"
         if not source.is_file():  # said, not hidden: the block shows how to make its table
-            command = MADE_BY.get(match["name"], f"python benchmarks/matrix.py {match['name']}")
+            command = MADE_BY.get(match["name"], f"python -m benchmarks.matrix {match['name']}")
             return match.group(1) + NOT_YET.format(command=command) + match.group(4)
         return match.group(1) + source.read_text() + match.group(4)
 

@@ -1,9 +1,10 @@
 """Speed and memory of the framework against its targets (`make bench`); prints a table of ratios.
 
-    python benchmarks/speed.py                 # every figure (about 5 minutes on 2 CPU cores)
-    python benchmarks/speed.py --only overhead hkd
-    python benchmarks/speed.py --rss-images 1000 20000
-    python benchmarks/speed.py --save          # also write benchmarks/results/speed.md (make results)
+    python -m benchmarks.speed                 # every figure (about 5 minutes on 2 CPU cores)
+    python -m benchmarks.speed --only overhead hkd
+    python -m benchmarks.speed --rss-images 1000 20000
+    python -m benchmarks.speed --save          # also write benchmarks/results/speed.md (make results)
+    python -m benchmarks.speed --only large --save decode_threads   # benchmarks/results/decode_threads.md
 
 Every figure is measured in this process on the same model, data and batch size:
   overhead  Lightning baseline throughput / a plain PyTorch loop's            target >= 0.9
@@ -369,8 +370,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", default=["overhead", "hkd", "nonfinite", "mining", "inpaint",
                                                        "channels_last", "loader", "large", "rss"])
-    parser.add_argument("--save", action="store_true",
-                        help="also write the table to benchmarks/results/speed.md (what the README shows)")
+    parser.add_argument("--save", nargs="?", const="speed", default=None, metavar="NAME",
+                        help="also write the table to benchmarks/results/NAME.md (default speed.md, what the "
+                             "README shows; --only large --save decode_threads makes decode_threads.md)")
     parser.add_argument("--rss-images", type=int, nargs=2, default=[1000, 20000])
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -390,10 +392,10 @@ def main() -> None:
     lines = ["| figure | ratio | target | measured |", "|---|---|---|---|",
              *(f"| {name} | {ratio:.2f} | {target} | {detail} |" for name, ratio, target, detail in rows),
              "", f"<sub>{device} · torch {torch.__version__} · {time.strftime('%Y-%m-%d')} · code "
-                 f"{code_version()} · `python benchmarks/speed.py {' '.join(sys.argv[1:])}`</sub>"]
+                 f"{code_version()} · `python -m benchmarks.speed {' '.join(sys.argv[1:])}`</sub>"]
     print("\n" + "\n".join(lines))
     if args.save:
-        atomic_write_text(REPO / "benchmarks" / "results" / "speed.md", "\n".join(lines) + "\n")
+        atomic_write_text(REPO / "benchmarks" / "results" / f"{args.save}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ shortcut-free validation split (``hkd tune``: Optuna, TPE, median pruning), and 
 settings in ``benchmarks/results/tuned.json`` (every trial in ``tuned/METHOD.csv``), from which
 the ``methods_tuned`` matrix trains.
 
-    python benchmarks/tune.py                      # every method, 10 finished trials each
-    python benchmarks/tune.py --only rrr --trials 20
+    python -m benchmarks.tune                      # every method, 10 finished trials each
+    python -m benchmarks.tune --only rrr --trials 20
 
 Resumable: each study lives in ``runs/bench/tune/METHOD/tune-*/``; a second call continues it
 (a trial a killed process left running is marked failed) until it has ``--trials`` finished
@@ -75,7 +75,7 @@ def tuned_overrides(method: str) -> list[str]:
     tuned = json.loads(TUNED.read_text()) if TUNED.is_file() else {}
     if method not in tuned:
         raise SystemExit(f"{TUNED}: no tuned settings for {method}; "
-                         f"run python benchmarks/tune.py --only {method}")
+                         f"run python -m benchmarks.tune --only {method}")
     return tuned[method]["overrides"]
 
 

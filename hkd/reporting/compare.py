@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hkd.atomic import atomic_write_text
-
 COLUMNS = (("test", "accuracy"), ("test", "balanced_accuracy"), ("test", "macro_f1"),
            ("test", "auroc"), ("explanations", "relevance_mass"), ("explanations", "pointing_game"))
 
@@ -142,26 +140,6 @@ def paired_table(rows: dict[str, dict], reference: str, metric: str = "test.accu
     return "\n".join(lines)
 
 
-def runs_in_table(text: str) -> int:
-    """How many runs a markdown table from ``markdown_table`` covers (its ``n`` column summed; the
-    tables after it, which count the same runs again, are not read)."""
-    total = 0
-    for line in text.strip().split("\n\n")[0].splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) > 2 and cells[1].isdigit() and not cells[0].startswith("run −"):
-            total += int(cells[1])
-    return total
-
-
-def save_table(path: Path, text: str, force: bool = False) -> bool:
-    """Write a comparison table unless the file there already covers more runs (a partial matrix
-    never replaces a fuller one); True when written."""
-    if path.is_file() and not force and runs_in_table(path.read_text()) > runs_in_table(text):
-        return False
-    atomic_write_text(path, text + "\n")
-    return True
-
-
 def plot(table: dict[str, dict[str, tuple[float, float, int]]], path: Path,
          metrics: tuple[str, ...] = ("test.balanced_accuracy", "explanations.relevance_mass")) -> None:
     """A bar chart (mean with std error bars) per metric."""
@@ -179,79 +157,3 @@ def plot(table: dict[str, dict[str, tuple[float, float, int]]], path: Path,
         axis.set_title(metric)
         axis.set_ylim(0, 1)
     save_figure(figure, path)
-
-
-def gap_closed(summaries: list[dict], reference: str, ceiling: str, by: str = "name",
-               metric: str = "test.balanced_accuracy", n_resamples: int = 10_000,
-               seed: int = 0) -> dict[str, dict]:
-    """{group: {share, ci, n}}: the share of the reference-to-ceiling gap each group closes,
-    ``mean(group − reference) / mean(ceiling − reference)`` over the seeds (and folds) all three
-    share, with a bootstrap 95 % interval that resamples those seeds jointly."""
-    values = paired_values(summaries, by, metric)
-    rows = {}
-    for group, runs in values.items():
-        if group in (reference, ceiling):
-            continue
-        shared = sorted(set(runs) & set(values[reference]) & set(values[ceiling]), key=str)
-        if not shared:
-            continue
-        gains = np.array([runs[k] - values[reference][k] for k in shared])
-        gaps = np.array([values[ceiling][k] - values[reference][k] for k in shared])
-        picks = np.random.default_rng(seed).integers(0, len(shared), (n_resamples, len(shared)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shares = gains[picks].mean(1) / gaps[picks].mean(1)
-        rows[group] = {"share": float(gains.mean() / gaps.mean()) if gaps.mean() else float("nan"),
-                       "gap": float(gaps.mean()), "n": len(shared),
-                       "ci": [float(np.nanpercentile(shares, 2.5)), float(np.nanpercentile(shares, 97.5))]}
-    return rows
-
-
-def gap_table(rows: dict[str, dict], reference: str, ceiling: str,
-              metric: str = "test.balanced_accuracy") -> str:
-    """Markdown: the share of the gap each group closes, with its interval."""
-    lines = [f"| run | n | share of the {reference} → {ceiling} gap closed ({metric.split('.', 1)[1]}) "
-             "| 95 % CI |", "|---|---|---|---|"]
-    for group, row in rows.items():
-        low, high = row["ci"]
-        lines.append(f"| {group} | {row['n']} | {100 * row['share']:.0f} % "
-                     f"(gap {100 * row['gap']:.1f} points) | {100 * low:.0f} % to {100 * high:.0f} % |")
-    return "\n".join(lines)
-
-
-def edited_share_table(summaries: list[dict], by: str = "name") -> str:
-    """Markdown: the share of the training images IMIL edited, clinician marks and propagated
-    edits apart (mean over runs); empty without IMIL runs."""
-    shares: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for summary in summaries:
-        if summary.get("imil_edited") is None:
-            continue
-        images = summary["splits"]["train"]["images"]
-        clinician = summary["imil_clinician_edits"]
-        propagated = summary["imil_edited"] - clinician
-        shares[group_key(summary, by)].append((clinician / images, propagated / images))
-    if not shares:
-        return ""
-    lines = ["| run | n | training images edited | by clinician marks | propagated |",
-             "|---|---|---|---|---|"]
-    for group, values in shares.items():
-        clinician, propagated = np.mean(values, axis=0)
-        lines.append(f"| {group} | {len(values)} | {100 * (clinician + propagated):.1f} % "
-                     f"| {100 * clinician:.1f} % | {100 * propagated:.1f} % |")
-    return "\n".join(lines)
-
-
-def benchmark_report(summaries: list[dict], paired_metrics: tuple[str, ...] = ("test.accuracy",)) -> str:
-    """A matrix's tables: mean ± std per row, paired differences against the first row (per
-    metric), the share of the gap to a ``(ceiling)`` row each row closes, and IMIL's edits."""
-    table = aggregate(summaries, "name")
-    text = markdown_table(table)
-    reference = next(iter(table))
-    if len(table) > 1:
-        for metric in paired_metrics:
-            text += "\n\n" + paired_table(paired_differences(summaries, reference, metric=metric),
-                                          reference, metric)
-    ceiling = next((group for group in table if "(ceiling)" in group), None)
-    if ceiling and len(table) > 2:
-        text += "\n\n" + gap_table(gap_closed(summaries, reference, ceiling), reference, ceiling)
-    edits = edited_share_table(summaries)
-    return text + ("\n\n" + edits if edits else "")

@@ -12,40 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from hkd.atomic import atomic_write_json, atomic_write_text
 from hkd.config import load_config
 from hkd.errors import ConfigError
 from hkd.reporting.compare import aggregate, find_summaries, markdown_table
-from hkd.run.run_dir import RUN_ID_ENV
+from hkd.run.resumable import train_resumable
 
 
 def cv_id(experiment: str, overrides: list[str]) -> str:
     """Names one cross-validation: the experiment and its overrides (seeds and folds excluded)."""
     kept = sorted(o for o in overrides if not o.startswith(("seed=", "data.fold=")))
     return hashlib.sha256(json.dumps([experiment, kept]).encode()).hexdigest()[:10]
-
-
-def run_fold(experiment: str, overrides: list[str], run_dir: Path, label: str) -> None:
-    """Train one fold (or continue it), streaming its output with ``label`` in front."""
-    resume = [f"resume={run_dir}"] if (run_dir / "config.yaml").is_file() else []
-    command = [sys.executable, "-u", "-m", "hkd", "train", experiment, *overrides,
-               "logging.epoch_lines=true", *resume]
-    env = {**os.environ, RUN_ID_ENV: run_dir.name}
-    print(f"[{label}] {'continuing' if resume else 'training'} {run_dir}", flush=True)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
-        for line in process.stdout:
-            print(f"[{label}] {line.rstrip()}", flush=True)
-    if process.returncode != 0:
-        raise RuntimeError(f"{label} failed (exit {process.returncode}); run `hkd cv` again to continue "
-                           f"from its last checkpoint ({run_dir})")
-    if not (run_dir / "summary.json").is_file():
-        raise RuntimeError(f"{label} stopped without a summary in {run_dir} (an IMIL queue round waiting "
-                           "for review? cross-validate with a simulated oracle)")
 
 
 def run_folds(experiment: str, overrides: list[str], seeds: list[int] | None = None) -> tuple[Path, str]:
@@ -65,7 +44,7 @@ def run_folds(experiment: str, overrides: list[str], seeds: list[int] | None = N
             if (run_dir / "summary.json").is_file():
                 print(f"[{label}] finished earlier: {run_dir}", flush=True)
             else:
-                run_fold(experiment, [*overrides, f"seed={seed}", f"data.fold={fold}"], run_dir, label)
+                train_resumable(experiment, [*overrides, f"seed={seed}", f"data.fold={fold}"], run_dir, label)
             done[f"seed {seed} fold {fold}"] = str(run_dir)
             atomic_write_json(state_path, {"experiment": experiment, "overrides": overrides,
                                            "seeds": seeds, "folds": cfg.data.folds, "finished": done})

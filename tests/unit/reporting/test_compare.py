@@ -94,16 +94,3 @@ def test_p_values_for_many_pairs_are_monte_carlo_estimates_of_the_exact_test(n):
         assert sign_flip_p_value(sixteen) == pytest.approx(exact, abs=0.01)
     finally:
         compare.EXACT_UP_TO = 16
-
-
-def test_a_partial_table_never_replaces_a_fuller_one(tmp_path):
-    from hkd.reporting.compare import runs_in_table, save_table
-
-    full = markdown_table({"baseline": {"test.accuracy": (0.3, 0.05, 10)},
-                           "hkd": {"test.accuracy": (0.4, 0.06, 10)}})
-    partial = markdown_table({"hkd": {"test.accuracy": (0.5, 0.0, 1)}})
-    assert runs_in_table(full) == 20 and runs_in_table(partial) == 1
-    path = tmp_path / "methods.md"
-    assert save_table(path, full)
-    assert not save_table(path, partial) and path.read_text() == full + "\n"  # kept
-    assert save_table(path, partial, force=True) and path.read_text() == partial + "\n"

@@ -1,31 +1,25 @@
-"""`make results` (benchmarks/results.py): tables regenerated from committed run records, byte
-for byte, and pasted into the documents' results blocks; the gap-closed share and edit shares."""
+"""The benchmarks package: `make results` regenerates tables from committed run records, byte for
+byte, and pastes them into the documents' results blocks; the gap-closed share and edit shares;
+matrix rows, records and their reuse; rows run at another commit."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from hkd.reporting.compare import edited_share_table, gap_closed, runs_in_table
+from benchmarks import at_commit, matrix, results, tune
+from benchmarks.report import benchmark_report, edited_share_table, gap_closed
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURE = REPO / "tests" / "fixtures" / "results"
 
 
-def results_module():
-    spec = importlib.util.spec_from_file_location("results", REPO / "benchmarks" / "results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_table_is_regenerated_byte_for_byte(tmp_path):
     shutil.copy(FIXTURE / "demo.jsonl", tmp_path)
-    table = results_module().write_matrix(tmp_path / "demo.jsonl")
+    table = results.write_matrix(tmp_path / "demo.jsonl")
     assert table.read_bytes() == (FIXTURE / "demo.md").read_bytes()
     assert (tmp_path / "demo.png").stat().st_size > 1000
 
@@ -35,7 +29,7 @@ def test_a_rerun_replaces_the_older_record_of_its_row_and_seed(tmp_path):
     rerun = json.loads(lines[0])
     rerun["test"]["balanced_accuracy"] = 0.0
     (tmp_path / "demo.jsonl").write_text("\n".join([*lines, json.dumps(rerun)]) + "\n")
-    records = results_module().load_records(tmp_path / "demo.jsonl")
+    records = results.load_records(tmp_path / "demo.jsonl")
     assert len(records) == len(lines)
     assert [r["test"]["balanced_accuracy"] for r in records if r["name"] == rerun["name"]
             and r["seed"] == rerun["seed"]] == [0.0]
@@ -44,14 +38,14 @@ def test_a_rerun_replaces_the_older_record_of_its_row_and_seed(tmp_path):
 def test_a_broken_record_names_its_file_and_line(tmp_path):
     (tmp_path / "demo.jsonl").write_text((FIXTURE / "demo.jsonl").read_text() + "{oops\n")
     with pytest.raises(ValueError, match=r"demo.jsonl, line 13"):
-        results_module().load_records(tmp_path / "demo.jsonl")
+        results.load_records(tmp_path / "demo.jsonl")
 
 
 def test_documents_get_the_generated_table_between_their_markers(tmp_path):
     shutil.copy(FIXTURE / "demo.md", tmp_path)
     document = tmp_path / "README.md"
     document.write_text("intro\n<!-- results:demo -->\nan old, typed table\n<!-- /results:demo -->\nend\n")
-    module = results_module()
+    module = results
     assert module.fill_document(document, tmp_path)
     text = document.read_text()
     assert "an old, typed table" not in text
@@ -59,10 +53,10 @@ def test_documents_get_the_generated_table_between_their_markers(tmp_path):
     assert not module.fill_document(document, tmp_path)  # idempotent
     document.write_text("<!-- results:missing -->\n<!-- /results:missing -->\n")
     module.fill_document(document, tmp_path)  # a matrix not run yet says so
-    assert "No runs recorded yet: `python benchmarks/matrix.py missing`" in document.read_text()
+    assert "No runs recorded yet: `python -m benchmarks.matrix missing`" in document.read_text()
     document.write_text("<!-- results:tuned -->\n<!-- /results:tuned -->\n")
     module.fill_document(document, tmp_path)  # a table made by another script names that script
-    assert "No runs recorded yet: `python benchmarks/tune.py`" in document.read_text()
+    assert "No runs recorded yet: `python -m benchmarks.tune`" in document.read_text()
 
 
 def summaries(values: dict[str, list[float]]) -> list[dict]:
@@ -88,16 +82,39 @@ def test_edited_share_splits_clinician_marks_from_propagated_edits():
     assert "baseline" not in text
 
 
-def test_a_report_counts_its_runs_once():
-    """The gap and edit tables repeat the rows' runs: a fuller report must still count as fuller."""
-    full = (FIXTURE / "demo.md").read_text()
-    assert runs_in_table(full) == 12
+def test_the_ceiling_is_the_row_whose_records_say_so():
+    metric = ("test.balanced_accuracy",)
+    records = summaries({"base": [0.5, 0.6], "m": [0.6, 0.7], "top (ceiling)": [0.7, 0.8]})
+    assert "gap closed" not in benchmark_report(records, metric)  # a label is not a role
+    flagged = [{**r, "ceiling": r["name"] == "top (ceiling)"} for r in records]
+    assert "| m | 2 | 50 % (gap 20.0 points)" in benchmark_report(flagged, metric)
+    renamed = [{**r, "name": "upper bound"} if r["ceiling"] else r for r in flagged]
+    assert "base → upper bound gap closed" in benchmark_report(renamed, metric)
+
+
+def test_a_partial_run_never_replaces_fuller_records(tmp_path):
+    full = [json.loads(line) for line in (FIXTURE / "demo.jsonl").read_text().splitlines()]
+    path = tmp_path / "methods.jsonl"
+    assert matrix.save_records(path, full)
+    assert path.with_suffix(".md").read_bytes() == (FIXTURE / "demo.md").read_bytes()
+    assert not matrix.save_records(path, full[:1])
+    assert len(path.read_text().splitlines()) == len(full)  # kept
+    assert matrix.save_records(path, full[:1], force=True) and len(path.read_text().splitlines()) == 1
+
+
+def test_another_commit_reads_the_same_images_as_a_folder_data_set(tmp_path):
+    overrides = ["data.synthetic.n_train=8", "data.synthetic.n_val=4", "data.synthetic.n_test=4",
+                 "data.synthetic.size=32", f"data.cache_dir={tmp_path}", "seed=3"]
+    folder = at_commit.as_folder_data("synthetic_hkd_lung", overrides)
+    assert folder[-3] == "data.format=folder" and folder[-1] == "data.relevant_categories=[lung]"
+    assert not any(o.startswith("data.synthetic.") for o in folder)
+    root = Path(folder[-2].split("=", 1)[1])
+    labels = (root / "labels.csv").read_text().splitlines()
+    assert root.is_relative_to(tmp_path) and len(labels) == 1 + 16  # the header and every image
+    assert at_commit.as_folder_data("synthetic_hkd_lung", overrides) == folder  # generated once
 
 
 def test_matrix_records_are_appended_once_per_run(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import matrix
-
     record = json.loads((FIXTURE / "demo.jsonl").read_text().splitlines()[0])
     path = tmp_path / "demo.jsonl"
     matrix.add_record(path, record)
@@ -106,15 +123,12 @@ def test_matrix_records_are_appended_once_per_run(tmp_path, monkeypatch):
     matrix.add_record(path, {**record, "config_sha256": "another config"})  # a re-run: kept, replaces
     lines = path.read_text().splitlines()
     assert len(lines) == 3
-    kept = [r["config_sha256"] for r in results_module().load_records(path) if r["seed"] == 0]
+    kept = [r["config_sha256"] for r in results.load_records(path) if r["seed"] == 0]
     assert kept == ["another config"]
     assert matrix.prerequisite("lung_prior") == REPO / "benchmarks" / "artifacts" / "lung_prior"
 
 
 def test_a_finished_run_is_reused_by_any_matrix_and_label_with_its_config(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import matrix
-
     from hkd.config import load_config, save_config
 
     runs = tmp_path / "runs"
@@ -136,10 +150,6 @@ def test_a_finished_run_is_reused_by_any_matrix_and_label_with_its_config(tmp_pa
 
 
 def test_the_tuned_matrix_trains_at_the_recorded_settings_with_a_shortcut_free_val(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import matrix
-    import tune
-
     monkeypatch.setattr(tune, "TUNED", tmp_path / "tuned.json")
     with pytest.raises(SystemExit, match="no tuned settings for rrr.*--only rrr"):
         matrix.matrix_rows("methods_tuned")
@@ -149,10 +159,11 @@ def test_the_tuned_matrix_trains_at_the_recorded_settings_with_a_shortcut_free_v
     rows = matrix.matrix_rows("methods_tuned")
     assert list(rows) == ["baseline", "rrr (tuned)", "gradmask (tuned)", "actdiff (tuned)",
                           "cam_align (tuned)", "hkd (tuned)", "shortcut-free (ceiling)"]
-    assert rows["gradmask (tuned)"] == ("synthetic_gradmask",
-                                        ["data.synthetic.val_shortcut=random", "method.weight=1"])
-    assert rows["hkd (tuned)"][1][1:] == ["hkd.alpha=0.2", "hkd.kd_epochs=3"]
-    assert all("data.synthetic.val_shortcut=random" in overrides for _, overrides in rows.values())
+    assert rows["gradmask (tuned)"] == matrix.Row("synthetic_gradmask",
+                                                  ["data.synthetic.val_shortcut=random", "method.weight=1"])
+    assert rows["hkd (tuned)"].overrides[1:] == ["hkd.alpha=0.2", "hkd.kd_epochs=3"]
+    assert all("data.synthetic.val_shortcut=random" in row.overrides for row in rows.values())
+    assert [label for label, row in rows.items() if row.ceiling] == ["shortcut-free (ceiling)"]
 
 
 def test_the_tuned_settings_table_is_made_from_tuned_json(tmp_path):
@@ -160,16 +171,13 @@ def test_the_tuned_settings_table_is_made_from_tuned_json(tmp_path):
                      "n_trials": 10, "spaces": ["method.weight=log(0.01,100)"], "git_commit": "abc",
                      "date": "2026-11-30T08:00:00+00:00", "fixed": ["data.synthetic.val_shortcut=random"]}}
     (tmp_path / "tuned.json").write_text(json.dumps(found))
-    table = results_module().write_tuned(tmp_path / "tuned.json").read_text()
+    table = results.write_tuned(tmp_path / "tuned.json").read_text()
     row = "| rrr | `method.weight=0.37` | val/balanced_accuracy 61.0 | 10 | `method.weight=log(0.01,100)` |"
     assert row in table
     assert "1 studies, 2026-11-30 to 2026-11-30, code abc" in table
 
 
 def test_every_trial_of_a_study_is_kept_in_the_results(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import tune
-
     study = tmp_path / "runs" / "rrr" / "tune-1"
     study.mkdir(parents=True)
     (study / "trials.csv").write_text("trial,state,val/balanced_accuracy,method.weight,run_dir\r\n"
@@ -190,7 +198,7 @@ def test_rows_run_at_other_commits_are_compared_with_the_first_commit_paired_by_
     old = [{**r, "name": "hkd @ aaaaaaa"} for r in hkd]
     new = [{**r, "name": "hkd @ bbbbbbb", "test": {**r["test"], "balanced_accuracy":
                                                    r["test"]["balanced_accuracy"] - 0.1}} for r in hkd]
-    module = results_module()
+    module = results
     assert "hkd @ aaaaaaa |" not in module.commit_comparisons([*lines, *old])
     text = module.commit_comparisons([*lines, *old, *new])
     assert "| run − hkd @ aaaaaaa |" in text

@@ -1,0 +1,23 @@
+"""A benchmark matrix's row trains once, in a process of its own (the resumable runner `hkd cv`
+uses too), and a later invocation finds the finished run instead of training again."""
+
+import json
+
+from benchmarks import matrix
+
+
+def test_a_matrix_row_trains_once_and_is_found_again(tmp_path, capsys):
+    tiny = ["trainer.max_epochs=1", "data.synthetic.n_train=40", "data.synthetic.n_val=20",
+            "data.synthetic.n_test=20", "data.synthetic.size=48", "data.image_size=32",
+            f"data.cache_dir={tmp_path / 'cache'}"]
+    out = tmp_path / "runs" / "demo"
+    out.mkdir(parents=True)
+    run_dir = matrix.run("base line", matrix.Row("quickstart", tiny), 0, out)
+    assert run_dir == out / "base_line" / "seed0"
+    assert json.loads((run_dir / "summary.json").read_text())["name"] == "base line"
+    printed = capsys.readouterr().out
+    assert f"[base line seed0] training {run_dir}" in printed and "base line seed0: test acc" in printed
+    record = matrix.record_of("demo", "base line", "quickstart", tiny, run_dir, is_ceiling=True)
+    assert record["ceiling"] is True and record["seed"] == 0 and record["config_sha256"]
+    assert matrix.run("base line", matrix.Row("quickstart", tiny), 0, out) == run_dir
+    assert "training" not in capsys.readouterr().out  # found, not trained again
