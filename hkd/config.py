@@ -24,6 +24,7 @@ from hkd.data.masking import FILLS, ROI_MODES
 from hkd.data.shortcut import DEFAULT_TEXTS, ShortcutSpec
 from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
+from hkd.imil.callback import CHANGED_IMAGES
 from hkd.imil.oracles import ORACLES
 from hkd.methods import METHODS
 from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES
@@ -168,6 +169,7 @@ def enumerated_keys() -> dict[str, Collection[str]]:
             "data.sampler": SAMPLERS, "augment.policy": POLICIES, "optim.name": OPTIMIZERS,
             "optim.scheduler": SCHEDULERS, "checkpoint.mode": CHECKPOINT_MODES,
             "training.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
+            "imil.changed_images": CHANGED_IMAGES,
             "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS,
             "hkd.roi_fraction_mode": ROI_FRACTION_MODES}
 

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
 
 from hkd.data.cache import build_cache, open_cache
 from hkd.data.dataset import ChestXrayDataset
+from hkd.data.identity import fingerprint, image_names
 from hkd.data.image_record import Record
 from hkd.data.shortcut import ShortcutSpec, marker_codes, plant_shortcut
 from hkd.data.training_images import TrainingImages
@@ -56,6 +57,7 @@ class ChestXrayDataModule(L.LightningDataModule):
                  seed: int = 0, roi_fraction: float = 1.0) -> None:
         super().__init__()
         self.records, self.classes, self.splits = records, list(classes), list(splits)
+        self.names = image_names(records)  # each image's file within the data set (its identity)
         self.image_size, self.channels, self.cache_dir = int(image_size), int(channels), cache_dir
         self.samples, self.loaders = samples, loaders
         self.augmentation, self.shortcut = augmentation, shortcut
@@ -71,6 +73,10 @@ class ChestXrayDataModule(L.LightningDataModule):
         view = copy.copy(self)
         view.train_positions = list(positions)
         return view
+
+    def fingerprint(self) -> dict:
+        """Every row's image name, class and split (what a resume compares against)."""
+        return fingerprint(self.names, self.records, self.splits, self.classes)
 
     def label_indices(self) -> np.ndarray:
         """Every record's class index."""
@@ -154,7 +160,7 @@ class ChestXrayDataModule(L.LightningDataModule):
     def training_images(self) -> TrainingImages:
         """The training split as IMIL reads and edits it (after ``setup``)."""
         return TrainingImages(train=self.datasets["train"], train_eval=self.datasets["train_eval"],
-                              records=self.records, classes=self.classes,
+                              records=self.records, names=self.names, classes=self.classes,
                               image_size=self.image_size,
                               eval_batch_size=int(self.loaders.eval_batch_size),
                               keeps_workers=self.loaders.persistent_workers and self.loaders.num_workers > 0)

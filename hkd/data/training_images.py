@@ -6,13 +6,14 @@ is its business."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hkd.data.dataset import ChestXrayDataset, ImageEdits
+from hkd.data.identity import file_sha256
 from hkd.data.image_record import Record
 
 
@@ -21,10 +22,13 @@ class TrainingImages:
     train: ChestXrayDataset  # augmented, what the training loader reads
     train_eval: ChestXrayDataset  # the same samples unaugmented, for mining and prediction
     records: list[Record]
+    names: list[str]  # each row's image file within the data set (``hkd.data.identity``)
     classes: list[str]
     image_size: int
     eval_batch_size: int
     keeps_workers: bool  # persistent DataLoader workers would keep a stale copy of the edits
+    hashes: dict[int, str] = field(default_factory=dict, repr=False)  # content hashes read so far
+    rows: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # name -> row
 
     def __len__(self) -> int:
         return len(self.train_eval)
@@ -65,6 +69,18 @@ class TrainingImages:
 
     def source_file(self, idx: int) -> Path:
         return self.records[idx].path
+
+    def identity(self, idx: int) -> tuple[str, str]:
+        """(name, SHA-256 of the file) of the image in row ``idx``: what an edit is bound to."""
+        if idx not in self.hashes:
+            self.hashes[idx] = file_sha256(self.records[idx].path)
+        return self.names[idx], self.hashes[idx]
+
+    def row_of(self, name: str) -> int | None:
+        """The row of the image with this name now, or None when the data set has no such image."""
+        if not self.rows:
+            self.rows.update((n, row) for row, n in enumerate(self.names))
+        return self.rows.get(name)
 
     def augment(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One draw of the training augmentation on an image and its mask; the image normalised."""

@@ -2,7 +2,12 @@
 ask an oracle for their irrelevant regions, black those out and train on the edited samples.
 
 The edits are data: an ``EditTable`` handed to the training datasets (applied on read), saved in
-this callback's checkpoint state and in ``RUN_DIR/imil/edits.json``. Under DDP every rank mines its
+this callback's checkpoint state and in ``RUN_DIR/imil/edits.json``. Every edit, mark and reviewed
+sample is bound to its image's identity (file and content hash, ``hkd.data.identity``), not only
+its row: on resume, rows that moved are found again by their file, and an image that is gone or
+whose content changed is a named error (or, with ``changed_images="drop"``, its edit is dropped
+with a warning naming it). Training closes a queue round when it takes its marks
+(``hkd.imil.marks_store``): later saves to it are refused. Under DDP every rank mines its
 shard, the results are gathered and de-duplicated, and every rank applies the same selection (a
 pure function); the train loader is rebuilt each epoch so workers see the edits. The callback reads
 the training data only through ``TrainingImages`` (``datamodule.training_images()``).
@@ -10,6 +15,7 @@ the training data only through ``TrainingImages`` (``datamodule.training_images(
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -22,20 +28,24 @@ from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
 from hkd.atomic import atomic_write_json
+from hkd.data.identity import file_sha256
 from hkd.data.training_images import TrainingImages
 from hkd.errors import InputError
 from hkd.explanations.cam import explain_batch
 from hkd.imil.edits import Edit, EditTable, edited_shares
+from hkd.imil.marks_store import MarksStore
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
 from hkd.imil.propagation import Propagation, propose_irrelevant_regions
-from hkd.imil.queue import read_marks, round_dir, write_round
+from hkd.imil.queue import MARKS_COCO, TakenMark, read_marks, round_dir, write_round
 from hkd.imil.rounds import MINING, PROPOSALS, Round
 from hkd.imil.selection import deduplicate, round_limit, select_outliers, total_budget
 from hkd.models.backbone import features_and_logits
 from hkd.models.frozen import channels_last_copy
 
 AWAITING_CONFIRMATION = "applied, awaiting confirmation"  # a proposals round nobody reviewed yet
+CHANGED_IMAGES = ("error", "drop")  # imil.changed_images: an edited image gone or changed on resume
+log = logging.getLogger(__name__)
 
 
 class IMILCallback(Callback):
@@ -43,18 +53,23 @@ class IMILCallback(Callback):
     ``table`` holds the edits and their fill; ``oracle`` is ``annotations`` (simulated clinician),
     ``queue`` (the review page) or ``none``; ``budget`` is the share of the training set a clinician
     may mark over the run; rounds run after ``start_epoch`` and every ``every_n_epochs``, at most
-    ``rounds`` of them; ``propagation`` (or None) proposes regions from the marks so far."""
+    ``rounds`` of them; ``propagation`` (or None) proposes regions from the marks so far;
+    ``changed_images`` says what a resume does with an edit whose image is gone or changed."""
 
     def __init__(self, run_dir: str | Path, table: EditTable, *, oracle: str = "annotations",
                  budget: float = 0.04, start_epoch: int = 2, every_n_epochs: int = 2,
                  rounds: int | None = None, propagation: Propagation | None = None,
-                 log_images: bool = True) -> None:
+                 log_images: bool = True, changed_images: str = "error") -> None:
+        if changed_images not in CHANGED_IMAGES:
+            raise ValueError(f"changed_images is one of {', '.join(CHANGED_IMAGES)}, not {changed_images!r}")
         self.run_dir = Path(run_dir)
         self.table = table
         self.oracle, self.budget, self.max_rounds = oracle, float(budget), rounds
         self.start_epoch, self.every_n_epochs = int(start_epoch), max(1, int(every_n_epochs))
         self.propagation = propagation
         self.log_images = log_images
+        self.changed_images = changed_images
+        self.identities: dict[int, list[str]] = {}  # row -> [image file, SHA-256] of every row touched
         self.reviewed: set[int] = set()  # mined and shown to the oracle (edited or skipped)
         self.rejected: set[int] = set()  # propagated proposals a clinician rejected: never again
         self.rounds: list[Round] = []
@@ -70,7 +85,8 @@ class IMILCallback(Callback):
     def state_dict(self) -> dict:
         return {"edits": self.table.state_dict(), "reviewed": sorted(self.reviewed),
                 "rejected": sorted(self.rejected), "rounds": [r.to_json() for r in self.rounds],
-                "pending_round": self.pending_round}
+                "pending_round": self.pending_round,
+                "identities": {int(row): list(identity) for row, identity in self.identities.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.table.load_state_dict(state["edits"])
@@ -78,6 +94,7 @@ class IMILCallback(Callback):
         self.rejected = set(state.get("rejected", []))
         self.rounds = [Round.from_json(r) for r in state["rounds"]]
         self.pending_round = state.get("pending_round")
+        self.identities = {int(row): list(identity) for row, identity in state.get("identities", {}).items()}
 
     # -- hooks -------------------------------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -87,6 +104,8 @@ class IMILCallback(Callback):
                              "copy of the dataset; set reload_dataloaders_every_n_epochs=1 or "
                              "data.persistent_workers=false")
         self.images.use_edits(self.table)
+        self._rebind_rows()
+        self._refuse_marks_after_closing()
         if self.pending_round is not None:
             self._apply_confirmations()
             self._apply_review(trainer, self.pending_round)
@@ -176,10 +195,13 @@ class IMILCallback(Callback):
     def _publish(self, trainer: L.Trainer) -> None:
         """Fill the changed edits once (costly fills) and write the edit table (which the datasets
         already read) to ``RUN_DIR/imil/edits.json``."""
+        for row in {*self.table, *self.reviewed, *self.rejected} - self.identities.keys():
+            self.identities[row] = list(self.images.identity(row))
         self.table.precompute(self.images.original)
         if trainer.is_global_zero:
             atomic_write_json(self.run_dir / "imil" / "edits.json",
-                              self.table.to_json([r.to_json() for r in self.rounds], self.pending_round))
+                              self.table.to_json([r.to_json() for r in self.rounds], self.pending_round,
+                                                 self.identities))
 
     def _log_round(self, trainer: L.Trainer, pl_module: L.LightningModule, record: Round) -> None:
         metrics = {"imil/round": record.round, "imil/n_mispredicted": record.n_mispredicted,
@@ -240,7 +262,9 @@ class IMILCallback(Callback):
             image = display_image(self.images, sample["idx"])
             cam_image = Image.fromarray((cam.numpy() * 255).astype(np.uint8))
             cam_image = cam_image.resize(image.size, Image.BILINEAR)
-            out.append({"idx": sample["idx"], "label": classes[sample["label"]],
+            name, digest = self.images.identity(int(sample["idx"]))
+            out.append({"idx": sample["idx"], "file": name, "sha256": digest,
+                        "label": classes[sample["label"]],
                         "prediction": classes[int(probability.argmax())],
                         "confidence": float(probability.max()), "image": image,
                         "cam": heatmap(cam_image)})
@@ -249,16 +273,16 @@ class IMILCallback(Callback):
     def _apply_review(self, trainer: L.Trainer, number: int) -> None:
         """On resume: the clinician's marks of the pending round become edits."""
         folder = round_dir(self.run_dir, number)
-        marks = read_marks(folder, self.images.image_size)
         record = self.rounds[-1]
-        if not marks:
+        if not read_marks(folder, self.images.image_size):
             raise InputError(f"IMIL round {number} has no marks yet: review {folder} first "
                              f"(hkd review {self.run_dir}), then resume")
+        taken = self._close_round(folder, record)
         record.edited, record.skipped = [], []
-        self._record_edits(record, ((i, mask, mark.get("comment", ""), mark.get("who", ""))
-                                    for i, (mask, mark) in marks.items()), "clinician")
+        self._record_edits(record, ((i, t.mask, t.mark.get("comment", ""), t.mark.get("who", ""))
+                                    for i, t in taken.items()), "clinician")
         record.status = "reviewed"
-        record.unreviewed = [i for i in record.selected if i not in marks]
+        record.unreviewed = [i for i in record.selected if i not in taken]
         record.applied_at = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.pending_round = None
         self._propagate_after(trainer, record)
@@ -286,12 +310,15 @@ class IMILCallback(Callback):
         for record in self.rounds:
             if record.kind != PROPOSALS or record.status != AWAITING_CONFIRMATION:
                 continue
-            marks = read_marks(round_dir(self.run_dir, record.round), self.images.image_size)
+            folder = round_dir(self.run_dir, record.round)
+            if not read_marks(folder, self.images.image_size):
+                continue  # nobody has looked at the proposals yet: they stay applied, the round open
+            marks = self._close_round(folder, record)
             decisions = {"accepted": [], "rejected": [], "corrected": []}
-            for i, (mask, mark) in marks.items():
+            for i, taken in marks.items():
                 if i not in self.table:
                     continue
-                edit = self.table[i]
+                edit, mask, mark = self.table[i], taken.mask, taken.mark
                 if mark.get("status") == "accepted":
                     edit.confirmed, edit.who = True, mark.get("who", "")
                     decisions["accepted"].append(i)
@@ -303,10 +330,91 @@ class IMILCallback(Callback):
                     edit.mask, edit.source, edit.who = mask, "clinician", mark.get("who", "")
                     edit.reason = "corrected proposal"
                     decisions["corrected"].append(i)
-            if marks:
-                record.status = "confirmed"
-                record.accepted, record.rejected, record.corrected = (decisions[key] for key in
-                                                                      ("accepted", "rejected", "corrected"))
+            record.status = "confirmed"
+            record.accepted, record.rejected, record.corrected = (decisions[key] for key in
+                                                                  ("accepted", "rejected", "corrected"))
+
+    # -- binding edits and marks to images ---------------------------------------------------
+    def _locate(self, name: str, digest: str) -> tuple[int | None, str]:
+        """The row of the image ``name`` with content ``digest`` now, or (None, what is wrong)."""
+        row = self.images.row_of(name)
+        if row is None:
+            return None, f"{name} is no longer in the data set"
+        if self.images.identity(row)[1] != digest:
+            return None, f"{name} was replaced (its content differs from the image that was marked)"
+        return row, ""
+
+    def _settle(self, problems: list[str], what: str) -> None:
+        """Images that are gone or changed: a named error, or (``changed_images="drop"``) their
+        edits and marks dropped with a warning naming each."""
+        if not problems:
+            return
+        if self.changed_images == "error":
+            more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+            raise InputError(f"IMIL {what} are bound to their images, and {len(problems)} of those images "
+                             f"no longer match: {'; '.join(problems[:10])}{more}. Restore the images, or "
+                             "resume with imil.changed_images=drop to drop their edits and marks")
+        for problem in problems:
+            log.warning("IMIL: dropping the edit or mark of %s", problem)
+
+    def _rebind_rows(self) -> None:
+        """After loading a checkpoint: every row IMIL has touched is found again by its image (rows
+        that moved get their new number); gone or changed images are settled by ``changed_images``."""
+        moved, problems = {}, []
+        for row, (name, digest) in self.identities.items():
+            new, problem = self._locate(name, digest)
+            if new is None:
+                problems.append(problem)
+            else:
+                moved[row] = new
+        self._settle(problems, "edits and reviewed samples")
+        if problems or any(row != new for row, new in moved.items()):
+            self._renumber(moved)
+
+    def _renumber(self, moved: dict[int, int]) -> None:
+        """Rows in the table, the reviewed and rejected sets and the rounds' lists take their new
+        numbers; rows not in ``moved`` (their image is gone) leave them."""
+        self.table.renumber(moved)
+        self.reviewed = {moved[i] for i in self.reviewed if i in moved}
+        self.rejected = {moved[i] for i in self.rejected if i in moved}
+        self.identities = {moved[i]: identity for i, identity in self.identities.items() if i in moved}
+        for record in self.rounds:
+            record.renumber(moved)
+
+    def _taken_rows(self, taken: list[TakenMark]) -> dict[int, TakenMark]:
+        """{row now: mark} of a round's marks, each found by its sample's image."""
+        rows, problems = {}, []
+        for mark in taken:
+            if "file" not in mark.sample:  # a round written before samples carried their image
+                rows[int(mark.sample["idx"])] = mark
+                continue
+            row, problem = self._locate(mark.sample["file"], mark.sample["sha256"])
+            if row is None:
+                problems.append(f"{problem} (sample {mark.sample['id']})")
+            else:
+                rows[row] = mark
+        self._settle(problems, "marks")
+        return rows
+
+    def _close_round(self, folder: Path, record: Round) -> dict[int, TakenMark]:
+        """Close the round (later saves are refused) and return its marks, by row: those taken
+        when it was closed, which a run killed after closing takes again."""
+        closure = MarksStore(folder).close()
+        coco = folder / MARKS_COCO
+        if record.closed_at is None:
+            record.closed_at = closure["when"]
+            record.coco_sha256 = file_sha256(coco) if coco.is_file() else None
+        return self._taken_rows(read_marks(folder, self.images.image_size, closure["taken"]))
+
+    def _refuse_marks_after_closing(self) -> None:
+        """A ``marks_coco.json`` written into a round after training closed it would never be used:
+        say so instead of dropping it silently."""
+        for record in self.rounds:
+            coco = round_dir(self.run_dir, record.round) / MARKS_COCO
+            if record.closed_at and coco.is_file() and file_sha256(coco) != record.coco_sha256:
+                raise InputError(f"{coco} changed after round {record.round} was closed at "
+                                 f"{record.closed_at}, when training took its marks: the new marks would "
+                                 "never be used. Move them to an open round (or restore the file)")
 
     # -- propagation -------------------------------------------------------------------------
     def _propagate(self, trainer: L.Trainer, number: int, epoch: int) -> list[int]:

@@ -81,6 +81,12 @@ class EditTable:
     def __iter__(self):
         return iter(self.edits)
 
+    def renumber(self, moved: dict[int, int]) -> None:
+        """Edits take their rows' new numbers (``moved``: old -> new); edits of rows not in it are
+        dropped (their image is gone or changed)."""
+        self.edits = {moved[i]: edit for i, edit in self.edits.items() if i in moved}
+        self.filled = {}
+
     def clinician_count(self) -> int:
         """Edits a person (or the simulated clinician) made: what the budget counts."""
         return sum(1 for e in self.edits.values() if e.source != "propagated")
@@ -122,12 +128,19 @@ class EditTable:
         self.edits = {int(i): Edit.from_json(e) for i, e in state.items()}
         self.filled = {}
 
-    def to_json(self, rounds: list[dict], pending_round: int | None) -> dict:
-        """The content of ``edits.json``."""
+    def to_json(self, rounds: list[dict], pending_round: int | None,
+                identities: dict[int, list[str]] | None = None) -> dict:
+        """The content of ``edits.json``; with ``identities`` ({row: [file, SHA-256]}), every edit
+        names its image."""
+        identities = identities or {}
+
+        def image(i: int) -> dict:
+            return {"image": identities[i][0], "sha256": identities[i][1]} if i in identities else {}
+
         return {"version": 2, "fill": self.fill, "margin": self.margin, "fill_mean": self.fill_mean,
                 "n_edited": len(self.edits), "n_clinician": self.clinician_count(), "rounds": rounds,
                 "pending_round": pending_round,
-                "edits": [{"idx": i, **e.to_json()} for i, e in sorted(self.edits.items())]}
+                "edits": [{"idx": i, **image(i), **e.to_json()} for i, e in sorted(self.edits.items())]}
 
     @classmethod
     def read(cls, path: str | Path) -> EditTable:

@@ -1,10 +1,13 @@
 """The review queue on disk: ``RUN_DIR/imil/round_N/`` holds the round's samples (full-size
-images, CAM overlays, ``manifest.json``); the review page writes ``marks.json`` there, or a
-clinician's tool writes ``marks_coco.json`` (COCO; every region is irrelevant)."""
+images, CAM overlays, ``manifest.json``, each sample with the identity of its data set image: its
+file and content hash); the review page saves marks in the round's database
+(``hkd.imil.marks_store``, exported to ``marks.json``), or a clinician's tool writes
+``marks_coco.json`` (COCO; every region is irrelevant)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +18,9 @@ from hkd.data.decode import rasterize
 from hkd.data.formats.folder import parse_region
 from hkd.data.rle import encode as encode_rle
 from hkd.errors import InputError
+from hkd.imil.marks_store import MarksStore
 
 MANIFEST = "manifest.json"
-MARKS = "marks.json"
 MARKS_COCO = "marks_coco.json"
 MAX_REGIONS = 500
 MAX_POINTS = 20000
@@ -28,8 +31,9 @@ def round_dir(run_dir: Path, number: int) -> Path:
 
 
 def write_round(folder: Path, number: int, epoch: int, samples: list[dict], kind: str = "outliers") -> None:
-    """``samples``: dicts with idx, label, prediction, confidence, image (PIL), cam (PIL) and,
-    for a ``proposals`` round, proposal (PIL overlay of the proposed region)."""
+    """``samples``: dicts with idx, file and sha256 (the data set image's identity), label,
+    prediction, confidence, image (PIL), cam (PIL) and, for a ``proposals`` round, proposal (PIL
+    overlay of the proposed region)."""
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for position, sample in enumerate(samples):
@@ -37,7 +41,8 @@ def write_round(folder: Path, number: int, epoch: int, samples: list[dict], kind
         image_name, cam_name = f"{sample_id}.png", f"{sample_id}_cam.png"
         atomic_write_png(folder / image_name, sample["image"])
         atomic_write_png(folder / cam_name, sample["cam"])
-        entry = {"id": sample_id, "idx": int(sample["idx"]), "label": sample["label"],
+        entry = {"id": sample_id, "idx": int(sample["idx"]), "file": sample["file"],
+                 "sha256": sample["sha256"], "label": sample["label"],
                  "prediction": sample["prediction"], "confidence": round(float(sample["confidence"]), 4),
                  "image": image_name, "cam": cam_name,
                  "width": sample["image"].width, "height": sample["image"].height}
@@ -127,35 +132,42 @@ def rasterize_marks(regions: list[dict], width: int, height: int, size: int) -> 
     return np.asarray(draw_marks(regions, width, height).resize((size, size), Image.NEAREST)) > 0
 
 
-def read_marks(folder: Path, size: int) -> dict[int, tuple[np.ndarray | None, dict]]:
-    """{idx: (mask or None when skipped / not an error, the sample's mark record)}.
+@dataclass
+class TakenMark:
+    """A sample's mark as training takes it: the manifest entry (the image's row when the round was
+    written, its file and content hash), the mask at the training size (None: skipped, not an
+    error, or nothing left after erasing) and the mark's record."""
 
-    Samples the clinician has not reached yet are left out."""
+    sample: dict
+    mask: np.ndarray | None
+    mark: dict
+
+
+def read_marks(folder: Path, size: int, marks: dict[str, dict] | None = None) -> list[TakenMark]:
+    """The round's marks: ``marks`` ({sample id: mark}, e.g. those taken when the round closed) or
+    the latest saved ones, then those of ``marks_coco.json``. Samples the clinician has not reached
+    yet are left out."""
     manifest = read_manifest(folder)
     by_id = {s["id"]: s for s in manifest["samples"]}
-    result: dict[int, tuple[np.ndarray | None, dict]] = {}
-    marks_path = folder / MARKS
-    if marks_path.is_file():
-        try:
-            marks = json.loads(marks_path.read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{marks_path}: not valid JSON: {error}") from error
-        for sample_id, mark in (marks.get("samples") or {}).items():
-            if sample_id not in by_id:
-                raise InputError(f"{marks_path}: unknown sample id '{sample_id}'")
-            sample = by_id[sample_id]
-            where = f"{marks_path} sample {sample_id}"
-            regions = validate_regions(mark.get("regions", []), sample["width"], sample["height"], where)
-            mask = rasterize_marks(regions, sample["width"], sample["height"], size) \
-                if mark.get("status") == "marked" and regions else None
-            result[sample["idx"]] = (mask if mask is not None and mask.any() else None, mark)
+    marks = MarksStore(folder).latest() if marks is None else marks
+    taken = []
+    for sample_id, mark in marks.items():
+        if sample_id not in by_id:
+            raise InputError(f"{folder}: a mark for unknown sample id '{sample_id}'")
+        sample = by_id[sample_id]
+        where = f"{folder.name} sample {sample_id}"
+        regions = validate_regions(mark.get("regions", []), sample["width"], sample["height"], where)
+        mask = rasterize_marks(regions, sample["width"], sample["height"], size) \
+            if mark.get("status") == "marked" and regions else None
+        taken.append(TakenMark(sample, mask if mask is not None and mask.any() else None, mark))
     coco_path = folder / MARKS_COCO
     if coco_path.is_file():
-        result.update(_read_coco_marks(coco_path, by_id, size))
-    return result
+        coco = _read_coco_marks(coco_path, by_id, size)
+        taken = [t for t in taken if t.sample["id"] not in {c.sample["id"] for c in coco}] + coco
+    return taken
 
 
-def _read_coco_marks(path: Path, by_id: dict, size: int) -> dict[int, tuple[np.ndarray | None, dict]]:
+def _read_coco_marks(path: Path, by_id: dict, size: int) -> list[TakenMark]:
     try:
         coco = json.loads(path.read_text())
         images = {image["id"]: image["file_name"] for image in coco["images"]}
@@ -169,9 +181,9 @@ def _read_coco_marks(path: Path, by_id: dict, size: int) -> dict[int, tuple[np.n
         if file_name not in by_file:
             raise InputError(f"{path} annotations[{number}]: image is not in this round")
         regions.setdefault(file_name, []).extend(parse_region(annotation, f"{path} annotations[{number}]"))
-    result = {}
+    taken = []
     for file_name, polygons in regions.items():
         sample = by_file[file_name]
         mask = rasterize(polygons, sample["width"], sample["height"], size) > 0
-        result[sample["idx"]] = (mask if mask.any() else None, {"status": "marked", "source": "coco"})
-    return result
+        taken.append(TakenMark(sample, mask if mask.any() else None, {"status": "marked", "source": "coco"}))
+    return taken

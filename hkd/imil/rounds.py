@@ -28,6 +28,11 @@ class Round:
     accepted: list[int] | None = None  # proposals: the clinician's decisions
     rejected: list[int] | None = None
     corrected: list[int] | None = None
+    closed_at: str | None = None  # queue rounds: when training took the marks (and closed the round)
+    coco_sha256: str | None = None  # the round's marks_coco.json when it was closed (None: there was none)
+
+    ROW_LISTS = ("selected", "edited", "skipped", "propagated", "unreviewed", "accepted", "rejected",
+                 "corrected")  # the fields that hold data set rows
 
     def to_json(self) -> dict:
         """The round's set fields (as ``edits.json`` and the checkpoint have always kept them)."""
@@ -38,6 +43,19 @@ class Round:
     def from_json(cls, data: dict) -> Round:
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
+
+    def renumber(self, moved: dict[int, int]) -> None:
+        """Rows take their new numbers (``moved``: old -> new); rows not in it leave every list
+        (their image is gone), with their class and prediction."""
+        if self.selected is not None:
+            kept = [k for k, i in enumerate(self.selected) if i in moved]
+            for column in ("labels", "predictions"):
+                if getattr(self, column) is not None:
+                    setattr(self, column, [getattr(self, column)[k] for k in kept])
+        for name in self.ROW_LISTS:
+            rows = getattr(self, name)
+            if rows is not None:
+                setattr(self, name, [moved[i] for i in rows if i in moved])
 
     def selected_value(self, column: str, idx: int) -> int:
         """``labels`` or ``predictions`` of a selected row; -1 if it was not selected."""

@@ -2,9 +2,11 @@
 
 Samples are addressed by round number and sample id from the round's manifest, never by path, so
 nothing outside the run's ``imil/`` folder can be read or written. Marks are validated (geometry
-inside the image, sizes bounded), written atomically, and versioned per sample: a save based on an
-outdated version gets 409 instead of silently overwriting another tab's work. Every accepted change
-is appended to the round's ``audit.jsonl``. Who may ask at all: ``hkd.review.security``.
+inside the image, sizes bounded) and saved in the round's database (``hkd.imil.marks_store``),
+versioned per sample: a save based on an outdated version gets 409 instead of silently overwriting
+another tab's, page's or process's work, and a save to a round training has closed gets 409 naming
+when. Every accepted change is appended to the round's ``audit.jsonl``. Who may ask at all:
+``hkd.review.security``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import json
 import secrets
 import sys
-import threading
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,10 +24,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hkd.atomic import append_json_line, atomic_write_json
+from hkd.atomic import append_json_line
 from hkd.data.rle import bbox as rle_bbox
 from hkd.errors import InputError
-from hkd.imil.queue import MANIFEST, MARKS, marks_rle, read_manifest, validate_regions
+from hkd.imil.marks_store import ConflictError, MarksStore, RoundClosedError
+from hkd.imil.queue import MANIFEST, marks_rle, read_manifest, validate_regions
 from hkd.review.security import LOOPBACK, ReviewGuard
 
 STATIC = Path(__file__).parent / "static"
@@ -48,7 +49,6 @@ class ReviewStore:
         self.imil = Path(run_dir).resolve() / "imil"
         if not self.imil.is_dir():
             raise FileNotFoundError(f"{run_dir} has no imil/ folder: run with imil.oracle=queue first")
-        self.lock = threading.Lock()
 
     def rounds(self) -> list[int]:
         numbers = []
@@ -73,14 +73,14 @@ class ReviewStore:
         raise KeyError(f"round {number} has no sample '{sample_id}'")
 
     def marks(self, number: int) -> dict:
-        path = self.folder(number) / MARKS
-        if not path.is_file():
-            return {"samples": {}}
-        return json.loads(path.read_text())
+        """``{"samples": {id: latest mark}, "closed": when training took them, or None}``."""
+        store = MarksStore(self.folder(number))
+        closure = store.closure()
+        return {"samples": store.latest(), "closed": closure["when"] if closure else None}
 
     def save_mark(self, number: int, sample_id: str, body: dict, client: str = "") -> dict:
         """Validate and save a sample's marks, and append the change to the round's audit trail
-        (``audit.jsonl``); if either write fails, neither file changes."""
+        (``audit.jsonl``); if either write fails, the saved marks do not change."""
         sample = self.sample(number, sample_id)
         status = body.get("status")
         if status not in STATUSES:
@@ -90,27 +90,19 @@ class ReviewStore:
         comment, who = body.get("comment", ""), body.get("who", "")
         if not isinstance(comment, str) or not isinstance(who, str) or len(comment) > 2000 or len(who) > 200:
             raise InputError("'comment' and 'who' must be short strings")
-        with self.lock:
-            marks = self.marks(number)
-            current = marks["samples"].get(sample_id)
-            version = current["version"] if current else 0
-            if "version" in body and body["version"] != version:
-                raise ConflictError(f"{sample_id} was saved elsewhere meanwhile (version {version}, "
-                                    f"yours {body['version']}): reload to see it")
-            record = {"status": status, "regions": regions, "comment": comment, "who": who,
-                      "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "version": version + 1}
-            previous = json.loads(json.dumps(marks))
-            marks["samples"][sample_id] = record
-            atomic_write_json(self.folder(number) / MARKS, marks)
-            audit = {"time": record["when"], "who": who, "sample": sample_id, "idx": sample["idx"],
-                     "status": status, "regions": len(regions), "replaced_version": version,
-                     "client": client}
-            try:
-                append_json_line(self.folder(number) / AUDIT, audit)
-            except OSError:
-                atomic_write_json(self.folder(number) / MARKS, previous)  # an unaudited change is undone
-                raise
-        return record
+        version = body.get("version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise InputError("'version' must be a whole number")
+        folder = self.folder(number)
+
+        def audit(record: dict) -> None:
+            append_json_line(folder / AUDIT, {
+                "time": record["when"], "who": who, "sample": sample_id, "idx": sample["idx"],
+                "image": sample.get("file", ""), "status": status, "regions": len(regions),
+                "replaced_version": record["version"] - 1, "client": client})
+
+        mark = {"status": status, "regions": regions, "comment": comment, "who": who}
+        return MarksStore(folder).save(sample_id, mark, version, client, also=audit)
 
     def coco(self, number: int) -> dict:
         """The round's marks as COCO: one ``irrelevant`` annotation per marked sample, its
@@ -130,10 +122,6 @@ class ReviewStore:
                 "categories": [{"id": 1, "name": "irrelevant"}]}
 
 
-class ConflictError(Exception):
-    pass
-
-
 def create_app(run_dir: str | Path, token: str | None = None, hosts: Iterable[str] = LOOPBACK) -> Starlette:
     """The page and its API for ``RUN_DIR/imil``, behind ``ReviewGuard`` (answering only ``hosts``;
     ``token=None`` serves without a token)."""
@@ -151,15 +139,16 @@ def create_app(run_dir: str | Path, token: str | None = None, hosts: Iterable[st
     async def list_rounds(request: Request) -> Response:
         rounds = []
         for number in store.rounds():
-            manifest, marks = store.manifest(number), store.marks(number)["samples"]
+            manifest, marks = store.manifest(number), store.marks(number)
             rounds.append({"round": number, "epoch": manifest["epoch"],
-                           "kind": manifest.get("kind", "outliers"),
-                           "total": len(manifest["samples"]), "done": len(marks)})
+                           "kind": manifest.get("kind", "outliers"), "closed": marks["closed"],
+                           "total": len(manifest["samples"]), "done": len(marks["samples"])})
         return JSONResponse({"rounds": rounds})
 
     async def get_round(request: Request) -> Response:
         number = round_number(request)
-        return JSONResponse({**store.manifest(number), "marks": store.marks(number)["samples"]})
+        marks = store.marks(number)
+        return JSONResponse({**store.manifest(number), "marks": marks["samples"], "closed": marks["closed"]})
 
     async def sample_file(request: Request) -> Response:
         number = round_number(request)
@@ -189,7 +178,7 @@ def create_app(run_dir: str | Path, token: str | None = None, hosts: Iterable[st
         try:
             record = store.save_mark(number, request.path_params["sample_id"], body,
                                      client=request.client.host if request.client else "")
-        except ConflictError as exc:
+        except (ConflictError, RoundClosedError) as exc:
             return error(409, str(exc))
         except InputError as exc:
             return error(422, str(exc))

@@ -118,7 +118,8 @@ def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
                               confidence=float(section.propagate_confidence)) if section.propagate else None
     return IMILCallback(run_dir, edit_table(cfg), oracle=section.oracle, budget=float(section.budget),
                         start_epoch=int(section.start_epoch), every_n_epochs=int(section.every_n_epochs),
-                        rounds=section.rounds, propagation=propagation, log_images=bool(cfg.logging.images))
+                        rounds=section.rounds, propagation=propagation, log_images=bool(cfg.logging.images),
+                        changed_images=section.changed_images)
 
 
 def synthetic_spec(cfg: DictConfig) -> SyntheticSpec:

@@ -21,6 +21,7 @@ from hkd.models.classifier import NonFiniteLossError
 from hkd.reporting.model_card import write_model_card
 from hkd.run import imil_run as imil
 from hkd.run.build import build_datamodule, build_module
+from hkd.run.data_check import check_data_set
 from hkd.run.preparation import prepare_method
 from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
 from hkd.run.saved_prior import apply_saved_prior
@@ -68,6 +69,8 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     torch.set_float32_matmul_precision("high")
     method_class = METHODS[cfg.method.name]
     datamodule = build_datamodule(cfg, roi_mode=cfg.hkd.roi_mode if "roi" in method_class.inputs else None)
+    check_data_set(run_dir, datamodule.fingerprint(), resuming=bool(cfg.resume),
+                   allow_split_change=bool(cfg.data.allow_split_change))
     class_weights = train_class_weights(cfg, datamodule)
     saved_prior = apply_saved_prior(cfg, datamodule)
     method, stage_records = prepare_method(cfg, run_dir, datamodule, class_weights)

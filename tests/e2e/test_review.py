@@ -40,7 +40,7 @@ def _first(client):
 def test_rounds_and_sample_files_are_served(client):
     assert "IMIL review" in client.get("/").text
     rounds = client.get("/api/rounds").json()["rounds"]
-    assert rounds == [{"round": 1, "epoch": 0, "kind": "outliers", "total": 4, "done": 0}]
+    assert rounds == [{"round": 1, "epoch": 0, "kind": "outliers", "closed": None, "total": 4, "done": 0}]
     sample = _first(client)
     image = client.get(f"/api/rounds/1/samples/{sample['id']}/image")
     assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
@@ -246,7 +246,7 @@ def test_brush_marks_round_trip_through_coco_rle_into_a_data_set(client, pending
     expected = rasterize_marks(regions, w, h, 32)
     assert np.array_equal(rasterize(record.irrelevant, w, h, 32) > 0, expected)
     folder = pending_run / "imil" / "round_1"
-    (folder / "marks.json").unlink()
     (folder / "marks_coco.json").write_text(json.dumps(coco))  # as a clinician's own tool would
-    ((mask, mark),) = read_marks(folder, 32).values()
-    assert np.array_equal(mask, expected) and mark["source"] == "coco"
+    (taken,) = read_marks(folder, 32)  # the COCO file's mark of the sample replaces the page's
+    assert np.array_equal(taken.mask, expected) and taken.mark["source"] == "coco"
+    assert taken.sample["id"] == sample["id"] and taken.sample["file"].endswith(".png")

@@ -28,7 +28,8 @@ async function loadRounds() {
   for (const r of rounds) {
     const option = document.createElement("option");
     option.value = r.round;
-    option.textContent = `round ${r.round} (epoch ${r.epoch})` + (r.kind === "proposals" ? " · proposals to confirm" : "");
+    option.textContent = `round ${r.round} (epoch ${r.epoch})` + (r.kind === "proposals" ? " · proposals to confirm" : "")
+      + (r.closed ? " · closed" : "");
     select.appendChild(option);
   }
   if (!rounds.length) { $("message").textContent = "No IMIL round is waiting for review."; return; }
@@ -43,6 +44,8 @@ async function openRound(number) {
   $("accept").hidden = $("proposal-toggle").hidden = !state.proposals;
   $("skip").textContent = state.proposals ? "reject proposal" : "not an error / skip";
   state.marks = data.marks;
+  state.closed = data.closed;  // training took this round's marks: read-only
+  for (const id of ["save", "skip", "accept", "undo"]) $(id).disabled = Boolean(state.closed);
   $("export").href = `api/rounds/${number}/coco`;
   const firstOpen = state.samples.findIndex((s) => !state.marks[s.id]);
   await openSample(firstOpen >= 0 ? firstOpen : 0);
@@ -76,6 +79,8 @@ async function openSample(index) {
   $("confidence").textContent = (100 * s.confidence).toFixed(0) + "%";
   $("status").textContent = mark ? `${mark.status} by ${mark.who || "?"} (${mark.regions.length} regions)` : "not reviewed";
   $("comment").value = mark ? mark.comment : "";
+  $("file").textContent = s.file || `row ${s.idx}`;
+  if (state.closed) $("message").textContent = `Round ${state.round} was closed at ${state.closed}, when training took its marks: read-only.`;
   [state.image, state.cam, state.proposal] = await Promise.all([
     loadImage(`api/rounds/${state.round}/samples/${s.id}/image`),
     loadImage(`api/rounds/${state.round}/samples/${s.id}/cam`),
@@ -167,6 +172,7 @@ function onUp() {
 }
 
 async function save(status) {
+  if (state.closed) return;
   const s = state.samples[state.index];
   const current = state.marks[s.id];
   const body = { status, regions: status === "marked" ? state.regions : [], comment: $("comment").value,
