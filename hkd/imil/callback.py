@@ -195,7 +195,8 @@ class IMILCallback(Callback):
     def _publish(self, trainer: L.Trainer) -> None:
         """Fill the changed edits once (costly fills) and write the edit table (which the datasets
         already read) to ``RUN_DIR/imil/edits.json``."""
-        for row in {*self.table, *self.reviewed, *self.rejected} - self.identities.keys():
+        shown = (i for record in self.rounds for i in record.selected or [])  # incl. a pending round's
+        for row in {*self.table, *self.reviewed, *self.rejected, *shown} - self.identities.keys():
             self.identities[row] = list(self.images.identity(row))
         self.table.precompute(self.images.original)
         if trainer.is_global_zero:
