@@ -15,6 +15,7 @@ Every figure is measured in this process on the same model, data and batch size:
   mining    IMIL mining pass time / one training epoch's time                 target <= 0.3
   inpaint   epoch with 600 inpainted IMIL edits / epoch without edits          target <= 1.1
   channels_last  baseline step with model.channels_last=true / NCHW             (reported)
+  counterfactual validation epoch with the swap and roi views / without         target <= 1.5
   loader    loader throughput from the cache / the model's consumption rate   target >= 5
   large     first epoch (decode + cache) / cached epoch on 2048 px images     (reported)
   rss       peak memory training on 1,000 vs 20,000 images (fresh processes)  anonymous memory flat
@@ -155,6 +156,35 @@ def ready(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayDataModule:
     datamodule = build_datamodule(cfg, roi_mode=roi_mode)
     datamodule.setup("fit")
     return datamodule
+
+
+def validation_epoch(cfg: DictConfig, datamodule: ChestXrayDataModule,
+                     module: ClassifierModule) -> float:
+    """Steady-state wall time of one validation epoch (``trainer.validate``)."""
+    trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, inference_mode=True)
+    times = []
+    for _ in range(EPOCHS):
+        synchronize(module.device)
+        start = time.perf_counter()
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        synchronize(module.device)
+        times.append(time.perf_counter() - start)
+    return steady(times)
+
+
+def counterfactual_row() -> tuple[str, float, str, str]:
+    """A validation epoch (512 images) with the counterfactual views against one without."""
+    views = ("data.synthetic.n_val=512",)
+    plain_cfg = bench_config(*SYNTHETIC, *views)
+    cf_cfg = bench_config(*SYNTHETIC, *views, "counterfactual.enabled=true")
+    L.seed_everything(plain_cfg.seed)
+    module = build_module(plain_cfg, ["covid19", "viral", "bacterial", "fungal"])
+    plain = validation_epoch(plain_cfg, ready(plain_cfg), module)
+    with_views = validation_epoch(cf_cfg, ready(cf_cfg), module)
+    plain = min(plain, validation_epoch(plain_cfg, ready(plain_cfg), module))
+    return ("validation epoch with counterfactual views / without", with_views / plain, "<= 1.5",
+            f"{with_views:.2f} s vs {plain:.2f} s for 512 images")
 
 
 def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
@@ -369,7 +399,8 @@ def measure_rss(counts: list[int]) -> list[tuple[str, float, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", default=["overhead", "hkd", "nonfinite", "mining", "inpaint",
-                                                       "channels_last", "loader", "large", "rss"])
+                                                       "channels_last", "loader", "counterfactual", "large",
+                                                       "rss"])
     parser.add_argument("--save", nargs="?", const="speed", default=None, metavar="NAME",
                         help="also write the table to benchmarks/results/NAME.md (default speed.md, what the "
                              "README shows; --only large --save decode_threads makes decode_threads.md)")
@@ -384,6 +415,8 @@ def main() -> None:
     rows = []
     if only & {"overhead", "hkd", "nonfinite", "mining", "inpaint", "channels_last", "loader"}:
         rows += measure_synthetic(only)
+    if "counterfactual" in only:
+        rows.append(counterfactual_row())
     if "large" in only:
         rows += measure_large()
     if "rss" in only:

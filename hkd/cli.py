@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -67,6 +68,13 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         ("--split", {"default": "all", "help": "all (default), train, val or test"}),
         ("--map", {"action": "append", "default": [], "metavar": "THEIRS=OURS",
                    "help": "map a class name of the test data to one of the model's (repeatable)"})]),
+    "audit": ("shortcut audit: does the model's decision change when only pixels outside the regions do?", [
+        FINISHED_RUN,
+        ("overrides", {"nargs": "*",
+                       "help": "data.* keys of the data to audit on (default: the run's own data)"}),
+        ("--split", {"default": "test", "help": "test (default), val or train"}),
+        ("--name", {"default": None, "help": "name of the audit (default: FORMAT-SPLIT)"}),
+        ("--images", {"type": int, "default": 8, "help": "images in the changed-most figure"})]),
     "export": ("export a run's model (student only) for deployment", [
         FINISHED_RUN, ("--format", {"required": True, "choices": ("onnx", "torchscript")}),
         ("--out", {"default": None, "help": "output folder (default RUN_DIR/export)"})]),
@@ -103,6 +111,12 @@ def run_compare(args: argparse.Namespace) -> int:
         print("\n" + comparison.paired_table(rows, args.against, args.metric))
     if args.plot:
         comparison.plot(table, Path(args.plot))
+    from hkd.reporting.model_card import audits
+
+    for summary in summaries:
+        for audit in audits(summary["run_dir"]):
+            print(f"audit {summary['run_dir']} {audit['name']}: flip rate {100 * audit['flip_rate']:.1f} % "
+                  f"({audit['with_region']} images)")
     return 0
 
 
@@ -165,6 +179,17 @@ def run_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_audit(args: argparse.Namespace) -> int:
+    from hkd.inference.audit import audit_model
+    from hkd.reporting.model_card import AUDIT
+
+    folder = audit_model(args.run_dir, args.overrides, args.split, args.name, args.images)
+    report = json.loads((folder / AUDIT).read_text())
+    print(report["verdict"])
+    print(folder / "audit.md")
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     from hkd.inference.export import export_model
 
@@ -177,6 +202,7 @@ def run_export(args: argparse.Namespace) -> int:
 COMMANDS = {"train": (run_train, ()), "cv": (run_cv, (RuntimeError,)),
             "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
             "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ()),
+            "audit": (run_audit, ()),
             "prior": (run_prior, (ValueError, FileNotFoundError)), "tune": (run_tune, ())}
 
 

@@ -26,6 +26,7 @@ from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
 from hkd.imil.callback import CHANGED_IMAGES
 from hkd.imil.oracles import ORACLES
+from hkd.imil.selection import MINE_MODES
 from hkd.methods import METHODS
 from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES
 from hkd.models.classifier import NONFINITE_POLICIES
@@ -169,7 +170,8 @@ def enumerated_keys() -> dict[str, Collection[str]]:
             "data.sampler": SAMPLERS, "augment.policy": POLICIES, "optim.name": OPTIMIZERS,
             "optim.scheduler": SCHEDULERS, "checkpoint.mode": CHECKPOINT_MODES,
             "training.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
-            "imil.changed_images": CHANGED_IMAGES,
+            "imil.changed_images": CHANGED_IMAGES, "counterfactual.fill": FILLS,
+            "imil.mine": MINE_MODES,
             "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS,
             "hkd.roi_fraction_mode": ROI_FRACTION_MODES}
 
@@ -193,6 +195,9 @@ def validate(cfg: DictConfig) -> None:
         if value not in allowed:
             names = list(allowed)
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
+    if str(cfg.checkpoint.monitor).startswith(("val/cf", "val/roi/")) and not cfg.counterfactual.enabled:
+        raise ConfigError(f"checkpoint.monitor={cfg.checkpoint.monitor} needs the counterfactual views: "
+                          "add counterfactual.enabled=true")
     if not isinstance(cfg.imil.margin, int) or cfg.imil.margin < 0:
         raise ConfigError(f"imil.margin={cfg.imil.margin!r} must be a whole number of pixels >= 0")
     shortcut_spec(cfg.data.shortcut, n_classes=0)

@@ -13,6 +13,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
 
 from hkd.data.cache import build_cache, open_cache
+from hkd.data.counterfactual import CounterfactualSettings, CounterfactualViews, swap_partners
 from hkd.data.dataset import ChestXrayDataset
 from hkd.data.identity import fingerprint, image_names
 from hkd.data.image_record import Record
@@ -48,13 +49,15 @@ class ChestXrayDataModule(L.LightningDataModule):
     """Labelled images (``records`` with their ``classes`` and ``splits``) as train/val/test loaders
     of ``ChestXrayDataset``: decoded once at ``image_size`` into a cache under ``cache_dir``, with
     ``shortcut``'s markers planted when given, ``augmentation`` on the training split, and the
-    annotations of only a seeded ``roi_fraction`` of the annotated training images used."""
+    annotations of only a seeded ``roi_fraction`` of the annotated training images used; with
+    ``counterfactual``, validation samples also carry their counterfactual views."""
 
     def __init__(self, records: list[Record], classes: list[str], splits: list[str], *,
                  image_size: int, channels: int = 1, cache_dir: str | Path = ".cache/hkd",
                  samples: SampleSettings = SampleSettings(), loaders: LoaderSettings = LoaderSettings(),
                  augmentation: Callable | None = None, shortcut: ShortcutSpec | None = None,
-                 seed: int = 0, roi_fraction: float = 1.0) -> None:
+                 seed: int = 0, roi_fraction: float = 1.0,
+                 counterfactual: CounterfactualSettings | None = None) -> None:
         super().__init__()
         self.records, self.classes, self.splits = records, list(classes), list(splits)
         self.names = image_names(records)  # each image's file within the data set (its identity)
@@ -62,6 +65,7 @@ class ChestXrayDataModule(L.LightningDataModule):
         self.samples, self.loaders = samples, loaders
         self.augmentation, self.shortcut = augmentation, shortcut
         self.seed, self.roi_fraction = int(seed), float(roi_fraction)
+        self.counterfactual = counterfactual
         self.roi_mode = samples.roi_mode
         self.splits_without_roi: set[str] = set()  # datasets that no longer build ROI images
         self.datasets: dict[str, ChestXrayDataset] = {}
@@ -73,6 +77,27 @@ class ChestXrayDataModule(L.LightningDataModule):
         view = copy.copy(self)
         view.train_positions = list(positions)
         return view
+
+    def add_counterfactual_views(self, split: str, settings: CounterfactualSettings) -> None:
+        """This split's samples carry their counterfactual views from now on (``setup`` does it for
+        the validation split; ``hkd audit`` for the split it audits). Partners come from the seed."""
+        self.setup()
+        dataset = self.datasets[split]
+        partners = swap_partners(self.labels[dataset.indices], self.seed)
+        by_row = {int(idx): int(dataset.indices[partner])
+                  for idx, partner in zip(dataset.indices, partners) if partner >= 0}
+        dataset.counterfactual = CounterfactualViews(settings, by_row)
+
+    def counterfactual_coverage(self) -> dict | None:
+        """How many validation images have the relevant region the counterfactual views need (after
+        ``setup`` and any predicted priors), naming the first ones without; None when off."""
+        if self.counterfactual is None:
+            return None
+        self.setup()
+        val = self.datasets["val"]
+        without = [self.names[i] for i in val.indices if not val.has_region(int(i))]
+        return {"val_images": len(val.indices), "with_region": len(val.indices) - len(without),
+                "without_region": len(without), "without_region_first": without[:10]}
 
     def fingerprint(self) -> dict:
         """Every row's image name, class and split (what a resume compares against)."""
@@ -129,6 +154,8 @@ class ChestXrayDataModule(L.LightningDataModule):
         # The same training samples without augmentation, for evaluation passes (IMIL mining).
         self.datasets["train_eval"] = ChestXrayDataset(indices=np.flatnonzero(splits == "train"),
                                                    transform=None, roi_mode=self.roi_mode, **common)
+        if self.counterfactual is not None:
+            self.add_counterfactual_views("val", self.counterfactual)
         self.stop_building_roi(self.splits_without_roi)
 
     def stop_building_roi(self, splits: Iterable[str]) -> None:

@@ -3,8 +3,9 @@
 Each sample is a dict: ``idx`` (row in the whole data set, stable across splits and ranks),
 ``image`` (normalised), ``label``, ``prior`` (1, H, W; 1 inside the relevant regions),
 ``has_prior``, ``irrelevant`` (1, H, W) and ``has_irrelevant``; with ``roi_mode`` also ``roi``,
-the HKD teacher's input. IMIL edits come from an edit table (``edits``, see ``hkd.imil.edits``)
-applied on read, so they are data, not copies of images.
+the HKD teacher's input; with ``counterfactual`` (the validation split) also ``cf_swap``,
+``cf_roi`` and ``has_region`` (``hkd.data.counterfactual``). IMIL edits come from an edit table
+(``edits``, see ``hkd.imil.edits``) applied on read, so they are data, not copies of images.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
 from hkd.data.cache import CacheArrays
+from hkd.data.counterfactual import (
+    CounterfactualSettings,
+    CounterfactualViews,
+    region_mask,
+    roi_view,
+    swap_view,
+)
 from hkd.data.masking import roi_image
 from hkd.data.transforms import apply_joint
 
@@ -65,6 +73,7 @@ class ChestXrayDataset(Dataset):
         self.fill_mean = fill_mean
         self.edits: ImageEdits | None = None  # IMIL's edit table, applied on read
         self.predicted_priors: dict[int, np.ndarray] = {}
+        self.counterfactual: CounterfactualViews | None = None  # the validation split's extra views
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -117,7 +126,7 @@ class ChestXrayDataset(Dataset):
         if self.prior_soft_edge > 0:
             kernel = int(4 * self.prior_soft_edge) | 1
             prior = TF.gaussian_blur(prior, [kernel, kernel], [self.prior_soft_edge] * 2)
-        has_prior = bool(self.has_prior_all[idx]) or idx in self.predicted_priors
+        has_prior = self.has_region(idx)
         sample = {"idx": idx, "image": self.normalize(image), "label": int(self.labels[idx]),
                   "prior": prior, "has_prior": has_prior,
                   "irrelevant": (irrelevant > 0.5).float(),
@@ -125,4 +134,45 @@ class ChestXrayDataset(Dataset):
         if self.roi_mode:
             sample["roi"] = self.normalize(roi_image(image, prior, has_prior, self.roi_mode,
                                                      self.roi_fill, self.fill_mean))
+        if self.counterfactual is not None:
+            sample.update(self.counterfactual_views(idx, image, relevant, has_prior))
         return sample
+
+    def has_region(self, idx: int) -> bool:
+        """Whether the image has a relevant region (annotated, or predicted)."""
+        return bool(self.has_prior_all[idx]) or idx in self.predicted_priors
+
+    def counterfactual_views(self, idx: int, image: torch.Tensor, relevant: torch.Tensor,
+                             has_prior: bool) -> dict:
+        """``cf_swap`` and ``cf_roi`` (normalised) of an unaugmented image; ``has_region`` says
+        whether they are counterfactuals at all (without a region or partner they are the image)."""
+        settings = self.counterfactual.settings
+        partner = self.counterfactual.partners.get(idx, -1)
+        if not has_prior or partner < 0:
+            normalized = self.normalize(image)
+            return {"cf_swap": normalized, "cf_roi": normalized, "has_region": False}
+        region = region_mask(relevant, settings.margin)
+        return {"cf_swap": self.normalize(self.swapped(image, region, partner, settings)),
+                "cf_roi": self.normalize(roi_view(image, region, settings)), "has_region": True}
+
+    def swapped(self, image: torch.Tensor, region: torch.Tensor, partner: int,
+                settings: CounterfactualSettings) -> torch.Tensor:
+        """``image`` with the pixels outside ``region`` from row ``partner`` (``swap_view``)."""
+        partner_image, partner_relevant, _ = self.raw(partner)
+        partner_region = region_mask(partner_relevant, settings.margin) if self.has_region(partner) \
+            else torch.zeros_like(region)
+        return swap_view(image, region, partner_image, partner_region, settings)
+
+    def swapped_images_for(self, indices: np.ndarray, partners: dict[int, int],
+                           settings: CounterfactualSettings) -> tuple[torch.Tensor, np.ndarray]:
+        """Normalised swap views (B, C, H, W) of these samples, with their edits and no
+        augmentation, and whether each is one (a sample without a region or partner is itself)."""
+        views, swapped = [], []
+        for idx in map(int, indices):
+            image, relevant, _ = self.raw(idx)
+            partner = partners.get(idx, -1)
+            ok = self.has_region(idx) and partner >= 0
+            views.append(self.swapped(image, region_mask(relevant, settings.margin), partner, settings)
+                         if ok else image)
+            swapped.append(ok)
+        return self.normalize(torch.stack(views)), np.array(swapped, dtype=bool)

@@ -28,6 +28,7 @@ from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
 from hkd.atomic import atomic_write_json
+from hkd.data.counterfactual import CounterfactualSettings, swap_partners
 from hkd.data.identity import file_sha256
 from hkd.data.training_images import TrainingImages
 from hkd.errors import InputError
@@ -39,7 +40,7 @@ from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pi
 from hkd.imil.propagation import Propagation, propose_irrelevant_regions
 from hkd.imil.queue import MARKS_COCO, TakenMark, read_marks, round_dir, write_round
 from hkd.imil.rounds import MINING, PROPOSALS, Round
-from hkd.imil.selection import deduplicate, round_limit, select_outliers, total_budget
+from hkd.imil.selection import MINE_MODES, choose, deduplicate, round_limit, total_budget
 from hkd.models.backbone import features_and_logits
 from hkd.models.frozen import channels_last_copy
 
@@ -54,12 +55,15 @@ class IMILCallback(Callback):
     ``queue`` (the review page) or ``none``; ``budget`` is the share of the training set a clinician
     may mark over the run; rounds run after ``start_epoch`` and every ``every_n_epochs``, at most
     ``rounds`` of them; ``propagation`` (or None) proposes regions from the marks so far;
-    ``changed_images`` says what a resume does with an edit whose image is gone or changed."""
+    ``changed_images`` says what a resume does with an edit whose image is gone or changed;
+    ``mine`` which training samples a round offers the oracle: ``mispredicted`` (the paper),
+    ``flips`` (those whose decision the ``swap`` view changes, beyond the paper) or ``both``."""
 
     def __init__(self, run_dir: str | Path, table: EditTable, *, oracle: str = "annotations",
                  budget: float = 0.04, start_epoch: int = 2, every_n_epochs: int = 2,
                  rounds: int | None = None, propagation: Propagation | None = None,
-                 log_images: bool = True, changed_images: str = "error") -> None:
+                 log_images: bool = True, changed_images: str = "error", mine: str = "mispredicted",
+                 swap: CounterfactualSettings | None = None, seed: int = 0) -> None:
         if changed_images not in CHANGED_IMAGES:
             raise ValueError(f"changed_images is one of {', '.join(CHANGED_IMAGES)}, not {changed_images!r}")
         self.run_dir = Path(run_dir)
@@ -69,6 +73,10 @@ class IMILCallback(Callback):
         self.propagation = propagation
         self.log_images = log_images
         self.changed_images = changed_images
+        if mine not in MINE_MODES:
+            raise ValueError(f"mine is one of {', '.join(MINE_MODES)}, not {mine!r}")
+        self.mine_mode, self.swap, self.seed = mine, swap or CounterfactualSettings(), int(seed)
+        self.partners: dict[int, int] | None = None  # training rows' swap partners (drawn once)
         self.identities: dict[int, list[str]] = {}  # row -> [image file, SHA-256] of every row touched
         self.reviewed: set[int] = set()  # mined and shown to the oracle (edited or skipped)
         self.rejected: set[int] = set()  # propagated proposals a clinician rejected: never again
@@ -123,10 +131,13 @@ class IMILCallback(Callback):
                             self.max_rounds)
         if limit <= 0 and self.propagation is None:
             return
-        idx, labels, predictions, losses = self.mine(trainer, pl_module)
-        chosen = select_outliers(idx, labels, predictions, losses, self.reviewed, limit)
+        idx, labels, predictions, losses, drops, flipped = self.mine(trainer, pl_module)
+        chosen = choose(self.mine_mode, idx, labels, predictions, losses, drops, flipped > 0, self.reviewed,
+                        limit)
         record = Round(round=len(self.rounds) + 1, epoch=epoch, n_train=n_train, n_mined=len(idx),
-                       n_mispredicted=int((predictions != labels).sum()), n_selected=len(chosen),
+                       n_mispredicted=int((predictions != labels).sum()),
+                       n_flipped=int((flipped > 0).sum()) if self.mine_mode != "mispredicted" else None,
+                       n_selected=len(chosen),
                        selected=chosen, labels=[int(labels[idx == i][0]) for i in chosen],
                        predictions=[int(predictions[idx == i][0]) for i in chosen])
         if self.oracle == "queue" and chosen:
@@ -161,10 +172,13 @@ class IMILCallback(Callback):
     # -- mining ------------------------------------------------------------------------------
     @torch.inference_mode()
     def mine(self, trainer: L.Trainer, pl_module: L.LightningModule):
-        """(idx, label, prediction, loss) of every training sample that can still be selected (never
-        shown to the oracle), identical on all ranks. Images come straight from the
+        """(idx, label, prediction, loss, drop, flipped) of every training sample that can still be
+        selected (never shown to the oracle), identical on all ranks. Images come straight from the
         cache in whole batches (no augmentation, no masks: the mining pass is only forward), through
-        an eval-mode channels-last copy of the network (the model in training is not touched)."""
+        an eval-mode channels-last copy of the network (the model in training is not touched). With
+        ``mine`` flips or both, each sample's swap view is scored too: ``drop`` is how much it
+        lowers the true class's probability (NaN without a region), ``flipped`` whether it changes
+        the predicted class."""
         dataset = self.images.evaluation_dataset()
         selectable = np.array([i for i in dataset.indices if i not in self.reviewed], dtype=np.int64)
         if trainer.world_size > 1:  # equal shards (padded with repeats, dropped after the gather)
@@ -172,24 +186,47 @@ class IMILCallback(Callback):
             padded = np.resize(selectable, per_rank * trainer.world_size) if len(selectable) else selectable
             selectable = padded[trainer.global_rank::trainer.world_size]
         net = channels_last_copy(pl_module.net).eval()  # the layout the CPU's convolutions prefer
-        columns: list[list[torch.Tensor]] = [[], [], [], []]
+        dtypes = (torch.long, torch.long, torch.long, torch.float, torch.float, torch.float)
+        columns: list[list[torch.Tensor]] = [[] for _ in dtypes]
         size = self.images.eval_batch_size
         for start in range(0, len(selectable), size):
             chunk = selectable[start:start + size]
             images = dataset.images_for(chunk).to(pl_module.device)
-            logits = features_and_logits(net, images.contiguous(memory_format=torch.channels_last))[1].float()
+            logits = self._logits(net, images)
             labels = torch.from_numpy(dataset.labels[chunk]).to(pl_module.device)
             loss = F.cross_entropy(logits, labels, reduction="none")
             idx = torch.from_numpy(chunk).to(pl_module.device)
-            for column, value in zip(columns, (idx, labels, logits.argmax(1), loss)):
+            drop, flipped = self._swap_scores(net, dataset, chunk, logits, labels)
+            for column, value in zip(columns, (idx, labels, logits.argmax(1), loss, drop, flipped)):
                 column.append(value)
-        empty = [torch.zeros(0, dtype=dtype, device=pl_module.device)
-                 for dtype in (torch.long, torch.long, torch.long, torch.float)]
+        empty = [torch.zeros(0, dtype=dtype, device=pl_module.device) for dtype in dtypes]
         local = [torch.cat(c) if c else e for c, e in zip(columns, empty)]
         if trainer.world_size > 1:
             local = [pl_module.all_gather(c).reshape(-1) for c in local]
-        idx, labels, predictions, losses = (c.cpu().numpy() for c in local)
-        return deduplicate(idx, labels, predictions, losses)
+        return deduplicate(*(c.cpu().numpy() for c in local))
+
+    @staticmethod
+    def _logits(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return features_and_logits(net, images.contiguous(memory_format=torch.channels_last))[1].float()
+
+    def _swap_scores(self, net: torch.nn.Module, dataset, chunk: np.ndarray, logits: torch.Tensor,
+                     labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """How much each sample's swap view lowers its true class's probability (NaN without a
+        region; all NaN when only mispredictions are mined) and whether it flips the prediction
+        (1.0 or 0.0)."""
+        missing = torch.full((len(chunk),), float("nan"), device=logits.device)
+        if self.mine_mode == "mispredicted":
+            return missing, torch.zeros(len(chunk), device=logits.device)
+        if self.partners is None:
+            rows = self.images.indices
+            partners = swap_partners(dataset.labels[rows], self.seed)
+            self.partners = {int(i): int(rows[p]) for i, p in zip(rows, partners) if p >= 0}
+        views, swapped = dataset.swapped_images_for(chunk, self.partners, self.swap)
+        swap_logits = self._logits(net, views.to(logits.device))
+        true = labels[:, None]
+        drop = logits.softmax(1).gather(1, true)[:, 0] - swap_logits.softmax(1).gather(1, true)[:, 0]
+        has = torch.from_numpy(swapped).to(logits.device)
+        return torch.where(has, drop, missing), (has & (swap_logits.argmax(1) != logits.argmax(1))).float()
 
     # -- applying edits ----------------------------------------------------------------------
     def _publish(self, trainer: L.Trainer) -> None:
@@ -206,7 +243,7 @@ class IMILCallback(Callback):
 
     def _log_round(self, trainer: L.Trainer, pl_module: L.LightningModule, record: Round) -> None:
         metrics = {"imil/round": record.round, "imil/n_mispredicted": record.n_mispredicted,
-                   "imil/n_selected": record.n_selected,
+                   "imil/n_selected": record.n_selected, "imil/n_flipped": record.n_flipped or 0,
                    "imil/n_edited": len(record.edited or []),
                    "imil/n_skipped": len(record.skipped or []),
                    "imil/n_propagated": len(record.propagated or []),

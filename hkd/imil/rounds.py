@@ -15,6 +15,7 @@ class Round:
     n_train: int | None = None  # mining: training images, mined, mispredicted, selected
     n_mined: int | None = None
     n_mispredicted: int | None = None
+    n_flipped: int | None = None  # imil.mine=flips|both: mined samples whose swap view flips the prediction
     n_selected: int | None = None
     selected: list[int] | None = None  # data set rows shown to the oracle
     labels: list[int] | None = None  # their classes and predictions when selected

@@ -36,3 +36,30 @@ def select_outliers(idx: np.ndarray, labels: np.ndarray, predictions: np.ndarray
     candidates = np.flatnonzero(wrong)
     order = np.lexsort((idx[candidates], -losses[candidates]))
     return [int(i) for i in idx[candidates][order][:limit]]
+
+
+MINE_MODES = ("mispredicted", "flips", "both")  # imil.mine
+
+
+def select_flips(idx: np.ndarray, drops: np.ndarray, flipped: np.ndarray, exclude: set[int],
+                 limit: int) -> list[int]:
+    """Samples whose decision leans on pixels outside their relevant region (beyond the paper):
+    those the swap view flips first, then by how much the swap lowers the true class's
+    probability (``drops``; NaN where the sample has no region, never chosen), excluding samples
+    already edited or reviewed, at most ``limit``. Ties break by idx, so all ranks agree."""
+    usable = ~np.isnan(drops) & (drops > 0) & ~np.isin(idx, list(exclude))
+    candidates = np.flatnonzero(usable)
+    order = np.lexsort((idx[candidates], -drops[candidates], -flipped[candidates].astype(np.int64)))
+    return [int(i) for i in idx[candidates][order][:limit]]
+
+
+def choose(mode: str, idx: np.ndarray, labels: np.ndarray, predictions: np.ndarray, losses: np.ndarray,
+           drops: np.ndarray, flipped: np.ndarray, exclude: set[int], limit: int) -> list[int]:
+    """A round's samples for the oracle by ``imil.mine``: the misprediction outliers (the paper),
+    the swap's flips, or both (half the round's limit each, mispredictions first)."""
+    if mode == "mispredicted":
+        return select_outliers(idx, labels, predictions, losses, exclude, limit)
+    if mode == "flips":
+        return select_flips(idx, drops, flipped, exclude, limit)
+    wrong = select_outliers(idx, labels, predictions, losses, exclude, limit - limit // 2)
+    return wrong + select_flips(idx, drops, flipped, exclude | set(wrong), limit - len(wrong))

@@ -83,6 +83,11 @@ class ClassifierModule(L.LightningModule):
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
         self.val_metrics = classification_metrics(num_classes, "val/")
+        # counterfactual views of the validation images with a relevant region (hkd.data.counterfactual)
+        self.val_swap_balanced = MulticlassRecall(num_classes, average="macro")
+        self.val_roi_balanced = MulticlassRecall(num_classes, average="macro")
+        self.val_flip_rate = MeanMetric()
+        self.counterfactual_seen = False  # this validation epoch had views to score
         self.test_metrics = classification_metrics(num_classes, "test/")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_relevance_mass = MeanMetric()
@@ -183,6 +188,37 @@ class ClassifierModule(L.LightningModule):
         self.val_metrics.update(logits.softmax(1), batch["label"])
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
         self.log_dict(self.val_metrics, batch_size=len(logits))
+        if "cf_swap" in batch and self.input_key == "image":  # the views are of the raw image
+            self.score_counterfactuals(batch, logits)
+
+    def score_counterfactuals(self, batch: dict, logits: torch.Tensor) -> None:
+        """The images with a region, seen through their swap and roi views (one pass for both):
+        balanced accuracy under each, and the share whose predicted class the swap changes."""
+        region = batch["has_region"].bool()
+        if not region.any():
+            return
+        views = torch.cat([batch["cf_swap"][region], batch["cf_roi"][region]])
+        swap_logits, roi_logits = self(views).chunk(2)
+        labels = batch["label"][region]
+        self.val_swap_balanced.update(swap_logits, labels)
+        self.val_roi_balanced.update(roi_logits, labels)
+        self.val_flip_rate.update((swap_logits.argmax(1) != logits[region].argmax(1)).float())
+        self.counterfactual_seen = True
+
+    def on_validation_epoch_end(self) -> None:
+        """``val/cf/*``, ``val/roi/balanced_accuracy`` and the selection score ``val/cf_score``: the
+        worse of the clean and the swapped balanced accuracy (absent when no image had a region)."""
+        seen = torch.tensor(float(self.counterfactual_seen), device=self.device)
+        if float(self.trainer.strategy.reduce(seen, reduce_op="sum")) == 0:  # every rank decides alike
+            return
+        swap = self.val_swap_balanced.compute()
+        clean = self.val_metrics["balanced_accuracy"].compute()
+        self.log_dict({"val/cf/balanced_accuracy": swap, "val/cf/flip_rate": self.val_flip_rate.compute(),
+                       "val/roi/balanced_accuracy": self.val_roi_balanced.compute(),
+                       "val/cf_score": torch.minimum(clean, swap)})
+        for metric in (self.val_swap_balanced, self.val_roi_balanced, self.val_flip_rate):
+            metric.reset()
+        self.counterfactual_seen = False
 
     def true_class_cams(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the Grad-CAM (B, h, w) of the true class, both detached."""

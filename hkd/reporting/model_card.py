@@ -92,6 +92,24 @@ def external_lines(run_dir: Path) -> list[str]:
     return lines
 
 
+AUDIT = "audit.json"  # RUN_DIR/audit/NAME/audit.json, written by `hkd audit`
+
+
+def audits(run_dir: str | Path) -> list[dict]:
+    """The run's shortcut audits (``hkd audit``), by name."""
+    return [json.loads(path.read_text()) for path in sorted(Path(run_dir).glob(f"audit/*/{AUDIT}"))]
+
+
+def audit_lines(run_dir: Path) -> list[str]:
+    found = audits(run_dir)
+    if not found:
+        return ["None yet: `hkd audit RUN_DIR` measures how often the model's decision changes when only the "
+                "pixels outside the relevant regions change, and adds it here."]
+    return [f"- **{audit['name']}** ({audit['with_region']} images): {audit['verdict']} Flip rate 95 % CI "
+            f"{100 * audit['flip_rate_ci'][0]:.1f} – {100 * audit['flip_rate_ci'][1]:.1f} %."
+            for audit in found]
+
+
 LIMITATIONS = """- **Not for clinical use.** Research software: not a medical device, not validated for
   diagnosis, screening or treatment decisions.
 - Shortcuts: a model can reach a high validation accuracy by reading text tags, markers or devices
@@ -121,6 +139,7 @@ def write_model_card(run_dir: str | Path, cfg: DictConfig) -> Path:
         "Relevance mass: the share of the Grad-CAM of the true class inside the expert regions; pointing "
         "game: how often its maximum lies inside them (annotated test images only).", "",
         "## External validation", "", *external_lines(run_dir), "",
+        "## Shortcut audit", "", *audit_lines(run_dir), "",
         "## Intended use and limitations", "",
         "Intended use: research on training classifiers with expert annotations (HKD, IMIL and the "
         "annotation-guided baselines), comparing methods and inspecting what models look at.", "",

@@ -17,6 +17,7 @@ from torch import nn
 
 from hkd.config import shortcut_spec
 from hkd.data.affine_range import AffineRange
+from hkd.data.counterfactual import CounterfactualSettings
 from hkd.data.datamodule import ChestXrayDataModule, LoaderSettings, SampleSettings
 from hkd.data.formats import DataSource, load_records
 from hkd.data.formats.source import SyntheticSpec
@@ -119,7 +120,8 @@ def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
     return IMILCallback(run_dir, edit_table(cfg), oracle=section.oracle, budget=float(section.budget),
                         start_epoch=int(section.start_epoch), every_n_epochs=int(section.every_n_epochs),
                         rounds=section.rounds, propagation=propagation, log_images=bool(cfg.logging.images),
-                        changed_images=section.changed_images)
+                        changed_images=section.changed_images, mine=section.mine,
+                        swap=swap_settings(cfg), seed=int(cfg.seed))
 
 
 def synthetic_spec(cfg: DictConfig) -> SyntheticSpec:
@@ -177,4 +179,16 @@ def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayD
                                cache_dir=data.cache_dir, samples=samples, loaders=loaders,
                                augmentation=augmentation(cfg),
                                shortcut=shortcut_spec(data.get("shortcut"), len(classes)),
-                               seed=int(cfg.seed), roi_fraction=float(cfg.hkd.roi_fraction))
+                               seed=int(cfg.seed), roi_fraction=float(cfg.hkd.roi_fraction),
+                               counterfactual=counterfactual_settings(cfg))
+
+
+def counterfactual_settings(cfg: DictConfig) -> CounterfactualSettings | None:
+    """The validation split's counterfactual views (``counterfactual.*``), or None when off."""
+    return swap_settings(cfg) if cfg.counterfactual.enabled else None
+
+
+def swap_settings(cfg: DictConfig) -> CounterfactualSettings:
+    """How a swap view is made (``counterfactual.margin``, ``counterfactual.fill``)."""
+    return CounterfactualSettings(margin=int(cfg.counterfactual.margin), fill=cfg.counterfactual.fill,
+                                  fill_mean=float(cfg.data.fill_mean))

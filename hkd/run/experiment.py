@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from hkd.run.saved_prior import apply_saved_prior
 from hkd.run.stage import Stage, StageResult, resume_path, train_stage
 
 __all__ = ["NonFiniteLossError", "run_experiment"]
+log = logging.getLogger(__name__)
 
 
 def train_class_weights(cfg: DictConfig, datamodule: ChestXrayDataModule) -> list[float] | None:
@@ -36,6 +38,21 @@ def train_class_weights(cfg: DictConfig, datamodule: ChestXrayDataModule) -> lis
     counts = np.array(datamodule.train_class_counts(), dtype=np.float64)
     weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
     return weights.tolist()
+
+
+def counterfactual_coverage(datamodule: ChestXrayDataModule) -> dict | None:
+    """Which validation images the counterfactual views cover; one clear warning when none has a
+    relevant region (their ``val/cf*`` keys are then absent, never zero)."""
+    coverage = datamodule.counterfactual_coverage()
+    if coverage is not None and coverage["with_region"] == 0:
+        log.warning("counterfactual.enabled: none of the %d validation images has a relevant region "
+                    "(annotations, or data.prior_generator): no val/cf/* or val/roi/* keys are logged",
+                    coverage["val_images"])
+    elif coverage is not None and coverage["without_region"]:
+        log.warning("counterfactual views: %d of %d validation images have no relevant region and are "
+                    "left out (first: %s)", coverage["without_region"], coverage["val_images"],
+                    ", ".join(coverage["without_region_first"][:3]))
+    return coverage
 
 
 def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -75,6 +92,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     saved_prior = apply_saved_prior(cfg, datamodule)
     method, stage_records = prepare_method(cfg, run_dir, datamodule, class_weights)
     datamodule.stop_building_roi(["val", "test", "train_eval"])  # evaluation reads raw images only
+    counterfactual = counterfactual_coverage(datamodule)
     module = build_module(cfg, datamodule.classes, method, class_weights)
     callbacks = [*imil.callbacks(cfg, run_dir), *(extra_callbacks or [])]
     stage = Stage(run_dir, int(cfg.trainer.max_epochs), cfg.checkpoint.monitor, cfg.checkpoint.mode,
@@ -93,6 +111,8 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
         summary = build_summary(cfg, run_dir, result, started, stage_records, splits["train"]["images"])
         if saved_prior is not None:
             summary["saved_prior"] = saved_prior
+        if counterfactual is not None:
+            summary["counterfactual"] = counterfactual
         write_summary(run_dir / "summary.json", {**summary, "splits": splits})
         write_model_card(run_dir, cfg)
     return run_dir

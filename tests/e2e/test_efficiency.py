@@ -7,7 +7,6 @@ import pytest
 import torch
 from conftest import logged_test_metrics
 
-from hkd.config import ConfigError
 from hkd.run.build import build_datamodule, build_module
 from hkd.run.experiment import run_experiment
 
@@ -39,7 +38,3 @@ def test_compile_runs_the_compiled_pass(tiny):
     assert counters["stats"]["unique_graphs"] >= 1  # the training pass went through torch.compile
 
 
-@pytest.mark.parametrize("method", ["rrr", "gradmask", "cam_align"])
-def test_compile_refuses_double_backward_methods(tiny, method):
-    with pytest.raises(ConfigError, match=f"method.name={method}.*double backward"):
-        tiny("model.compile=true", f"method.name={method}")

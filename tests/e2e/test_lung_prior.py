@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from hkd.cli import main
 from hkd.config import load_config
 from hkd.models.prior_generator import load_generator, predict_regions
 from hkd.run.experiment import run_experiment
@@ -63,10 +62,3 @@ def test_a_saved_generator_gives_regions_to_a_data_set_without_annotations(gener
     assert summary["saved_prior"]["n_predicted"] == int(masks.any((1, 2)).sum())
 
 
-def test_a_missing_generator_is_a_clear_error(tmp_path, capsys):
-    root = make_folder_dataset(tmp_path / "data", n_per_class=4, annotations=False)
-    code = main(["train", "quickstart", *TINY, "data.format=folder", f"data.root={root}",
-                 f"output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}",
-                 f"data.prior_generator={tmp_path / 'nowhere'}"])
-    assert code == 2
-    assert "no saved prior generator" in capsys.readouterr().err

@@ -1,8 +1,10 @@
 """Configuration: merge order, unknown keys, enumerated values with suggestions, every experiment file."""
 
 import pytest
+from conftest import TINY, make_folder_dataset
 from omegaconf import OmegaConf
 
+from hkd.cli import main
 from hkd.config import ConfigError, load_config
 
 
@@ -100,3 +102,18 @@ def test_a_renamed_key_still_works_with_a_deprecation_message(tmp_path):
     old.write_text("extends: quickstart\ntrainer:\n  nonfinite_loss: skip\n")
     with pytest.warns(DeprecationWarning, match="old.yaml"):
         assert load_config(str(old)).training.nonfinite_loss == "skip"
+
+
+@pytest.mark.parametrize("method", ["rrr", "gradmask", "cam_align"])
+def test_compile_refuses_double_backward_methods(tiny, method):
+    with pytest.raises(ConfigError, match=f"method.name={method}.*double backward"):
+        tiny("model.compile=true", f"method.name={method}")
+
+
+def test_a_missing_generator_is_a_clear_error(tmp_path, capsys):
+    root = make_folder_dataset(tmp_path / "data", n_per_class=4, annotations=False)
+    code = main(["train", "quickstart", *TINY, "data.format=folder", f"data.root={root}",
+                 f"output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}",
+                 f"data.prior_generator={tmp_path / 'nowhere'}"])
+    assert code == 2
+    assert "no saved prior generator" in capsys.readouterr().err

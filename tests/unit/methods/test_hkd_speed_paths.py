@@ -18,27 +18,35 @@ from hkd.models.frozen import FrozenFeatures, channels_last_copy, fold_batch_nor
 from hkd.run.build import build_datamodule, build_method, build_module
 from hkd.run.teacher_features import cache_teacher_features
 from hkd.run.teacher_stage import existing_teacher
-from tests.conftest import trained_looking
+from tests.conftest import tiny_config, trained_looking
 
 OVERRIDES = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true")
 
 
-@pytest.fixture
-def student(tiny, tmp_path):
-    """A student whose teacher comes from a stage-1 checkpoint with non-trivial BatchNorm
-    statistics, the datamodule, a training batch and the configuration."""
-    cfg = tiny(*OVERRIDES)
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """Built once for the module: the datamodule, a training batch, a stage-1 teacher checkpoint
+    with non-trivial BatchNorm statistics, and the configuration."""
+    tmp = tmp_path_factory.mktemp("hkd_speed_paths")
+    cfg = tiny_config(tmp, *OVERRIDES)
     datamodule = build_datamodule(cfg, roi_mode="blackout")
     datamodule.prepare_data()
     datamodule.setup()
     teacher = build_module(cfg, datamodule.classes, Method("roi"))
     trained_looking(teacher.net)
-    checkpoint = tmp_path / "teacher.ckpt"
+    checkpoint = tmp / "teacher.ckpt"
     torch.save({"hyper_parameters": dict(teacher.hparams), "state_dict": teacher.state_dict()}, checkpoint)
+    batch = next(iter(datamodule.train_dataloader()))
+    return cfg, datamodule, batch, checkpoint
+
+
+@pytest.fixture
+def student(prepared):
+    """A new student (per test) whose teacher is loaded from the stage-1 checkpoint."""
+    cfg, datamodule, batch, checkpoint = prepared
     method = build_method(cfg, len(datamodule.classes))
     method.load_teacher(existing_teacher(checkpoint, {}).weights)
     module = build_module(cfg, datamodule.classes, method).train()
-    batch = next(iter(datamodule.train_dataloader()))
     return module, datamodule, batch, cfg, checkpoint
 
 
