@@ -1,7 +1,7 @@
 """How many of hkd's source files (and lines) one run goes through: what a reader follows to
 understand it. Runs ``hkd train EXPERIMENT`` (tiny settings) in this process with a profiler that
-notes every hkd file one of whose functions is called (importing a module is not counted), and
-prints the count, the files and their lines.
+notes every hkd file one of whose functions is called (importing a module, which runs its module
+and class bodies, is not counted), and prints the count, the files and their lines.
 
     python -m benchmarks.files_read synthetic_hkd
     python -m benchmarks.files_read synthetic_hkd --code runs/bench/worktrees/782815c  # another commit
@@ -26,7 +26,7 @@ package = sys.argv[1]
 seen = set()
 def note(frame, event, arg):
     name = frame.f_code.co_filename
-    if event == "call" and frame.f_code.co_name != "<module>" and name.startswith(package):
+    if event == "call" and frame.f_code.co_flags & 1 and name.startswith(package):  # CO_OPTIMIZED: a function
         seen.add(name)
 sys.setprofile(note)
 threading.setprofile(note)
