@@ -214,8 +214,9 @@ def test_mining_reads_whole_batches_of_the_edited_images_and_skips_reviewed_samp
     edited = int(dataset.indices[3])
     callback.table[edited] = Edit(mask=np.ones((32, 32), bool), round=1, epoch=0, source="clinician")
     trainer = Trainer(accelerator="cpu", devices=1, logger=False)
-    idx, labels, predictions, losses = callback.mine(trainer, module)
+    idx, labels, predictions, losses, drops, flipped = callback.mine(trainer, module)
     assert list(idx) == sorted(int(i) for i in dataset.indices)
+    assert np.isnan(drops).all() and not flipped.any()  # imil.mine=mispredicted: no swap pass
     with torch.no_grad():
         for position in (0, 3):
             sample = dataset[position]

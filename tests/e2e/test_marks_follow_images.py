@@ -97,6 +97,10 @@ def test_rows_reordered_the_mark_follows_its_image_and_the_round_is_closed(stopp
                       json={"status": "not_an_error", "who": "dr. late", "version": 1})
     assert late.status_code == 409 and f"closed at {round_1['closed']}" in late.json()["error"]
     assert MarksStore(run / "imil" / "round_1").latest()[sample["id"]]["who"] == "dr. rows"  # not replaced
+    coco = client.get("/api/rounds/1/coco").json()  # a clinician's own tool drops marks in too late
+    (run / "imil" / "round_1" / "marks_coco.json").write_text(json.dumps(coco))
+    with pytest.raises(InputError, match=r"marks_coco.json changed after round 1 was closed at .*never"):
+        resume(run, data, "trainer.max_epochs=7")
 
 
 def test_a_replaced_image_is_a_named_error_or_its_mark_is_dropped_when_asked(stopped, tmp_path, caplog):
