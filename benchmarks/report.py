@@ -97,3 +97,21 @@ def benchmark_report(summaries: list[dict], paired_metrics: tuple[str, ...] = ("
         text += "\n\n" + gap_table(gap_closed(summaries, reference, ceiling), reference, ceiling)
     edits = edited_share_table(summaries)
     return text + ("\n\n" + edits if edits else "")
+
+
+def audit_table(records: list[dict]) -> str:
+    """``hkd audit`` records (``benchmarks/audits.py``): mean flip rate and balanced accuracies per row."""
+    lines = ["| run | seeds | flip rate under the swap | balanced accuracy: as is | swapped | region only |",
+             "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["name"] for r in records):
+        mine = [r for r in records if r["name"] == name]
+
+        def mean(values: list[float]) -> str:
+            return f"{100 * sum(values) / len(values):.1f}"
+
+        lines.append(f"| {name} | {len(mine)} | {mean([r['flip_rate'] for r in mine])} % | "
+                     + " | ".join(mean([r["balanced_accuracy"][view] for r in mine])
+                                  for view in ("clean", "swap", "roi")) + " |")
+    commits = sorted({r["git_commit"] for r in records})
+    provenance = f"<sub>{len(records)} audits of the test split, code {', '.join(commits)}</sub>"
+    return "\n".join(lines) + f"\n\n{provenance}\n"

@@ -17,7 +17,7 @@ import json
 import re
 from pathlib import Path
 
-from benchmarks.report import benchmark_report
+from benchmarks.report import audit_table, benchmark_report
 from hkd.atomic import atomic_write_text
 from hkd.reporting.compare import aggregate, paired_differences, paired_table, plot
 
@@ -27,7 +27,9 @@ PAIRED_METRICS = ("test.balanced_accuracy", "explanations.relevance_mass")
 NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
 # the command that makes a block's table (every other block: python -m benchmarks.matrix NAME)
 MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.speed --save",
-           "decode_threads": "python -m benchmarks.speed --only large --save decode_threads"}
+           "decode_threads": "python -m benchmarks.speed --only large --save decode_threads",
+           "kermany_shortcut_cf_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '
+                                        '"shortcut-free (ceiling)"'}
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
@@ -130,6 +132,10 @@ def main() -> None:
         print(write_matrix(records_file))
     if (args.results / "tuned.json").is_file():
         print(write_tuned(args.results / "tuned.json"))
+    for audits_file in sorted(args.results.glob("*_audit.json")):  # benchmarks/audits.py
+        table = audits_file.with_suffix(".md")
+        atomic_write_text(table, audit_table(json.loads(audits_file.read_text())))
+        print(table)
     for document in args.documents:
         if fill_document(document, args.results):
             print(f"updated {document}")

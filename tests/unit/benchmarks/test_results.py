@@ -204,3 +204,16 @@ def test_rows_run_at_other_commits_are_compared_with_the_first_commit_paired_by_
     assert "| run − hkd @ aaaaaaa |" in text
     row = next(line for line in text.splitlines() if line.startswith("| hkd @ bbbbbbb"))
     assert "| 3 | -10.0 ± 0.0 | 0/3 |" in row
+
+
+def test_audit_records_make_their_table_with_the_mean_over_seeds():
+    from benchmarks.report import audit_table
+
+    records = [{"name": name, "seed": seed, "git_commit": "abc", "flip_rate": flip,
+                "balanced_accuracy": {"clean": 0.9, "swap": swap, "roi": 0.5}}
+               for name, seed, flip, swap in (("baseline", 0, 0.6, 0.3), ("baseline", 1, 0.4, 0.5),
+                                               ("ceiling", 0, 0.05, 0.8))]
+    text = audit_table(records)
+    assert "| baseline | 2 | 50.0 % | 90.0 | 40.0 | 50.0 |" in text
+    assert "| ceiling | 1 | 5.0 % | 90.0 | 80.0 | 50.0 |" in text
+    assert "3 audits of the test split, code abc" in text

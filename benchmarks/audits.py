@@ -1,0 +1,50 @@
+"""`hkd audit` of a matrix's finished runs, recorded: ``benchmarks/results/MATRIX_audit.json`` (one
+record per run: the row, seed, flip rate with its interval, balanced accuracy per view), from which
+``make results`` makes the table ``MATRIX_audit.md`` and pastes it into the docs.
+
+    python -m benchmarks.audits kermany_shortcut_cf --only baseline "shortcut-free (ceiling)"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from benchmarks.matrix import REPO, matrix_rows, slug
+from benchmarks.report import audit_table
+from hkd.atomic import atomic_write_text
+from hkd.inference.audit import audit_model
+from hkd.reporting.model_card import AUDIT
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("matrix")
+    parser.add_argument("--only", nargs="*", default=None, help="rows to audit (default: all)")
+    parser.add_argument("--runs", default=str(REPO / "runs" / "bench"))
+    args = parser.parse_args()
+    records = []
+    for label in matrix_rows(args.matrix):
+        if args.only and label not in args.only:
+            continue
+        for run_dir in sorted((REPO / args.runs / args.matrix / slug(label)).glob("seed*")):
+            if not (run_dir / "summary.json").is_file():
+                continue
+            folder = audit_model(run_dir, [], "test", "test")
+            audit = json.loads((folder / AUDIT).read_text())
+            summary = json.loads((run_dir / "summary.json").read_text())
+            records.append({"name": label, "seed": summary["seed"], "git_commit": summary["git_commit"],
+                            **{key: audit[key] for key in ("with_region", "flip_rate", "flip_rate_ci",
+                                                           "balanced_accuracy", "balanced_accuracy_ci",
+                                                           "verdict")}})
+            print(f"{label} {run_dir.name}: {audit['verdict']}", flush=True)
+    path = RESULTS / f"{args.matrix}_audit.json"
+    atomic_write_text(path, json.dumps(records, indent=1) + "\n")
+    atomic_write_text(path.with_suffix(".md"), audit_table(records))
+    print(path.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
