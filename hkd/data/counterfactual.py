@@ -43,6 +43,13 @@ def swap_partners(labels: np.ndarray, seed: int) -> np.ndarray:
     return partners
 
 
+def partners_by_row(rows: np.ndarray, labels: np.ndarray, seed: int) -> dict[int, int]:
+    """``swap_partners`` of these data set rows (``labels``: over the whole data set), as
+    ``row -> partner row``; rows without a partner are left out."""
+    partners = swap_partners(labels[rows], seed)
+    return {int(row): int(rows[partner]) for row, partner in zip(rows, partners) if partner >= 0}
+
+
 def region_mask(prior: torch.Tensor, margin: int) -> torch.Tensor:
     """The relevant region (H, W) as 0/1, grown by ``margin`` pixels."""
     return grow((prior.reshape(prior.shape[-2:]) > 0.5).float(), margin)

@@ -13,7 +13,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
 
 from hkd.data.cache import build_cache, open_cache
-from hkd.data.counterfactual import CounterfactualSettings, CounterfactualViews, swap_partners
+from hkd.data.counterfactual import CounterfactualSettings, CounterfactualViews, partners_by_row
 from hkd.data.dataset import ChestXrayDataset
 from hkd.data.identity import fingerprint, image_names
 from hkd.data.image_record import Record
@@ -83,10 +83,8 @@ class ChestXrayDataModule(L.LightningDataModule):
         the validation split; ``hkd audit`` for the split it audits). Partners come from the seed."""
         self.setup()
         dataset = self.datasets[split]
-        partners = swap_partners(self.labels[dataset.indices], self.seed)
-        by_row = {int(idx): int(dataset.indices[partner])
-                  for idx, partner in zip(dataset.indices, partners) if partner >= 0}
-        dataset.counterfactual = CounterfactualViews(settings, by_row)
+        dataset.counterfactual = CounterfactualViews(settings,
+                                                     partners_by_row(dataset.indices, self.labels, self.seed))
 
     def counterfactual_coverage(self) -> dict | None:
         """How many validation images have the relevant region the counterfactual views need (after

@@ -28,7 +28,7 @@ from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
 from hkd.atomic import atomic_write_json
-from hkd.data.counterfactual import CounterfactualSettings, swap_partners
+from hkd.data.counterfactual import CounterfactualSettings, partners_by_row
 from hkd.data.identity import file_sha256
 from hkd.data.training_images import TrainingImages
 from hkd.errors import InputError
@@ -218,9 +218,7 @@ class IMILCallback(Callback):
         if self.mine_mode == "mispredicted":
             return missing, torch.zeros(len(chunk), device=logits.device)
         if self.partners is None:
-            rows = self.images.indices
-            partners = swap_partners(dataset.labels[rows], self.seed)
-            self.partners = {int(i): int(rows[p]) for i, p in zip(rows, partners) if p >= 0}
+            self.partners = partners_by_row(self.images.indices, dataset.labels, self.seed)
         views, swapped = dataset.swapped_images_for(chunk, self.partners, self.swap)
         swap_logits = self._logits(net, views.to(logits.device))
         true = labels[:, None]
