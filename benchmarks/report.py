@@ -100,18 +100,27 @@ def benchmark_report(summaries: list[dict], paired_metrics: tuple[str, ...] = ("
 
 
 def audit_table(records: list[dict]) -> str:
-    """``hkd audit`` records (``benchmarks/audits.py``): mean flip rate and balanced accuracies per row."""
-    lines = ["| run | seeds | flip rate under the swap | balanced accuracy: as is | swapped | region only |",
-             "|---|---|---|---|---|---|"]
+    """``hkd audit`` records (``benchmarks/audits.py``): per row, the mean flip rate, the same-class
+    control's and the shortcut flip rate (their difference; records made before the control have
+    none: "–"), and the balanced accuracies per view."""
+    lines = ["| run | seeds | flip rate under the swap | same-class control | shortcut flip rate "
+             "| balanced accuracy: as is | swapped | region only |", "|---|---|---|---|---|---|---|---|"]
+
+    def mean(values: list[float | None], unit: str = "") -> str:
+        if any(value is None for value in values):
+            return "–"
+        return f"{100 * sum(values) / len(values):.1f}{unit}"
+
     for name in dict.fromkeys(r["name"] for r in records):
         mine = [r for r in records if r["name"] == name]
-
-        def mean(values: list[float]) -> str:
-            return f"{100 * sum(values) / len(values):.1f}"
-
-        lines.append(f"| {name} | {len(mine)} | {mean([r['flip_rate'] for r in mine])} % | "
+        rates = [mean([r.get(key) for r in mine], unit) for key, unit in
+                 (("flip_rate", " %"), ("flip_rate_same_class", " %"), ("shortcut_flip_rate", " points"))]
+        lines.append(f"| {name} | {len(mine)} | " + " | ".join(rates) + " | "
                      + " | ".join(mean([r["balanced_accuracy"][view] for r in mine])
                                   for view in ("clean", "swap", "roi")) + " |")
     commits = sorted({r["git_commit"] for r in records})
-    provenance = f"<sub>{len(records)} audits of the test split, code {', '.join(commits)}</sub>"
+    splits = sorted({r.get("split", "test") for r in records})
+    data = sorted({" ".join(r.get("data") or []) for r in records} - {""})
+    audited = f"the {' and '.join(splits)} split" + (f" with `{'; '.join(data)}`" if data else "")
+    provenance = f"<sub>{len(records)} audits of {audited}, code {', '.join(commits)}</sub>"
     return "\n".join(lines) + f"\n\n{provenance}\n"

@@ -29,7 +29,10 @@ NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
 MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.speed --save",
            "decode_threads": "python -m benchmarks.speed --only large --save decode_threads",
            "kermany_shortcut_cf_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '
-                                        '"shortcut-free (ceiling)"'}
+                                        '"shortcut-free (ceiling)"',
+           "kermany_shortcut_cf_val_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '
+                                            '"shortcut-free (ceiling)" --split val '
+                                            '--data data.shortcut.bias=0.95 --save kermany_shortcut_cf_val'}
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 

@@ -115,8 +115,10 @@ def run_compare(args: argparse.Namespace) -> int:
 
     for summary in summaries:
         for audit in audits(summary["run_dir"]):
-            print(f"audit {summary['run_dir']} {audit['name']}: flip rate {100 * audit['flip_rate']:.1f} % "
-                  f"({audit['with_region']} images)")
+            control = f", shortcut flip rate {100 * audit['shortcut_flip_rate']:.1f} points" \
+                if "shortcut_flip_rate" in audit else ""  # audits made before the control have none
+            print(f"audit {summary['run_dir']} {audit['name']}: flip rate {100 * audit['flip_rate']:.1f} %"
+                  f"{control} ({audit['with_region']} images)")
     return 0
 
 

@@ -198,6 +198,9 @@ def validate(cfg: DictConfig) -> None:
     if str(cfg.checkpoint.monitor).startswith(("val/cf", "val/roi/")) and not cfg.counterfactual.enabled:
         raise ConfigError(f"checkpoint.monitor={cfg.checkpoint.monitor} needs the counterfactual views: "
                           "add counterfactual.enabled=true")
+    if not 0 < cfg.counterfactual.fraction <= 1:
+        raise ConfigError(f"counterfactual.fraction={cfg.counterfactual.fraction} must be in (0, 1]: the "
+                          "share of the validation images seen through the counterfactual views")
     if not isinstance(cfg.imil.margin, int) or cfg.imil.margin < 0:
         raise ConfigError(f"imil.margin={cfg.imil.margin!r} must be a whole number of pixels >= 0")
     shortcut_spec(cfg.data.shortcut, n_classes=0)

@@ -9,6 +9,10 @@ predicts), grown by a margin:
   keeps its decision; one that reads a shortcut outside R (a burned-in label, a marker, the
   scanner's border) follows the other image's class.
 - ``roi``: the pixels outside R filled as HKD builds its teacher's ROI images.
+- ``swap_same`` (the audit's control, beyond Xiao et al.): the swap with a partner of the *same*
+  class. Swapping any outside changes some decisions (the prior leaves out evidence, a swapped image
+  is no image a scanner makes); only the flips beyond the control's follow what the outside says
+  about the class: the *shortcut flip rate*.
 
 Partners are drawn once per seed, so every validation epoch sees the same views."""
 
@@ -29,25 +33,44 @@ class CounterfactualSettings:
     margin: int = 2  # pixels R grows by before its outside is replaced
     fill: str = "zero"  # what replaces pixels outside R in the roi view (and the partner's R)
     fill_mean: float = 0.5  # the ``mean`` fill's value
+    fraction: float = 1.0  # share of the split's images seen through the views (``scored_rows``)
 
 
-def swap_partners(labels: np.ndarray, seed: int) -> np.ndarray:
-    """For each position, another position with a different label (drawn from the seed), or -1
-    when every label is the same."""
-    rng = np.random.default_rng([seed, 20201]) if seed >= 0 else np.random.default_rng()
+def swap_partners(labels: np.ndarray, seed: int, same_class: bool = False) -> np.ndarray:
+    """For each position, another position with a different label (with ``same_class``: the same
+    label) drawn from the seed, or -1 when there is none."""
+    stream = 20202 if same_class else 20201
+    rng = np.random.default_rng([seed, stream]) if seed >= 0 else np.random.default_rng()
     partners = np.full(len(labels), -1, dtype=np.int64)
+    positions = np.arange(len(labels))
     for position, label in enumerate(labels):
-        others = np.flatnonzero(labels != label)
+        others = np.flatnonzero((labels == label) & (positions != position)) if same_class \
+            else np.flatnonzero(labels != label)
         if len(others):
             partners[position] = int(rng.choice(others))
     return partners
 
 
-def partners_by_row(rows: np.ndarray, labels: np.ndarray, seed: int) -> dict[int, int]:
+def partners_by_row(rows: np.ndarray, labels: np.ndarray, seed: int,
+                    same_class: bool = False) -> dict[int, int]:
     """``swap_partners`` of these data set rows (``labels``: over the whole data set), as
     ``row -> partner row``; rows without a partner are left out."""
-    partners = swap_partners(labels[rows], seed)
+    partners = swap_partners(labels[rows], seed, same_class)
     return {int(row): int(rows[partner]) for row, partner in zip(rows, partners) if partner >= 0}
+
+
+def scored_rows(rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> set[int]:
+    """The rows seen through the views when only a ``fraction`` of them is (each class's share,
+    at least one image of each, drawn from the seed): fewer forward passes per validation epoch."""
+    if fraction >= 1:
+        return {int(row) for row in rows}
+    rng = np.random.default_rng([seed, 20203]) if seed >= 0 else np.random.default_rng()
+    chosen: set[int] = set()
+    for label in np.unique(labels[rows]):
+        mine = rows[labels[rows] == label]
+        size = max(1, round(fraction * len(mine)))
+        chosen.update(int(row) for row in rng.choice(mine, size, replace=False))
+    return chosen
 
 
 def region_mask(prior: torch.Tensor, margin: int) -> torch.Tensor:
@@ -72,7 +95,9 @@ def roi_view(image: torch.Tensor, region: torch.Tensor, settings: Counterfactual
 @dataclass
 class CounterfactualViews:
     """What a validation dataset needs to add the views to its samples: the settings and each
-    row's swap partner (``idx -> idx``; rows without one get no swap view)."""
+    row's swap partner (``idx -> idx``; rows without one get no swap view), and for the audit's
+    control each row's same-class partner (``swap_same``)."""
 
     settings: CounterfactualSettings
     partners: dict[int, int]
+    same_class_partners: dict[int, int] | None = None

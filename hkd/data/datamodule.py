@@ -13,7 +13,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
 
 from hkd.data.cache import build_cache, open_cache
-from hkd.data.counterfactual import CounterfactualSettings, CounterfactualViews, partners_by_row
+from hkd.data.counterfactual import CounterfactualSettings, CounterfactualViews, partners_by_row, scored_rows
 from hkd.data.dataset import ChestXrayDataset
 from hkd.data.identity import fingerprint, image_names
 from hkd.data.image_record import Record
@@ -78,24 +78,31 @@ class ChestXrayDataModule(L.LightningDataModule):
         view.train_positions = list(positions)
         return view
 
-    def add_counterfactual_views(self, split: str, settings: CounterfactualSettings) -> None:
+    def add_counterfactual_views(self, split: str, settings: CounterfactualSettings,
+                                 control: bool = False) -> None:
         """This split's samples carry their counterfactual views from now on (``setup`` does it for
-        the validation split; ``hkd audit`` for the split it audits). Partners come from the seed."""
+        the validation split; ``hkd audit``, with the same-class ``control``, for the split it
+        audits). Partners come from the seed."""
         self.setup()
-        dataset = self.datasets[split]
-        dataset.counterfactual = CounterfactualViews(settings,
-                                                     partners_by_row(dataset.indices, self.labels, self.seed))
+        rows = self.datasets[split].indices
+        scored = scored_rows(rows, self.labels, settings.fraction, self.seed)
+        partners = {row: partner for row, partner in partners_by_row(rows, self.labels, self.seed).items()
+                    if row in scored}
+        same_class = partners_by_row(rows, self.labels, self.seed, same_class=True) if control else None
+        self.datasets[split].counterfactual = CounterfactualViews(settings, partners, same_class)
 
     def counterfactual_coverage(self) -> dict | None:
         """How many validation images have the relevant region the counterfactual views need (after
-        ``setup`` and any predicted priors), naming the first ones without; None when off."""
+        ``setup`` and any predicted priors), naming the first ones without, and how many of those
+        are scored (``counterfactual.fraction``, and a partner of another class); None when off."""
         if self.counterfactual is None:
             return None
         self.setup()
         val = self.datasets["val"]
         without = [self.names[i] for i in val.indices if not val.has_region(int(i))]
+        scored = sum(val.has_region(row) for row in val.counterfactual.partners)
         return {"val_images": len(val.indices), "with_region": len(val.indices) - len(without),
-                "without_region": len(without), "without_region_first": without[:10]}
+                "without_region": len(without), "without_region_first": without[:10], "scored": scored}
 
     def fingerprint(self) -> dict:
         """Every row's image name, class and split (what a resume compares against)."""

@@ -144,16 +144,22 @@ class ChestXrayDataset(Dataset):
 
     def counterfactual_views(self, idx: int, image: torch.Tensor, relevant: torch.Tensor,
                              has_prior: bool) -> dict:
-        """``cf_swap`` and ``cf_roi`` (normalised) of an unaugmented image; ``has_region`` says
-        whether they are counterfactuals at all (without a region or partner they are the image)."""
-        settings = self.counterfactual.settings
-        partner = self.counterfactual.partners.get(idx, -1)
-        if not has_prior or partner < 0:
+        """``cf_swap`` and ``cf_roi`` (normalised) of an unaugmented image, and ``cf_swap_same`` with
+        the audit's control; ``has_region`` says whether they are counterfactuals at all (without a
+        region or partners they are the image)."""
+        views = self.counterfactual
+        partner = views.partners.get(idx, -1)
+        same = views.same_class_partners.get(idx, -1) if views.same_class_partners is not None else 0
+        names = ("cf_swap", "cf_roi") + (("cf_swap_same",) if views.same_class_partners is not None else ())
+        if not has_prior or partner < 0 or same < 0:
             normalized = self.normalize(image)
-            return {"cf_swap": normalized, "cf_roi": normalized, "has_region": False}
-        region = region_mask(relevant, settings.margin)
-        return {"cf_swap": self.normalize(self.swapped(image, region, partner, settings)),
-                "cf_roi": self.normalize(roi_view(image, region, settings)), "has_region": True}
+            return {**{name: normalized for name in names}, "has_region": False}
+        region = region_mask(relevant, views.settings.margin)
+        sample = {"cf_swap": self.normalize(self.swapped(image, region, partner, views.settings)),
+                  "cf_roi": self.normalize(roi_view(image, region, views.settings)), "has_region": True}
+        if views.same_class_partners is not None:
+            sample["cf_swap_same"] = self.normalize(self.swapped(image, region, same, views.settings))
+        return sample
 
     def swapped(self, image: torch.Tensor, region: torch.Tensor, partner: int,
                 settings: CounterfactualSettings) -> torch.Tensor:

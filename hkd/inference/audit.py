@@ -2,10 +2,13 @@
 audit of any run's model on any data set (its own split, or external data as ``hkd test`` reads it),
 from the images' relevant regions (annotations, or the lungs ``data.prior_generator`` predicts).
 
-Every image with a region R is seen three ways (``hkd.data.counterfactual``): as it is; with the
-pixels outside R swapped in from an image of another class (*swap*); with them filled (*roi*). The
-audit reports the share of images whose predicted class the swap changes (the flip rate), balanced
-accuracy under each view and per class, the relevance mass of the Grad-CAM inside R — each with a
+Every image with a region R is seen four ways (``hkd.data.counterfactual``): as it is; with the
+pixels outside R swapped in from an image of another class (*swap*); with them filled (*roi*); and,
+the control, swapped in from another image of the same class (*swap_same*). The audit reports the
+share of images whose predicted class the swap changes (the flip rate), the same under the control,
+their difference — the flips that follow the class the outside came from, the *shortcut flip rate*,
+which an imperfect prior or an unnatural swap alone does not raise — balanced accuracy under each
+view and per class, the relevance mass of the Grad-CAM inside R — each with a
 bootstrap 95 % interval — the images whose decision changes most (original, swapped and Grad-CAM
 side by side), and one plain verdict line. Written to ``RUN_DIR/audit/NAME/`` (``audit.json``,
 ``audit.md``, ``changed_most.png``) and summarised in the run's ``MODEL_CARD.md``."""
@@ -32,19 +35,19 @@ from hkd.run.build import build_datamodule, swap_settings
 from hkd.run.saved_prior import apply_saved_prior
 
 SPLITS = ("train", "val", "test")
+VIEWS = ("swap", "roi", "swap_same")  # the views every audited image is seen in besides as it is
 
 
 @torch.no_grad()
 def views_of(model, batch: dict) -> dict[str, torch.Tensor]:
-    """Class probabilities of the image and its two views, and the true class's Grad-CAM
+    """Class probabilities of the image and its three views, and the true class's Grad-CAM
     relevance mass inside the region (NaN without one)."""
     device = model.device
     clean_logits, cam = model.true_class_cams(batch["image"].to(device), batch["label"].to(device))
     mass, _ = model.region_scores(cam, {key: batch[key].to(device) for key in ("prior", "has_prior")})
-    views = torch.cat([batch["cf_swap"], batch["cf_roi"]]).to(device)
-    swap_logits, roi_logits = model(views).float().chunk(2)
-    return {"clean": clean_logits.float().softmax(1).cpu(), "swap": swap_logits.softmax(1).cpu(),
-            "roi": roi_logits.softmax(1).cpu(), "relevance_mass": mass.cpu(),
+    views = torch.cat([batch[f"cf_{view}"] for view in VIEWS]).to(device)
+    probabilities = dict(zip(VIEWS, (logits.softmax(1).cpu() for logits in model(views).float().chunk(3))))
+    return {"clean": clean_logits.float().softmax(1).cpu(), **probabilities, "relevance_mass": mass.cpu(),
             "cam": upsample(cam, tuple(batch["image"].shape[-2:])).cpu()}
 
 
@@ -62,7 +65,7 @@ def audit_model(run_dir: str | Path, overrides: list[str], split: str = "test", 
         raise InputError(f"the data's classes {datamodule.classes} are not the model's {model.classes}: "
                          f"list the model's in data.classes=[{','.join(model.classes)}]")
     apply_saved_prior(cfg, datamodule)
-    datamodule.add_counterfactual_views(split, swap_settings(cfg))
+    datamodule.add_counterfactual_views(split, swap_settings(cfg), control=True)
     dataset = datamodule.datasets[split]
     parts: dict[str, list] = {}
     for batch in DataLoader(dataset, batch_size=int(cfg.data.eval_batch_size)):
@@ -94,12 +97,15 @@ def summarise(found: dict, classes: list[str], bootstrap: int, seed: int) -> dic
         raise InputError("no image of this split has a relevant region (annotations, or "
                          "data.prior_generator): there is nothing to audit against")
     labels = found["label"][region]
-    clean, swap, roi = (found[key][region] for key in ("clean", "swap", "roi"))
-    flips = (swap.argmax(1) != clean.argmax(1)).astype(float)
+    probabilities = {view: found[view][region] for view in ("clean", *VIEWS)}
+    predicted = probabilities["clean"].argmax(1)
+    flips = (probabilities["swap"].argmax(1) != predicted).astype(float)
+    control_flips = (probabilities["swap_same"].argmax(1) != predicted).astype(float)
     mass = found["relevance_mass"][region]
-    per_sample = {"flip_rate": flips, "relevance_mass": mass}
-    intervals = {view: bootstrap_intervals(probabilities, labels, per_sample, bootstrap, seed=seed)
-                 for view, probabilities in (("clean", clean), ("swap", swap), ("roi", roi))}
+    per_sample = {"flip_rate": flips, "flip_rate_same_class": control_flips,
+                  "shortcut_flip_rate": flips - control_flips, "relevance_mass": mass}
+    intervals = {view: bootstrap_intervals(p, labels, per_sample, bootstrap, seed=seed)
+                 for view, p in probabilities.items()}
     per_class = {}
     for k, name in enumerate(classes):
         mine = labels == k
@@ -107,17 +113,21 @@ def summarise(found: dict, classes: list[str], bootstrap: int, seed: int) -> dic
             continue
         per_class[name] = {"images": int(mine.sum()), "flip_rate": float(flips[mine].mean()),
                            "flip_rate_ci": mean_interval(list(flips[mine]), bootstrap, seed),
-                           **{f"recall_{view}": float((probabilities[mine].argmax(1) == k).mean())
-                              for view, probabilities in (("clean", clean), ("swap", swap), ("roi", roi))}}
-    scores = {view: classification_scores(probabilities, labels)["balanced_accuracy"]
-              for view, probabilities in (("clean", clean), ("swap", swap), ("roi", roi))}
-    flip_rate = float(flips.mean())
-    verdict = (f"For {100 * flip_rate:.0f} % of the {n} images with a relevant region the decision changes "
-               f"when only the pixels outside it change (swapped in from an image of another class); "
-               f"balanced accuracy {100 * scores['clean']:.1f} % as they are, {100 * scores['swap']:.1f} % "
-               f"swapped, {100 * scores['roi']:.1f} % with only the region.")
+                           "shortcut_flip_rate": float((flips - control_flips)[mine].mean()),
+                           **{f"recall_{view}": float((p[mine].argmax(1) == k).mean())
+                              for view, p in probabilities.items()}}
+    scores = {view: classification_scores(p, labels)["balanced_accuracy"]
+              for view, p in probabilities.items()}
+    rates = {key: float(per_sample[key].mean()) for key in ("flip_rate", "flip_rate_same_class",
+                                                            "shortcut_flip_rate")}
+    verdict = (f"For {100 * rates['flip_rate']:.0f} % of the {n} images with a relevant region the decision "
+               f"changes when only the pixels outside it change (swapped in from an image of another class), "
+               f"for {100 * rates['flip_rate_same_class']:.0f} % when they come from an image of the same "
+               f"class: {100 * rates['shortcut_flip_rate']:.0f} points of the flips follow the class the "
+               f"outside came from; balanced accuracy {100 * scores['clean']:.1f} % as they are, "
+               f"{100 * scores['swap']:.1f} % swapped, {100 * scores['roi']:.1f} % with only the region.")
     return {"images": int(len(region)), "with_region": n, "without_region": int(len(region) - n),
-            "flip_rate": flip_rate, "flip_rate_ci": intervals["clean"]["flip_rate"],
+            **rates, **{f"{key}_ci": intervals["clean"][key] for key in rates},
             "balanced_accuracy": scores,
             "balanced_accuracy_ci": {view: intervals[view]["balanced_accuracy"] for view in intervals},
             "relevance_mass": float(np.nanmean(mass)) if not np.isnan(mass).all() else None,
@@ -137,16 +147,21 @@ def markdown(report: dict) -> str:
     for view, value in report["balanced_accuracy"].items():
         lines.append(f"| {view} | {100 * value:.1f} | {ci(report['balanced_accuracy_ci'][view])} |")
     lines += ["", f"Flip rate under the swap: {100 * report['flip_rate']:.1f} % "
-                  f"(95 % CI {ci(report['flip_rate_ci'])})."]
+                  f"(95 % CI {ci(report['flip_rate_ci'])}); with an outside of the same class (the "
+                  f"control): {100 * report['flip_rate_same_class']:.1f} % "
+                  f"(95 % CI {ci(report['flip_rate_same_class_ci'])}); "
+                  f"the shortcut flip rate, the difference: {100 * report['shortcut_flip_rate']:.1f} points "
+                  f"(95 % CI {ci(report['shortcut_flip_rate_ci'])})."]
     if report["relevance_mass"] is not None:
         lines.append(f"Relevance mass of the Grad-CAM inside the region: "
                      f"{100 * report['relevance_mass']:.1f} % (95 % CI {ci(report['relevance_mass_ci'])}).")
-    lines += ["", "| class | images | flip rate | recall as is | swapped | region only |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| class | images | flip rate | shortcut flip rate | recall as is | swapped | region only "
+                  "| swapped, same class |", "|---|---|---|---|---|---|---|---|"]
     for name, row in report["per_class"].items():
         lines.append(f"| {name} | {row['images']} | {100 * row['flip_rate']:.1f} % "
-                     f"| {100 * row['recall_clean']:.1f} | {100 * row['recall_swap']:.1f} "
-                     f"| {100 * row['recall_roi']:.1f} |")
+                     f"| {100 * row['shortcut_flip_rate']:.1f} | {100 * row['recall_clean']:.1f} "
+                     f"| {100 * row['recall_swap']:.1f} | {100 * row['recall_roi']:.1f} "
+                     f"| {100 * row['recall_swap_same']:.1f} |")
     lines += ["", "Images whose decision changes most: `changed_most.png` (as is, swapped, Grad-CAM).",
               "", "A shortcut inside the region (a chest tube, a pacemaker) is not caught by an outside "
                   "swap; a poor region (prior) weakens the test."]

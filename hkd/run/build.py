@@ -7,6 +7,7 @@ checkpoint loading build their modules here too (``build_module``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -184,8 +185,11 @@ def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayD
 
 
 def counterfactual_settings(cfg: DictConfig) -> CounterfactualSettings | None:
-    """The validation split's counterfactual views (``counterfactual.*``), or None when off."""
-    return swap_settings(cfg) if cfg.counterfactual.enabled else None
+    """The validation split's counterfactual views (``counterfactual.*``, on a ``fraction`` of its
+    images), or None when off."""
+    if not cfg.counterfactual.enabled:
+        return None
+    return dataclasses.replace(swap_settings(cfg), fraction=float(cfg.counterfactual.fraction))
 
 
 def swap_settings(cfg: DictConfig) -> CounterfactualSettings:

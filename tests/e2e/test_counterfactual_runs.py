@@ -75,13 +75,19 @@ def test_the_audit_reports_flips_per_class_with_intervals_a_figure_and_a_verdict
     assert report["flip_rate"] == pytest.approx(weighted)
     low, high = report["flip_rate_ci"]
     assert low <= report["flip_rate"] <= high
-    assert set(report["balanced_accuracy"]) == {"clean", "swap", "roi"}
+    assert set(report["balanced_accuracy"]) == {"clean", "swap", "roi", "swap_same"}
+    # the control: the flips beyond those an outside of the same class causes
+    assert report["shortcut_flip_rate"] == pytest.approx(report["flip_rate"] - report["flip_rate_same_class"])
+    low, high = report["shortcut_flip_rate_ci"]
+    assert low <= report["shortcut_flip_rate"] <= high
+    assert f"{round(100 * report['shortcut_flip_rate'])} points" in report["verdict"]
     assert (folder / "changed_most.png").stat().st_size > 5000
     assert "# Shortcut audit" in (folder / "audit.md").read_text()
     assert report["verdict"] in (selected_run / "MODEL_CARD.md").read_text()
     assert main(["compare", str(selected_run), "--plot", ""]) == 0
     listed = capsys.readouterr().out
-    assert f"synthetic-test: flip rate {100 * report['flip_rate']:.1f} %" in listed
+    assert (f"synthetic-test: flip rate {100 * report['flip_rate']:.1f} %, shortcut flip rate "
+            f"{100 * report['shortcut_flip_rate']:.1f} points") in listed
 
 
 def test_mining_flips_scores_each_sample_by_its_swap_view(tiny):

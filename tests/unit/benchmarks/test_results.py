@@ -209,11 +209,19 @@ def test_rows_run_at_other_commits_are_compared_with_the_first_commit_paired_by_
 def test_audit_records_make_their_table_with_the_mean_over_seeds():
     from benchmarks.report import audit_table
 
-    records = [{"name": name, "seed": seed, "git_commit": "abc", "flip_rate": flip,
+    records = [{"name": name, "seed": seed, "git_commit": "abc", "split": "val",
+                "data": ["data.shortcut.bias=0.95"],
+                "flip_rate": flip, "flip_rate_same_class": same, "shortcut_flip_rate": flip - same,
                 "balanced_accuracy": {"clean": 0.9, "swap": swap, "roi": 0.5}}
-               for name, seed, flip, swap in (("baseline", 0, 0.6, 0.3), ("baseline", 1, 0.4, 0.5),
-                                               ("ceiling", 0, 0.05, 0.8))]
+               for name, seed, flip, same, swap in (("baseline", 0, 0.6, 0.2, 0.3),
+                                                     ("baseline", 1, 0.4, 0.1, 0.5),
+                                                     ("ceiling", 0, 0.05, 0.05, 0.8))]
     text = audit_table(records)
-    assert "| baseline | 2 | 50.0 % | 90.0 | 40.0 | 50.0 |" in text
-    assert "| ceiling | 1 | 5.0 % | 90.0 | 80.0 | 50.0 |" in text
-    assert "3 audits of the test split, code abc" in text
+    assert "| baseline | 2 | 50.0 % | 15.0 % | 35.0 points | 90.0 | 40.0 | 50.0 |" in text
+    assert "| ceiling | 1 | 5.0 % | 5.0 % | 0.0 points | 90.0 | 80.0 | 50.0 |" in text
+    assert "3 audits of the val split with `data.shortcut.bias=0.95`, code abc" in text
+    control = ("split", "data", "flip_rate_same_class", "shortcut_flip_rate")
+    old = [{key: value for key, value in record.items() if key not in control}
+           for record in records]  # audits recorded before the control
+    assert "| baseline | 2 | 50.0 % | – | – | 90.0 | 40.0 | 50.0 |" in audit_table(old)
+    assert "3 audits of the test split, code abc" in audit_table(old)

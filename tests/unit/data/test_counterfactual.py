@@ -5,7 +5,7 @@ the outside, and IMIL's flip selection ranks flips first."""
 import numpy as np
 import torch
 
-from hkd.data.counterfactual import CounterfactualSettings, swap_partners, swap_view
+from hkd.data.counterfactual import CounterfactualSettings, scored_rows, swap_partners, swap_view
 from hkd.imil.selection import choose, select_flips
 from hkd.run.build import build_datamodule
 
@@ -17,6 +17,15 @@ def test_partners_have_another_class_and_come_from_the_seed():
     assert np.array_equal(partners, swap_partners(labels, seed=3))
     assert not np.array_equal(partners, swap_partners(labels, seed=4))
     assert (swap_partners(np.zeros(4, dtype=int), seed=0) == -1).all()  # one class: no partner
+
+
+def test_control_partners_have_the_same_class_and_are_another_image():
+    labels = np.array([0, 0, 1, 1, 2, 2, 2, 3])
+    partners = swap_partners(labels, seed=3, same_class=True)
+    positions = np.arange(len(labels))
+    has = partners >= 0
+    assert (labels[partners[has]] == labels[has]).all() and (partners[has] != positions[has]).all()
+    assert list(np.flatnonzero(~has)) == [7]  # the only image of its class has no control partner
 
 
 def test_the_swap_keeps_the_region_and_takes_the_rest_from_the_partner():
@@ -49,6 +58,28 @@ def test_validation_samples_carry_views_that_move_the_shortcut_tag(tiny):
     assert not torch.allclose(sample["cf_roi"][0][~region], sample["image"][0][~region])
     coverage = datamodule.counterfactual_coverage()
     assert coverage["val_images"] == len(val) == coverage["with_region"] + coverage["without_region"]
+
+
+def test_a_fraction_of_the_validation_images_is_scored_per_class_from_the_seed(tiny):
+    def scored(*overrides: str) -> tuple[set[int], dict]:
+        datamodule = build_datamodule(tiny("counterfactual.enabled=true", *overrides))
+        datamodule.setup()
+        val = datamodule.datasets["val"]
+        return {i for i in range(len(val)) if val[i]["has_region"]}, datamodule.counterfactual_coverage()
+
+    everything, coverage = scored()
+    half, half_coverage = scored("counterfactual.fraction=0.5")
+    assert len(everything) == coverage["scored"] == coverage["with_region"]
+    assert half < everything and half_coverage["scored"] == len(half)
+    assert half == scored("counterfactual.fraction=0.5")[0]  # the same images every time for a seed
+    assert half != scored("counterfactual.fraction=0.5", "seed=1")[0]
+
+
+def test_the_scored_rows_keep_each_class_share():
+    rows, labels = np.arange(20), np.array([0] * 10 + [1] * 6 + [2] * 4)
+    chosen = scored_rows(rows, labels, 0.5, seed=0)
+    assert [sum(labels[r] == k for r in chosen) for k in range(3)] == [5, 3, 2]
+    assert scored_rows(rows, labels, 1.0, seed=0) == set(range(20))
 
 
 def test_flip_selection_puts_flips_first_then_the_largest_drop_and_never_a_sample_without_region():
