@@ -19,6 +19,14 @@ def fail(message: object, code: int = 2) -> int:
 
 EXPERIMENT = ("experiment", {"help": "experiments/NAME.yaml name, or a path to a YAML file"})
 FINISHED_RUN = ("run_dir", {"help": "a finished run directory"})
+# what the clinical report (hkd report, hkd test) breaks down and where it calls a class
+REPORT_OPTIONS = [
+    ("--by", {"default": None, "help": "metadata columns to break the results down by, e.g. sex,view"}),
+    ("--threshold", {"action": "append", "default": [], "metavar": "CLASS=P",
+                     "help": "call CLASS at probability >= P (repeatable)"}),
+    ("--target-sensitivity", {"action": "append", "default": [], "metavar": "CLASS=S",
+                              "help": "call CLASS at the threshold reaching sensitivity S on validation"}),
+    ("--bootstrap", {"type": int, "default": 1000, "help": "resamples behind every 95 %% CI"})]
 
 # command -> (help, [(argument, argparse options), ...])
 ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
@@ -44,7 +52,12 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         ("--plot", {"default": "compare.png", "help": "where to write the PNG bar chart"}),
         ("--against", {"default": None,
                        "help": "a group to compare the others with, paired by seed (and fold)"}),
-        ("--metric", {"default": "test.accuracy", "help": "metric of the paired comparison"})]),
+        ("--metric", {"default": "test.accuracy", "help": "metric of the paired comparison"}),
+        ("--paired", {"action": "store_true",
+                      "help": "two runs on the same test images: McNemar, paired-bootstrap differences"})]),
+    "report": ("clinical evaluation report: per-class operating points, ROC/PR, calibration, subgroups", [
+        FINISHED_RUN, ("--external", {"default": None, "help": "report RUN_DIR/external/NAME (an hkd test)"}),
+        *REPORT_OPTIONS]),
     "review": ("serve the clinician's review page for IMIL rounds", [
         ("run_dir", {"help": "a run directory with imil/round_N/ folders"}),
         ("--port", {"type": int, "default": 8765}),
@@ -67,7 +80,8 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         ("--name", {"default": None, "help": "name of the evaluation (default: the data format)"}),
         ("--split", {"default": "all", "help": "all (default), train, val or test"}),
         ("--map", {"action": "append", "default": [], "metavar": "THEIRS=OURS",
-                   "help": "map a class name of the test data to one of the model's (repeatable)"})]),
+                   "help": "map a class name of the test data to one of the model's (repeatable)"}),
+        *REPORT_OPTIONS]),
     "audit": ("shortcut audit: does the model's decision change when only pixels outside the regions do?", [
         FINISHED_RUN,
         ("overrides", {"nargs": "*",
@@ -98,8 +112,44 @@ def run_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_options(args: argparse.Namespace) -> dict:
+    """The report's ``--by``, ``--threshold`` and ``--target-sensitivity`` as ``ReportOptions`` fields."""
+    from hkd.evaluation.operating_points import parse_assignments
+
+    return {"by": tuple(c for c in (args.by or "").split(",") if c),
+            "thresholds": parse_assignments(args.threshold, "--threshold"),
+            "target_sensitivity": parse_assignments(args.target_sensitivity, "--target-sensitivity")}
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from hkd.evaluation.report import ReportOptions, write_report
+
+    run_dir = Path(args.run_dir)
+    folder = run_dir / "external" / args.external if args.external else run_dir
+    seed = json.loads((run_dir / "summary.json").read_text()).get("seed", 0) \
+        if (run_dir / "summary.json").is_file() else 0
+    options = ReportOptions(bootstrap=args.bootstrap, seed=int(seed), **report_options(args))
+    print(write_report(folder, options, f"{run_dir.name}" + (f" on {args.external}" if args.external else ""),
+                       validation_folder=run_dir))
+    return 0
+
+
+def run_paired(runs: list[str]) -> int:
+    from hkd.evaluation.paired import paired_comparison, paired_table
+    from hkd.evaluation.predictions import predictions_file, read_predictions
+
+    if len(runs) != 2:
+        return fail(f"--paired compares two runs; got {len(runs)}")
+    a, b = (read_predictions(predictions_file(run, "test")) for run in runs)
+    print(paired_table(paired_comparison(a, b), runs[0], runs[1]))
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from hkd.reporting import compare as comparison
+
+    if args.paired:
+        return run_paired(args.runs)
 
     summaries = comparison.find_summaries(args.runs)
     if not summaries:
@@ -176,7 +226,8 @@ def run_test(args: argparse.Namespace) -> int:
     class_map = dict(item.split("=", 1) for item in args.map if "=" in item)
     if len(class_map) != len(args.map):
         return fail("--map takes THEIRS=OURS")
-    folder = external_test(args.run_dir, args.overrides, args.name, args.split, class_map)
+    folder = external_test(args.run_dir, args.overrides, args.name, args.split, class_map, args.bootstrap,
+                           report_options(args))
     print(folder / "summary.json")
     return 0
 
@@ -204,7 +255,7 @@ def run_export(args: argparse.Namespace) -> int:
 COMMANDS = {"train": (run_train, ()), "cv": (run_cv, (RuntimeError,)),
             "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
             "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ()),
-            "audit": (run_audit, ()),
+            "audit": (run_audit, ()), "report": (run_report, ()),
             "prior": (run_prior, (ValueError, FileNotFoundError)), "tune": (run_tune, ())}
 
 

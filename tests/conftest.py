@@ -59,9 +59,9 @@ def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> None:
 
 
 def make_folder_dataset(root: Path, n_per_class: int = 6, classes=("a", "b"), size: int = 40,
-                        with_split: bool = False, annotations: bool = True) -> Path:
+                        with_split: bool = False, annotations: bool = True, with_sex: bool = False) -> Path:
     """A small folder-format data set: a bright square whose position depends on the class,
-    with its box as the relevant annotation."""
+    with its box as the relevant annotation (``with_sex``: a ``sex`` metadata column, F / M)."""
     rng = np.random.default_rng(0)
     rows, images, anns = [], [], []
     for k, label in enumerate(classes):
@@ -74,7 +74,8 @@ def make_folder_dataset(root: Path, n_per_class: int = 6, classes=("a", "b"), si
             split = ("train", "train", "train", "val", "test")[i % 5] if with_split else ""
             patient = f"{label}{i}" if with_split else f"{label}{i // 2}"
             rows.append({"image": name, "label": label, "patient_id": patient,
-                         **({"split": split} if with_split else {})})
+                         **({"split": split} if with_split else {}),
+                         **({"sex": "FM"[i % 2]} if with_sex else {})})
             image_id = len(images) + 1
             images.append({"id": image_id, "file_name": name, "width": size, "height": size})
             anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1,

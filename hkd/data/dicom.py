@@ -70,3 +70,19 @@ def decode_dicom(path: Path, where: str = "") -> np.ndarray:
     if str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
         array = 1.0 - array  # MONOCHROME1: low values are white
     return array
+
+
+HEADER_METADATA = {"sex": "PatientSex", "age": "PatientAge", "view": "ViewPosition"}  # subgroup reports
+
+
+def header_metadata(path: Path) -> dict[str, str]:
+    """The subgroup fields of a DICOM header (sex, age, view; blank where absent), without pixels."""
+    dataset = _read(path, "", pixels=False)
+    return {name: str(dataset.get(keyword, "") or "").strip() for name, keyword in HEADER_METADATA.items()}
+
+
+def image_metadata(record) -> dict[str, str]:
+    """A record's metadata, with a DICOM file's header fields where the loader read none."""
+    if record.metadata or not is_dicom(Path(record.path)):
+        return dict(record.metadata)
+    return header_metadata(Path(record.path))

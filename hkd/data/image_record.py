@@ -52,6 +52,7 @@ class Record:
     irrelevant: list[Region] = field(default_factory=list)
     mask_path: Path | None = None  # a relevant-region mask image, same size as the image
     source: str = ""  # where the record came from, for error messages ("labels.csv row 7")
+    metadata: dict[str, str] = field(default_factory=dict)  # e.g. sex, age, view: for subgroup reports
 
     @property
     def has_prior(self) -> bool:

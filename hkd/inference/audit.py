@@ -47,8 +47,8 @@ def views_of(model, batch: dict) -> dict[str, torch.Tensor]:
     mass, _ = model.region_scores(cam, {key: batch[key].to(device) for key in ("prior", "has_prior")})
     views = torch.cat([batch[f"cf_{view}"] for view in VIEWS]).to(device)
     probabilities = dict(zip(VIEWS, (logits.softmax(1).cpu() for logits in model(views).float().chunk(3))))
-    return {"clean": clean_logits.float().softmax(1).cpu(), **probabilities, "relevance_mass": mass.cpu(),
-            "cam": upsample(cam, tuple(batch["image"].shape[-2:])).cpu()}
+    return {"clean": model.calibrated(clean_logits).float().softmax(1).cpu(), **probabilities,
+            "relevance_mass": mass.cpu(), "cam": upsample(cam, tuple(batch["image"].shape[-2:])).cpu()}
 
 
 def audit_model(run_dir: str | Path, overrides: list[str], split: str = "test", name: str | None = None,

@@ -16,14 +16,16 @@ FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 
 
 class Logits(torch.nn.Module):
-    """The deployed network: a normalised image batch (B, C, S, S) in, class logits out."""
+    """The deployed network: a normalised image batch (B, C, S, S) in, class logits out (divided
+    by the run's temperature, so their softmax is the calibrated probability)."""
 
-    def __init__(self, net: torch.nn.Module) -> None:
+    def __init__(self, net: torch.nn.Module, temperature: float = 1.0) -> None:
         super().__init__()
         self.net = net
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image)
+        return self.net(image) / self.temperature
 
 
 def write_onnx(network: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -44,7 +46,8 @@ def export_model(run_dir: str | Path, fmt: str, out_dir: str | Path | None = Non
         raise ConfigError(f"--format {fmt} is not one of {', '.join(FORMATS)}")
     run_dir = Path(run_dir)
     model, preprocessing = load_model(run_dir, device="cpu")
-    network = Logits(model.net).eval()
+    temperature = float(model.temperature)
+    network = Logits(model.net, temperature).eval()
     example = torch.zeros(2, preprocessing.channels, preprocessing.image_size, preprocessing.image_size)
     out_dir = Path(out_dir) if out_dir else run_dir / "export"
     path = out_dir / FORMATS[fmt]
@@ -54,5 +57,7 @@ def export_model(run_dir: str | Path, fmt: str, out_dir: str | Path | None = Non
                    "run": str(run_dir), "checkpoint": best_checkpoint(run_dir).name,
                    "backbone": built_by["model"]["backbone"], "method": built_by["method"]["name"],
                    "parameters": sum(p.numel() for p in network.parameters()),
+                   "temperature": temperature,  # inside the file: the logits are already divided by it
+                   "calibrated": temperature != 1.0,
                    **preprocessing.to_json()}
     return path, atomic_write_json(out_dir / f"{path.name}.json", description)

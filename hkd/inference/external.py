@@ -12,12 +12,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from hkd.atomic import atomic_write_json
+from hkd.atomic import atomic_write_csv, atomic_write_json
 from hkd.config import load_config
 from hkd.data.cache import build_cache, open_cache
 from hkd.data.dataset import ChestXrayDataset
+from hkd.data.dicom import image_metadata
 from hkd.data.formats import load_records
 from hkd.errors import ConfigError
+from hkd.evaluation.predictions import prediction_rows, predictions_file
+from hkd.evaluation.report import ReportOptions, write_report
 from hkd.inference.model import load_model
 from hkd.models.prediction import predict_batches
 from hkd.reporting.figures import save_confusion_matrix
@@ -75,8 +78,11 @@ def save_figures(model, dataset: ChestXrayDataset, truth: np.ndarray, predicted:
 
 
 def external_test(run_dir: str | Path, overrides: list[str], name: str | None = None, split: str = "all",
-                  class_map: dict[str, str] | None = None, bootstrap: int = 1000) -> Path:
-    """Evaluate; write ``RUN_DIR/external/NAME/`` (summary.json, confusion matrix, CAM overlays)."""
+                  class_map: dict[str, str] | None = None, bootstrap: int = 1000,
+                  report_options: dict | None = None) -> Path:
+    """Evaluate; write ``RUN_DIR/external/NAME/`` (summary.json, test_predictions.csv, the clinical
+    report in ``report/`` (``report_options``: ``ReportOptions`` fields), confusion matrix, CAM
+    overlays)."""
     run_dir = Path(run_dir)
     model, preprocessing = load_model(run_dir)
     cfg = external_config(run_dir, overrides)
@@ -104,6 +110,11 @@ def external_test(run_dir: str | Path, overrides: list[str], name: str | None = 
               "test_ci": bootstrap_intervals(out["probabilities"], truth, regions, bootstrap, seed=cfg.seed),
               "model_run": str(run_dir), "run_dir": str(folder)}
     save_figures(model, dataset, truth, out["probabilities"].argmax(1), folder, name)
+    metadata = [image_metadata(records[i]) for i in out["idx"]]
+    atomic_write_csv(predictions_file(folder, "test"),
+                     prediction_rows(out["idx"], records, truth, model.classes, out, metadata))
+    options = ReportOptions(seed=int(cfg.seed), bootstrap=bootstrap, **(report_options or {}))
+    write_report(folder, options, f"{summary['name']} on {name}", validation_folder=run_dir)
     atomic_write_json(folder / "summary.json", record)
     write_model_card(run_dir, OmegaConf.load(run_dir / "config.yaml"))
     return folder

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from hkd.errors import InputError
 from hkd.inference.preprocessing import Preprocessing
 from hkd.models.classifier import ClassifierModule
+from hkd.run.calibration import saved_temperature
 from hkd.run.checkpoints import load_classifier
 
 
@@ -36,6 +37,8 @@ def default_device() -> torch.device:
 
 def load_model(run_dir: str | Path, device: str | torch.device | None = None,
                ) -> tuple[ClassifierModule, Preprocessing]:
-    """A run's best model (the student only) and its preprocessing, in one call."""
+    """A run's best model (the student only, with its temperature where the run was calibrated)
+    and its preprocessing, in one call."""
     module = load_classifier(best_checkpoint(run_dir), device or default_device(), with_method=False)
+    module.temperature.fill_(saved_temperature(run_dir))
     return module, Preprocessing.from_config(OmegaConf.create(module.run_config), module.classes)

@@ -82,6 +82,9 @@ class ClassifierModule(L.LightningModule):
         self.method = method
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
+        # temperature scaling (hkd.evaluation.calibration): fitted on validation after training, kept
+        # beside the checkpoint (calibration.json), never in it; 1 while training
+        self.register_buffer("temperature", torch.ones(()), persistent=False)
         self.val_metrics = classification_metrics(num_classes, "val/")
         # counterfactual views of the validation images with a relevant region (hkd.data.counterfactual)
         self.val_swap_balanced = MulticlassRecall(num_classes, average="macro")
@@ -124,7 +127,11 @@ class ClassifierModule(L.LightningModule):
         return features_and_logits(self.net, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features_and_logits(x)[1]
+        """The logits as deployed: divided by the temperature (1 unless calibrated)."""
+        return self.calibrated(self.features_and_logits(x)[1])
+
+    def calibrated(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits / self.temperature
 
     def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor,
                       soft_labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -244,7 +251,8 @@ class ClassifierModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         labels = batch["label"]
-        logits, cam = self.true_class_cams(batch[self.input_key], labels)
+        raw, cam = self.true_class_cams(batch[self.input_key], labels)
+        logits = self.calibrated(raw)
         probabilities = logits.softmax(1)
         self.test_metrics.update(probabilities, labels)
         self.test_confusion.update(logits, labels)
@@ -253,7 +261,7 @@ class ClassifierModule(L.LightningModule):
         self.log_dict(self.test_metrics, batch_size=len(labels))
         mass, pointing = self.region_scores(cam, batch)
         self._test_parts.append({"idx": batch["idx"], "probabilities": probabilities.float(),
-                                 "relevance_mass": mass, "pointing_game": pointing})
+                                 "logits": raw.float(), "relevance_mass": mass, "pointing_game": pointing})
         annotated = batch["has_prior"].bool().to(mass.device)
         if annotated.any():
             self.test_relevance_mass.update(mass[annotated])
@@ -263,16 +271,18 @@ class ClassifierModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int = 0,
                      dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        """Per sample: ``idx`` and class ``probabilities``; for labelled samples with their regions
-        also the true class's ``relevance_mass`` and ``pointing_game`` (NaN without regions)."""
+        """Per sample: ``idx``, class ``probabilities`` (calibrated) and the raw ``logits`` (before
+        the temperature); for labelled samples with their regions also the true class's
+        ``relevance_mass`` and ``pointing_game`` (NaN without regions)."""
         x = batch[self.input_key]
         if "label" not in batch or "prior" not in batch:
             with torch.no_grad():
-                return {"idx": batch["idx"], "probabilities": self(x).softmax(1)}
-        logits, cam = self.true_class_cams(x, batch["label"])
+                raw = self.features_and_logits(x)[1]
+                return {"idx": batch["idx"], "probabilities": self.calibrated(raw).softmax(1), "logits": raw}
+        raw, cam = self.true_class_cams(x, batch["label"])
         mass, pointing = self.region_scores(cam, batch)
-        return {"idx": batch["idx"], "probabilities": logits.softmax(1), "relevance_mass": mass,
-                "pointing_game": pointing}
+        return {"idx": batch["idx"], "probabilities": self.calibrated(raw).softmax(1), "logits": raw,
+                "relevance_mass": mass, "pointing_game": pointing}
 
     def on_test_epoch_end(self) -> None:
         self.confusion_matrix = self.test_confusion.compute().cpu()
@@ -280,9 +290,9 @@ class ClassifierModule(L.LightningModule):
         self.test_outputs = self.gathered_test_outputs()
 
     def gathered_test_outputs(self) -> dict[str, np.ndarray]:
-        """The test pass's per-sample outputs (``idx``, ``probabilities``, ``relevance_mass``,
-        ``pointing_game``; NaN without regions) from every rank, each sample once, by ``idx``
-        (a distributed sampler repeats samples to give every rank as many)."""
+        """The test pass's per-sample outputs (``idx``, ``probabilities``, raw ``logits``,
+        ``relevance_mass``, ``pointing_game``; NaN without regions) from every rank, each sample
+        once, by ``idx`` (a distributed sampler repeats samples to give every rank as many)."""
         parts = self._test_parts
         if not parts:
             return {}

@@ -110,6 +110,32 @@ def audit_lines(run_dir: Path) -> list[str]:
             for audit in found]
 
 
+def clinical_lines(run_dir: Path) -> list[str]:
+    """Calibration and the worst subgroup, from ``RUN_DIR/report/report.json`` (``hkd report``)."""
+    path = run_dir / "report" / "report.json"
+    if not path.is_file():
+        return ["None yet: `hkd report RUN_DIR` writes the per-class, calibration and subgroup report."]
+    report = json.loads(path.read_text())
+    calibration = report["calibration"]
+    lines = ["- Per-class sensitivity, specificity, PPV, NPV with 95 % CIs, ROC and PR curves: "
+             "[report/report.md](report/report.md).",
+             f"- Calibration as deployed: ECE {calibration['as_deployed']['ece']:.3f}, "
+             f"Brier {calibration['as_deployed']['brier']:.3f}"
+             + (f"; with the temperature {calibration['temperature_fitted_on_validation']:.2f} fitted on "
+                f"validation: ECE {calibration['temperature_scaled']['ece']:.3f}"
+                if "temperature_scaled" in calibration else "") + "."]
+    groups = report.get("subgroups", {}).get("groups", {})
+    large = {name: group for name, group in groups.items() if not group["small"]}
+    if large:
+        name, worst = min(large.items(), key=lambda item: item[1]["balanced_accuracy"]["value"])
+        low, high = worst["balanced_accuracy"]["ci"]
+        lines.append(f"- Worst subgroup by {' / '.join(report['subgroups']['columns'])} (of those with at "
+                     f"least the minimum size): **{name}**, balanced accuracy "
+                     f"{100 * worst['balanced_accuracy']['value']:.1f} % (95 % CI {100 * low:.1f} – "
+                     f"{100 * high:.1f}), {worst['images']} images.")
+    return lines
+
+
 LIMITATIONS = """- **Not for clinical use.** Research software: not a medical device, not validated for
   diagnosis, screening or treatment decisions.
 - Shortcuts: a model can reach a high validation accuracy by reading text tags, markers or devices
@@ -138,6 +164,7 @@ def write_model_card(run_dir: str | Path, cfg: DictConfig) -> Path:
         *metric_rows(test, summary.get("test_ci", {})), "",
         "Relevance mass: the share of the Grad-CAM of the true class inside the expert regions; pointing "
         "game: how often its maximum lies inside them (annotated test images only).", "",
+        "## Clinical evaluation", "", *clinical_lines(run_dir), "",
         "## External validation", "", *external_lines(run_dir), "",
         "## Shortcut audit", "", *audit_lines(run_dir), "",
         "## Intended use and limitations", "",

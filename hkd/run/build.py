@@ -25,6 +25,7 @@ from hkd.data.formats.source import SyntheticSpec
 from hkd.data.image_record import Record
 from hkd.data.splits import dataset_splits
 from hkd.data.transforms import build_augmentation, build_batch_mix
+from hkd.evaluation.report import ReportOptions
 from hkd.imil.callback import IMILCallback
 from hkd.imil.edits import EditTable
 from hkd.imil.propagation import Propagation
@@ -190,6 +191,12 @@ def counterfactual_settings(cfg: DictConfig) -> CounterfactualSettings | None:
     if not cfg.counterfactual.enabled:
         return None
     return dataclasses.replace(swap_settings(cfg), fraction=float(cfg.counterfactual.fraction))
+
+
+def report_options(cfg: DictConfig) -> ReportOptions:
+    """The clinical report's settings (``report.*``) for this run."""
+    return ReportOptions(by=tuple(cfg.report.by), bootstrap=int(cfg.report.bootstrap),
+                         min_subgroup=int(cfg.report.min_subgroup), seed=int(cfg.seed))
 
 
 def swap_settings(cfg: DictConfig) -> CounterfactualSettings:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hkd.config import lock_keys, migrate_renamed_keys, save_config
 from hkd.data.datamodule import ChestXrayDataModule
+from hkd.data.dicom import DICOM_SUFFIXES, HEADER_METADATA
 from hkd.errors import ConfigError
 from hkd.methods import METHODS
 from hkd.models.classifier import NonFiniteLossError
@@ -55,6 +56,17 @@ def counterfactual_coverage(datamodule: ChestXrayDataModule) -> dict | None:
     return coverage
 
 
+def check_report_columns(cfg: DictConfig, datamodule: ChestXrayDataModule) -> None:
+    """``report.by`` names metadata the data set has, checked before training, not after."""
+    known = {key for record in datamodule.records for key in record.metadata}
+    if any(Path(record.path).suffix.lower() in DICOM_SUFFIXES for record in datamodule.records):
+        known |= set(HEADER_METADATA)  # read from the test images' headers
+    missing = [column for column in cfg.report.by if column not in known]
+    if missing:
+        raise ConfigError(f"report.by={list(cfg.report.by)}: {', '.join(missing)} is not a metadata column "
+                          f"of data.format={cfg.data.format} (it has: {', '.join(sorted(known)) or 'none'})")
+
+
 def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """The config of the run being resumed, with this command's overrides on top."""
     run_dir = Path(cfg.resume)
@@ -88,6 +100,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     datamodule = build_datamodule(cfg, roi_mode=cfg.hkd.roi_mode if "roi" in method_class.inputs else None)
     check_data_set(run_dir, datamodule.fingerprint(), resuming=bool(cfg.resume),
                    allow_split_change=bool(cfg.data.allow_split_change))
+    check_report_columns(cfg, datamodule)
     class_weights = train_class_weights(cfg, datamodule)
     saved_prior = apply_saved_prior(cfg, datamodule)
     method, stage_records = prepare_method(cfg, run_dir, datamodule, class_weights)

@@ -11,7 +11,10 @@ from omegaconf import DictConfig
 
 from hkd.config import to_dotlist
 from hkd.data.datamodule import ChestXrayDataModule
+from hkd.evaluation.predictions import predictions_file
+from hkd.evaluation.report import REPORT_FIGURES, REPORT_FOLDER, write_report
 from hkd.models.classifier import ClassifierModule, NonFiniteLossError
+from hkd.run.build import report_options
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.media import fixed_test_batch, wandb_loggers, write_cam_overlays
 from hkd.run.test_record import read_intervals
@@ -102,12 +105,19 @@ def evaluate(fitted: Fitted, datamodule: ChestXrayDataModule, module: Classifier
 
 def report(cfg: DictConfig, stage: Stage, fitted: Fitted, datamodule: ChestXrayDataModule,
            module: ClassifierModule) -> dict:
-    """On rank 0: the test pass's intervals and the CAM overlays of the fixed test images (to W&B
-    too, with the confusion matrix); the intervals."""
+    """On rank 0: the test pass's intervals, the CAM overlays of the fixed test images and, for the
+    deployed model, the clinical report (``hkd.evaluation.report``), the figures to W&B too; the
+    intervals."""
     if not fitted.trainer.is_global_zero:
         return {}
     datamodule.setup()  # under ddp_spawn only the worker processes had set it up
     save_explanations(cfg, module, datamodule, stage.run_dir, fitted.trainer)
+    if stage.job_type == "train" and predictions_file(stage.run_dir, "test").is_file():
+        write_report(stage.run_dir, report_options(cfg), f"{cfg.name}, run {stage.run_dir.name}")
+        for logger in wandb_loggers(fitted.trainer, cfg.logging.images):
+            for figure in REPORT_FIGURES:
+                path = stage.run_dir / REPORT_FOLDER / f"{figure}.png"
+                logger.log_image(f"report/{figure}", images=[str(path)])
     return read_intervals(stage.run_dir)
 
 

@@ -1,5 +1,6 @@
 """What one test pass leaves in the run directory: ``test_predictions.csv`` (per image: the
-probabilities, the prediction and the true class's relevance mass and pointing game), bootstrap
+probabilities, the logits, the prediction, the true class's relevance mass and pointing game and
+the image's metadata; ``hkd.evaluation.predictions``), bootstrap
 95 % confidence intervals of every test metric (``test_ci.json``) and the confusion matrix figure,
 all from the per-sample outputs the module collected in ``test_step`` (gathered over ranks): the
 test split is run once. Written on rank 0 inside the process that tested (a ``ddp_spawn`` worker
@@ -11,18 +12,15 @@ import json
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 from hkd.atomic import atomic_write_csv, atomic_write_json
+from hkd.data.dicom import image_metadata
+from hkd.evaluation.predictions import prediction_rows, predictions_file
 from hkd.reporting.figures import save_confusion_matrix
 from hkd.reporting.statistics import bootstrap_intervals
 
 INTERVALS_FILE = "test_ci.json"
-
-
-def score(value: float) -> str:
-    return "" if np.isnan(value) else f"{float(value):.6f}"
 
 
 class TestRecord(Callback):
@@ -35,20 +33,16 @@ class TestRecord(Callback):
         if not trainer.is_global_zero or not out:
             return
         datamodule = trainer.datamodule
-        classes = pl_module.classes
         labels = datamodule.labels[out["idx"]]
-        rows = [{"idx": int(i), "file": str(datamodule.records[i].path), "label": classes[labels[n]],
-                 "prediction": classes[int(p.argmax())],
-                 **{f"p_{c}": f"{float(v):.6f}" for c, v in zip(classes, p)},
-                 "relevance_mass": score(out["relevance_mass"][n]),
-                 "pointing_game": score(out["pointing_game"][n])}
-                for n, (i, p) in enumerate(zip(out["idx"], out["probabilities"]))]
-        atomic_write_csv(self.run_dir / "test_predictions.csv", rows)
+        metadata = [image_metadata(datamodule.records[i]) for i in out["idx"]]
+        rows = prediction_rows(out["idx"], datamodule.records, labels, pl_module.classes, out, metadata)
+        atomic_write_csv(predictions_file(self.run_dir, "test"), rows)
         regions = {key: out[key] for key in ("relevance_mass", "pointing_game")}
         atomic_write_json(self.run_dir / INTERVALS_FILE,
                           bootstrap_intervals(out["probabilities"], labels, regions, seed=self.seed))
         if pl_module.confusion_matrix is not None:
-            save_confusion_matrix(pl_module.confusion_matrix, classes, self.run_dir / "confusion_matrix.png")
+            save_confusion_matrix(pl_module.confusion_matrix, pl_module.classes,
+                                  self.run_dir / "confusion_matrix.png")
 
 
 def read_intervals(run_dir: Path) -> dict:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hkd.atomic import atomic_write_text
 from hkd.run import imil_run as imil
+from hkd.run.calibration import Calibration
 from hkd.run.callbacks import configured_callbacks
 from hkd.run.checkpoints import AtomicCheckpointIO
 from hkd.run.csv_logger import AppendingCSVLogger
@@ -57,6 +58,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
                            enable_version_counter=False)
     arguments = {"enable_model_summary": False, **OmegaConf.to_container(cfg.trainer, resolve=True),
                  **(options or {}), "max_epochs": max_epochs}
+    # the deployed model's validation logits and temperature, before its test pass (not a teacher's)
+    calibration = [Calibration(run_dir, bool(cfg.calibration.temperature))] if job_type == "train" else []
     progress = [TQDMProgressBar(refresh_rate=max(1, arguments.get("log_every_n_steps") or 1))] \
         if cfg.logging.progress_bar else []
     return L.Trainer(
@@ -64,6 +67,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         callbacks=[checkpoint, last, *progress,
                    MediaCallback(run_dir, cfg.explain.n_images, cfg.logging.images),
                    TestRecord(run_dir, int(cfg.seed)),
+                   *calibration,
                    *configured_callbacks(cfg), *([EpochLines(job_type)] if cfg.logging.epoch_lines else []),
                    *(callbacks or [])],
         enable_progress_bar=cfg.logging.progress_bar, inference_mode=False,

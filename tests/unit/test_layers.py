@@ -2,7 +2,7 @@
 from layers below it, and no two modules import each other, directly or in a cycle.
 
     errors  <  core  <  data  <  explanations  <  models  <  methods  <  imil   (the library)
-                       <  config  <  reporting  <  run, review  <  inference  <  cli, notebook, hkd
+                  <  config  <  reporting  <  evaluation  <  run, review  <  inference  <  cli, notebook, hkd
 
 No library module (data, explanations, models, methods, imil) imports OmegaConf: the composition root
 ``hkd.run.build`` turns the configuration into the plain values and parts they take.
@@ -24,6 +24,7 @@ LAYERS = [
     ("imil", ["hkd.imil"]),
     ("config", ["hkd.config"]),
     ("reporting", ["hkd.reporting"]),
+    ("evaluation", ["hkd.evaluation"]),
     ("run", ["hkd.run", "hkd.review"]),
     ("inference", ["hkd.inference"]),
     ("entry points", ["hkd.cli", "hkd.notebook", "hkd"]),

@@ -36,6 +36,7 @@ DEFAULT_FINDING_MAP = {
     "No Finding": "healthy",
 }
 CLASSES = ("covid19", "viral", "bacterial", "fungal")
+METADATA = ("sex", "age", "view", "location")  # metadata.csv columns kept for subgroup reports
 ANNOTATION_FILES = ("imageannotation_ai_lung_bounding_boxes.json", "v7-lung-polygons.json")
 
 
@@ -70,7 +71,8 @@ def read_covid_chestxray(source: DataSource, seed: int = 0) -> tuple[list[Record
             mask = root / "annotations" / "lungVAE-masks" / f"{Path(row['filename']).stem}_mask.png"
             records.append(Record(path=path.resolve(), label=label, patient_id=row["patientid"],
                                   mask_path=mask if mask.is_file() else None,
-                                  source=f"{metadata} row {line}"))
+                                  source=f"{metadata} row {line}",
+                                  metadata={key: (row.get(key) or "").strip() for key in METADATA}))
     if dropped:
         log.warning("covid-chestxray: dropped %d images whose finding maps to no class: %s",
                     sum(dropped.values()), dict(dropped))

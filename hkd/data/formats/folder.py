@@ -1,11 +1,12 @@
 """The folder format, the generic way to bring your own data.
 
 ``ROOT/labels.csv``: ``image`` (path relative to ROOT), ``label``; optional ``patient_id`` and
-``split`` (train/val/test). ``ROOT/annotations.json`` (optional, COCO): boxes ``[x, y, w, h]``
-and/or polygon ``segmentation`` per image; the category named ``irrelevant`` marks regions to
-ignore, every other category marks relevant regions (or only those named in
-``data.relevant_categories``; the others are then ignored). ``ROOT/masks/<image stem>.png`` (optional):
-relevant-region masks (non-zero = relevant).
+``split`` (train/val/test); any other column (sex, age, site, device, ...) is kept as the image's
+metadata, for subgroup reports (``hkd report --by COLUMN``). ``ROOT/annotations.json`` (optional,
+COCO): boxes ``[x, y, w, h]`` and/or polygon ``segmentation`` per image; the category named
+``irrelevant`` marks regions to ignore, every other category marks relevant regions (or only those
+named in ``data.relevant_categories``; the others are then ignored). ``ROOT/masks/<image stem>.png``
+(optional): relevant-region masks (non-zero = relevant).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hkd.data.rle import from_segmentation
 from hkd.errors import InputError
 
 IRRELEVANT_CATEGORY = "irrelevant"
+FORMAT_COLUMNS = ("image", "label", "patient_id", "split")  # every other column is metadata (e.g. sex, site)
 EXIF_ORIENTATION = 0x0112  # orientations 5-8 swap width and height
 
 
@@ -80,7 +82,8 @@ def read_labels_csv(path: Path, root: Path) -> list[Record]:
             raise InputError(f"{where}: split '{split}' is not one of {', '.join(SPLITS)}")
         records.append(Record(path=image_path, label=label,
                               patient_id=row.get("patient_id") or image, split=split,
-                              source=where))
+                              source=where, metadata={key: value for key, value in row.items()
+                                                      if key not in FORMAT_COLUMNS}))
     return records
 
 

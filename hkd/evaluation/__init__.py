@@ -1,0 +1,1 @@
+"""Clinical evaluation: per-class operating metrics, curves, calibration, subgroups, paired tests."""
