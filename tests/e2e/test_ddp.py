@@ -8,10 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO, TINY, logged_test_metrics
 from lightning.pytorch.callbacks import Callback
 
+from hkd.evaluation.predictions import read_predictions
+from hkd.evaluation.temperature import softmax
 from hkd.imil.callback import IMILCallback
 from hkd.imil.masks import encode_mask
 from hkd.run.build import build_datamodule, build_imil_callback, build_module
@@ -62,7 +65,7 @@ def test_ddp_spawn_two_ranks_end_with_identical_edit_tables(tiny, tmp_path, meth
 def test_real_ddp_launcher_writes_one_run_directory(tmp_path, method):
     result = subprocess.run(
         [sys.executable, "-m", "hkd", "train", "quickstart", *TINY, f"method.name={method}",
-         "trainer.strategy=ddp", "trainer.devices=2", "hkd.teacher_epochs=1",
+         "trainer.strategy=ddp", "trainer.devices=2", "hkd.teacher_epochs=1", "calibration.temperature=true",
          f"output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}"],
         cwd=REPO, capture_output=True, text=True, timeout=280,
         env={**__import__("os").environ, "WANDB_MODE": "disabled"})
@@ -73,6 +76,12 @@ def test_real_ddp_launcher_writes_one_run_directory(tmp_path, method):
     assert summary["method"] == method
     assert summary["test"]["accuracy"] == pytest.approx(logged_test_metrics(runs[0])["accuracy"])
     assert (runs[0] / "teacher" / "summary.json").is_file() == (method == "hkd")
+    # every rank tested with the one temperature fitted on the whole validation split
+    temperature = json.loads((runs[0] / "calibration.json").read_text())["temperature"]
+    test = read_predictions(runs[0] / "test_predictions.csv")
+    assert len(test) == summary["splits"]["test"]["images"]
+    assert np.allclose(test.probabilities, softmax(test.logits, temperature), atol=1e-5)
+    assert (runs[0] / "report" / "report.md").is_file()
 
 
 def children_of(pid: int) -> list[int]:
