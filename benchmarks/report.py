@@ -124,3 +124,43 @@ def audit_table(records: list[dict]) -> str:
     audited = f"the {' and '.join(splits)} split" + (f" with `{'; '.join(data)}`" if data else "")
     provenance = f"<sub>{len(records)} audits of {audited}, code {', '.join(commits)}</sub>"
     return "\n".join(lines) + f"\n\n{provenance}\n"
+
+
+def clinical_tables(record: dict) -> str:
+    """``benchmarks/clinical.py``'s record: the Kermany baseline's calibration before and after
+    temperature scaling, the paired comparison of two Kermany models, covid-chestxray subgroups."""
+    from hkd.evaluation.report_text import subgroup_lines
+
+    metrics = {"ece": "ECE", "nll": "NLL", "brier": "Brier"}
+    calibration = record["kermany_calibration"]
+    lines = ["| seed | temperature (fitted on validation) | "
+             + " | ".join(f"{name}: without → with" for name in metrics.values()) + " |",
+             "|---|---|" + "---|" * len(metrics)]
+    rows = [(str(row["seed"]), row["temperature"], row["uncalibrated"], row["temperature_scaled"])
+            for row in calibration]
+    if calibration:
+        def mean(part: str) -> dict:
+            return {m: sum(row[part][m] for row in calibration) / len(calibration) for m in metrics}
+
+        rows.append(("mean", sum(row["temperature"] for row in calibration) / len(calibration),
+                     mean("uncalibrated"), mean("temperature_scaled")))
+    for seed, temperature, before, after in rows:
+        changes = " | ".join(f"{before[m]:.4f} → {after[m]:.4f}" for m in metrics)
+        lines.append(f"| {seed} | {temperature:.3f} | {changes} |")
+    lines += ["", "| seed | accuracy A → B | McNemar p | Δ balanced accuracy (95 % CI) | p "
+                  "| Δ macro AUROC (95 % CI) | p |", "|---|---|---|---|---|---|---|"]
+    for row in record["kermany_paired"]:
+        accuracy = row["accuracy"]
+        differences = " | ".join(f"{100 * m['difference']:+.1f} ({100 * m['ci'][0]:+.1f} to "
+                                 f"{100 * m['ci'][1]:+.1f}) | {m['p']:.3g}"
+                                 for m in (row["balanced_accuracy"], row["auroc"]))
+        lines.append(f"| {row['seed']} | {100 * accuracy['a']:.1f} → {100 * accuracy['b']:.1f} "
+                     f"| {accuracy['p']:.2g} | {differences} |")
+    if record["kermany_paired"]:
+        first = record["kermany_paired"][0]
+        lines.append(f"\nA = {first['a']}, B = {first['b']}, each on {first['images']} test images.")
+    covid = record["covid_subgroups"]
+    columns = " / ".join(covid["subgroups"]["columns"])
+    lines += ["", f"covid-chestxray, {covid['images']} images of {covid['patients']} patients (out-of-fold "
+                  f"test predictions of five folds), by {columns}:", "", *subgroup_lines(covid["subgroups"])]
+    return "\n".join(lines) + "\n"

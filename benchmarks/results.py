@@ -17,7 +17,7 @@ import json
 import re
 from pathlib import Path
 
-from benchmarks.report import audit_table, benchmark_report
+from benchmarks.report import audit_table, benchmark_report, clinical_tables
 from hkd.atomic import atomic_write_text
 from hkd.reporting.compare import aggregate, paired_differences, paired_table, plot
 
@@ -28,6 +28,7 @@ NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
 # the command that makes a block's table (every other block: python -m benchmarks.matrix NAME)
 MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.speed --save",
            "decode_threads": "python -m benchmarks.speed --only large --save decode_threads",
+           "clinical": "python -m benchmarks.matrix kermany_cf && python -m benchmarks.clinical",
            "kermany_shortcut_cf_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '
                                         '"shortcut-free (ceiling)"',
            "kermany_shortcut_cf_val_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '
@@ -135,6 +136,10 @@ def main() -> None:
         print(write_matrix(records_file))
     if (args.results / "tuned.json").is_file():
         print(write_tuned(args.results / "tuned.json"))
+    if (args.results / "clinical.json").is_file():  # benchmarks/clinical.py
+        atomic_write_text(args.results / "clinical.md",
+                          clinical_tables(json.loads((args.results / "clinical.json").read_text())))
+        print(args.results / "clinical.md")
     for audits_file in sorted(args.results.glob("*_audit.json")):  # benchmarks/audits.py
         table = audits_file.with_suffix(".md")
         atomic_write_text(table, audit_table(json.loads(audits_file.read_text())))

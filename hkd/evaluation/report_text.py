@@ -64,12 +64,17 @@ def markdown(report: dict, title: str) -> str:
     lines += ["", "ECE in 15 equal-width confidence bins (lower is better); reliability diagram: "
                   "`reliability.png`."]
     if "subgroups" in report:
-        groups = report["subgroups"]
-        lines += ["", f"## Subgroups by {' / '.join(groups['columns'])}", "",
-                  "| subgroup | images | patients | accuracy | balanced accuracy | macro AUROC | |",
-                  "|---|---|---|---|---|---|---|"]
-        for value, group in groups["groups"].items():
-            scores = " | ".join(entry(group, key) for key in ("accuracy", "balanced_accuracy", "auroc"))
-            flag = "small: read with care" if group["small"] else ""
-            lines.append(f"| {value} | {group['images']} | {group['patients']} | {scores} | {flag} |")
+        lines += ["", f"## Subgroups by {' / '.join(report['subgroups']['columns'])}", "",
+                  *subgroup_lines(report["subgroups"])]
     return "\n".join(lines) + "\n"
+
+
+def subgroup_lines(subgroups: dict) -> list[str]:
+    """The subgroup table: counts, scores with intervals, small ones flagged."""
+    lines = ["| subgroup | images | patients | accuracy | balanced accuracy | macro AUROC | |",
+             "|---|---|---|---|---|---|---|"]
+    for value, group in subgroups["groups"].items():
+        scores = " | ".join(entry(group, key) for key in ("accuracy", "balanced_accuracy", "auroc"))
+        flag = "small: read with care" if group["small"] else ""
+        lines.append(f"| {value} | {group['images']} | {group['patients']} | {scores} | {flag} |")
+    return lines

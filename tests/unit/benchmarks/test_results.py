@@ -225,3 +225,24 @@ def test_audit_records_make_their_table_with_the_mean_over_seeds():
            for record in records]  # audits recorded before the control
     assert "| baseline | 2 | 50.0 % | – | – | 90.0 | 40.0 | 50.0 |" in audit_table(old)
     assert "3 audits of the test split, code abc" in audit_table(old)
+
+
+def test_the_clinical_record_makes_its_tables():
+    from benchmarks.report import clinical_tables
+
+    scores = {"ece": 0.2, "nll": 0.9, "brier": 0.5}
+    after = {"ece": 0.05, "nll": 0.7, "brier": 0.45}
+    group = {"images": 12, "patients": 10, "small": True,
+             **{key: {"value": 0.5, "ci": [0.4, 0.6]} for key in ("accuracy", "balanced_accuracy", "auroc")}}
+    difference = {"a": 0.7, "b": 0.8, "difference": 0.1, "ci": [0.05, 0.15], "p": 0.001}
+    record = {"kermany_calibration": [{"seed": s, "temperature": t, "uncalibrated": scores,
+                                       "temperature_scaled": after} for s, t in ((0, 1.5), (1, 2.5))],
+              "kermany_paired": [{"seed": 0, "a": "baseline", "b": "hkd", "images": 624,
+                                  "accuracy": {"a": 0.7, "b": 0.8, "p": 0.01},
+                                  "balanced_accuracy": difference, "auroc": difference}],
+              "covid_subgroups": {"images": 12, "patients": 10,
+                                  "subgroups": {"columns": ["sex"], "groups": {"F": group}}}}
+    text = clinical_tables(record)
+    assert "| mean | 2.000 | 0.2000 → 0.0500 | 0.9000 → 0.7000 | 0.5000 → 0.4500 |" in text
+    assert "| 0 | 70.0 → 80.0 | 0.01 | +10.0 (+5.0 to +15.0) | 0.001 |" in text
+    assert "| F | 12 | 10 | 50.0 (40.0–60.0) |" in text and "small: read with care" in text
