@@ -67,6 +67,9 @@ def test_wandb_offline_writes_a_local_run_with_media_unless_disabled(tiny, monke
         assert any(name.startswith("priors_and_roi") for name in media), media
         assert any(name.startswith("confusion_matrix") for name in media), media
         assert sum(name.startswith("cam_overlays") for name in media) >= 3, media  # 2 epochs + best
+        for figure in ("roc", "pr", "reliability"):  # the clinical report's
+            assert any(path.parent.name == "report" and path.name.startswith(figure)
+                       for path in offline_runs[0].rglob("media/images/**/*.png")), media
     else:
         assert media == []
 

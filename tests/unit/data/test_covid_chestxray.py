@@ -30,9 +30,9 @@ def test_tiny_clone_in_the_public_layout(tmp_path):
             ("5", "No Finding", "PA", "CT", "f.png")]
     with open(tmp_path / "metadata.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["patientid", "finding", "view", "modality", "folder", "filename"])
+        writer.writerow(["patientid", "finding", "view", "modality", "folder", "filename", "sex", "age"])
         for row in rows:
-            writer.writerow([*row[:4], "images", row[4]])
+            writer.writerow([*row[:4], "images", row[4], "F", "" if row[0] == "1" else "60"])
             write_png(tmp_path / "images" / row[4], np.full((40, 50), 100, np.uint8))
     (tmp_path / "annotations" / "lungVAE-masks").mkdir(parents=True)
     write_png(tmp_path / "annotations" / "lungVAE-masks" / "b_mask.png", np.full((40, 50), 255, np.uint8))
@@ -46,6 +46,8 @@ def test_tiny_clone_in_the_public_layout(tmp_path):
         ("a.png", "covid19", "1"), ("b.png", "covid19", "1"), ("c.png", "bacterial", "2")]
     assert records[0].relevant[0].bounds() == (2, 3, 12, 23) and records[1].mask_path is not None
     assert not records[2].has_prior
+    assert records[0].metadata == {"sex": "F", "age": "", "view": "PA", "location": ""}  # for subgroups
+    assert records[2].metadata["view"] == "AP Supine" and records[2].metadata["age"] == "60"
     (tmp_path / "images" / "c.png").unlink()
     with pytest.raises(InputError, match="row 4: image file .*c.png"):
         read_covid_chestxray(cfg.data)

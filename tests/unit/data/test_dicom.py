@@ -60,3 +60,18 @@ def test_dicom_is_recognised_by_content_whatever_the_name(tmp_path):
     png.write_bytes(b"\x89PNG\r\n\x1a\n")
     assert not is_dicom(png)
     assert is_dicom(tmp_path / "missing.dcm")  # unreadable: judged by its suffix
+
+
+def test_the_header_gives_sex_age_and_view_for_subgroup_reports(tmp_path):
+    import pydicom
+
+    from hkd.data.dicom import image_metadata
+    from hkd.data.image_record import Record
+
+    path = write_dicom(tmp_path / "x.dcm", np.zeros((8, 8)))
+    dataset = pydicom.dcmread(path)
+    dataset.PatientSex, dataset.PatientAge, dataset.ViewPosition = "F", "045Y", "PA"
+    dataset.save_as(path)
+    assert image_metadata(Record(path, "a", "p")) == {"sex": "F", "age": "045Y", "view": "PA"}
+    # what the loader read comes first
+    assert image_metadata(Record(path, "a", "p", metadata={"site": "A"})) == {"site": "A"}

@@ -35,6 +35,12 @@ def test_reads_labels_boxes_polygons_irrelevant_and_masks(tmp_path):
     assert np.asarray(cache.images[0]).dtype == np.float16
 
 
+def test_other_labels_csv_columns_are_the_images_metadata(tmp_path):
+    records = read_folder(make_folder_dataset(tmp_path, with_sex=True, with_split=True))
+    # every column but image, label, patient_id and split
+    assert [r.metadata for r in records[:2]] == [{"sex": "F"}, {"sex": "M"}]
+
+
 def test_reads_16bit_rgb_palette_and_jpeg(tmp_path):
     root = make_folder_dataset(tmp_path, annotations=False)
     ramp = (np.arange(40 * 40).reshape(40, 40) * 30).astype(np.uint16)
