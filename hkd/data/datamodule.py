@@ -45,6 +45,12 @@ class LoaderSettings:
     sampler: str = "random"  # random | balanced (SAMPLERS)
 
 
+def annotation_share(annotated: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The seeded ``fraction`` of these annotated image indices whose annotations are used."""
+    rng = np.random.default_rng(seed + 7)
+    return rng.choice(annotated, size=int(round(fraction * len(annotated))), replace=False)
+
+
 class ChestXrayDataModule(L.LightningDataModule):
     """Labelled images (``records`` with their ``classes`` and ``splits``) as train/val/test loaders
     of ``ChestXrayDataset``: decoded once at ``image_size`` into a cache under ``cache_dir``, with
@@ -172,15 +178,21 @@ class ChestXrayDataModule(L.LightningDataModule):
     def _used_annotations(self, has_prior: np.ndarray, splits: np.ndarray) -> np.ndarray:
         """``hkd.roi_fraction``: keep the annotations of only that (seeded) share of the
         annotated training images; validation and test keep all of theirs."""
-        fraction = self.roi_fraction
         annotated = np.flatnonzero(has_prior & (splits == "train"))
-        if fraction >= 1.0 or len(annotated) == 0:
+        if self.roi_fraction >= 1.0 or len(annotated) == 0:
             return has_prior
-        rng = np.random.default_rng(self.seed + 7)
-        keep = rng.choice(annotated, size=int(round(fraction * len(annotated))), replace=False)
         used = has_prior.copy()
-        used[np.setdiff1d(annotated, keep)] = False
+        used[np.setdiff1d(annotated, annotation_share(annotated, self.roi_fraction, self.seed))] = False
         return used
+
+    def annotated_training_positions(self, fraction: float = 1.0) -> list[int]:
+        """Positions in the training split of the annotated images, or of the seeded ``fraction``
+        of them that ``hkd.roi_fraction`` keeps (after ``setup``)."""
+        self.setup()
+        train = self.datasets["train"].indices
+        annotated = train[self.has_prior[train]]
+        kept = set((annotation_share(annotated, fraction, self.seed) if fraction < 1 else annotated).tolist())
+        return [position for position, idx in enumerate(train) if idx in kept]
 
     def set_predicted_priors(self, priors: dict[int, np.ndarray],
                              splits: tuple[str, ...] = ("train", "train_eval")) -> None:

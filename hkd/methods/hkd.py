@@ -33,7 +33,8 @@ def default_kd_epochs(kd_epochs: int | None, max_epochs: int) -> int:
 
 
 PRIORS = ("annotations", "predicted")  # hkd.prior: where the teacher's regions come from
-ROI_FRACTION_MODES = ("raw_rest", "subset")  # hkd.roi_fraction_mode (see hkd.run.teacher_stage)
+# hkd.roi_fraction_mode (see hkd.run.teacher_stage): raw_rest | subset | authors (PneuKnowNet's train_kd.py)
+ROI_FRACTION_MODES = ("raw_rest", "subset", "authors")
 
 
 @METHODS.register("hkd")
@@ -80,8 +81,8 @@ class HKDStudent(Method):
         self.teacher.load_state_dict(weights)
 
     def teacher_features(self, roi: torch.Tensor) -> torch.Tensor:
-        """The frozen teacher's feature map: fp32 outside autocast, BatchNorms folded
-        (PneuKnowNet's code runs its teacher under AMP)."""
+        """The frozen teacher's feature map: fp32 outside autocast (as PneuKnowNet's code, which
+        calls its teacher under ``no_grad`` outside the student's ``autocast``), BatchNorms folded."""
         return self.teacher_pass(roi)
 
     def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:

@@ -181,7 +181,7 @@ def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayD
                                cache_dir=data.cache_dir, samples=samples, loaders=loaders,
                                augmentation=augmentation(cfg),
                                shortcut=shortcut_spec(data.get("shortcut"), len(classes)),
-                               seed=int(cfg.seed), roi_fraction=float(cfg.hkd.roi_fraction),
+                               seed=int(cfg.seed), roi_fraction=data_roi_fraction(cfg),
                                counterfactual=counterfactual_settings(cfg))
 
 
@@ -191,6 +191,13 @@ def counterfactual_settings(cfg: DictConfig) -> CounterfactualSettings | None:
     if not cfg.counterfactual.enabled:
         return None
     return dataclasses.replace(swap_settings(cfg), fraction=float(cfg.counterfactual.fraction))
+
+
+def data_roi_fraction(cfg: DictConfig) -> float:
+    """The share of annotated training images whose annotations the data keeps: all of them in
+    ``hkd.roi_fraction_mode=authors`` (only the teacher sees the fraction; the student distils from
+    every image's ROI), ``hkd.roi_fraction`` otherwise."""
+    return 1.0 if cfg.hkd.roi_fraction_mode == "authors" else float(cfg.hkd.roi_fraction)
 
 
 def report_options(cfg: DictConfig) -> ReportOptions:

@@ -4,10 +4,10 @@ validation loss; the student (``hkd.methods.hkd``) distils from its frozen featu
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -61,15 +61,17 @@ def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModul
     teacher = build_module(cfg, datamodule.classes, class_weights=class_weights, teacher=True)
     last = resume_checkpoint(teacher_dir / "checkpoints") if cfg.resume else None  # killed in stage 1
     epochs = cfg.hkd.teacher_epochs or cfg.trainer.max_epochs
-    subset = cfg.hkd.roi_fraction_mode == "subset" and cfg.hkd.roi_fraction < 1.0
+    fraction, mode = float(cfg.hkd.roi_fraction), cfg.hkd.roi_fraction_mode
     train_images = None  # all of them
     data = datamodule
-    if subset:  # PneuKnowNet's ablation: the sampled images only, for proportionally more epochs
-        datamodule.setup()
-        train = datamodule.datasets["train"]
-        data = datamodule.restricted_to(np.flatnonzero(datamodule.has_prior[train.indices]).tolist())
-        train_images = len(data.train_positions)
-        epochs = max(1, round(epochs / cfg.hkd.roi_fraction))
+    if mode in ("subset", "authors") and fraction < 1.0:
+        # the sampled images only, for proportionally more epochs: "subset" keeps only their
+        # annotations in the data (rounding the epochs); "authors", as PneuKnowNet's train_kd.py,
+        # keeps every image's for the student and floors the epochs (20 / 0.3 -> 66)
+        positions = datamodule.annotated_training_positions(fraction if mode == "authors" else 1.0)
+        data = datamodule.restricted_to(positions)
+        train_images = len(positions)
+        epochs = max(1, math.floor(epochs / fraction) if mode == "authors" else round(epochs / fraction))
     stage = Stage(teacher_dir, epochs, "val/loss", "min", job_type="teacher",
                   resume_from=str(last) if last else None)
     result = train_stage(cfg, stage, data, teacher)

@@ -67,6 +67,23 @@ def test_roi_fraction_subset_mode_trains_the_teacher_on_the_sample_for_longer(ti
     assert last["global_step"] == 4 * 2  # 10 images in batches of 8: 2 steps an epoch
 
 
+def test_roi_fraction_authors_mode_is_pneuknownets_ablation(tiny):
+    """train_kd.py: the teacher on 30 % of the 40 training images for floor(2 / 0.3) = 6 epochs
+    (subset rounds: 7); the student keeps every image's annotations, so every ROI is a real one."""
+    overrides = ("method.name=hkd", "hkd.roi_fraction=0.3", "hkd.teacher_epochs=2")
+    authors = build_datamodule(tiny(*overrides, "hkd.roi_fraction_mode=authors"))
+    subset = build_datamodule(tiny(*overrides, "hkd.roi_fraction_mode=subset"))
+    for datamodule in (authors, subset):
+        datamodule.setup()
+    train = authors.datasets["train"].indices
+    assert authors.has_prior[train].sum() == 40 and subset.has_prior[train].sum() == 12
+    # the same seeded share of images for the teacher in both readings
+    assert authors.annotated_training_positions(0.3) == subset.annotated_training_positions()
+    run_dir = run_experiment(tiny(*overrides, "hkd.roi_fraction_mode=authors", "trainer.max_epochs=1"))
+    teacher = json.loads((run_dir / "teacher" / "summary.json").read_text())
+    assert teacher["epochs"] == 6 and teacher["train_images"] == 12
+
+
 def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, tmp_path):
     """hkd.cache_teacher_features: the cached features give the loss a teacher pass gives (to
     1e-6); another teacher checkpoint gets its own cache; augmentation refuses the cache."""
