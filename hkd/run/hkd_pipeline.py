@@ -17,11 +17,25 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from hkd.data.datamodule import ChestXrayDataModule
+from hkd.errors import ConfigError
 from hkd.methods.hkd import HKDStudent
 from hkd.run.build import build_hkd_student
 from hkd.run.prior_stage import predict_missing_priors
 from hkd.run.teacher_features import cache_teacher_features
 from hkd.run.teacher_stage import train_teacher
+
+
+def refuse_without_regions(datamodule: ChestXrayDataModule) -> None:
+    """HKD without any training image's region would train its teacher on raw images: a
+    self-distillation control, not HKD. Refused, saying how to give regions."""
+    datamodule.setup()
+    train = datamodule.datasets["train"]
+    if not any(train.has_region(int(idx)) for idx in train.indices):
+        raise ConfigError(
+            f"method.name=hkd: none of the {len(train.indices)} training images has a relevant region, so "
+            "the teacher would see the raw images and HKD would become self-distillation. Give regions "
+            "(annotations, data.relevant_categories, a saved lung prior with data.prior_generator=RUN, or "
+            "hkd.prior=predicted with some annotated images), or train method.name=baseline")
 
 
 def prepare_hkd(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
@@ -32,6 +46,7 @@ def prepare_hkd(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
         priors = predict_missing_priors(cfg, run_dir, datamodule)
         datamodule.set_predicted_priors(priors.masks)
         records["prior_generator"] = priors.record
+    refuse_without_regions(datamodule)
     teacher = train_teacher(cfg, run_dir, datamodule, class_weights)
     records["teacher"] = teacher.record
     student = build_hkd_student(cfg, len(datamodule.classes))

@@ -129,3 +129,14 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
     assert not np.allclose(again.features, cache.features)
     with pytest.raises(ConfigError, match="augment.policy"):
         load_config("quickstart", ["method.name=hkd", "hkd.cache_teacher_features=true"])
+
+
+def test_hkd_without_any_training_region_is_refused_before_training(tiny, tmp_path):
+    from conftest import make_folder_dataset
+
+    from hkd.errors import ConfigError
+
+    root = make_folder_dataset(tmp_path / "data", n_per_class=10, with_split=True, annotations=False)
+    with pytest.raises(ConfigError, match="none of the 12 training images has a relevant region.*self-dist"):
+        run_experiment(tiny("method.name=hkd", "data.format=folder", f"data.root={root}"))
+    assert not list((tmp_path / "runs").rglob("*.ckpt"))
