@@ -198,6 +198,9 @@ def validate(cfg: DictConfig) -> None:
     if str(cfg.checkpoint.monitor).startswith(("val/cf", "val/roi/")) and not cfg.counterfactual.enabled:
         raise ConfigError(f"checkpoint.monitor={cfg.checkpoint.monitor} needs the counterfactual views: "
                           "add counterfactual.enabled=true")
+    if cfg.hkd.prior == "none" and cfg.data.prior_generator and cfg.method.name == "hkd":
+        raise ConfigError("hkd.prior=none trains the teacher on raw images (the self-distillation control); "
+                          "data.prior_generator would give it regions: leave one of them out")
     if not 0 < cfg.counterfactual.fraction <= 1:
         raise ConfigError(f"counterfactual.fraction={cfg.counterfactual.fraction} must be in (0, 1]: the "
                           "share of the validation images seen through the counterfactual views")

@@ -194,9 +194,12 @@ def counterfactual_settings(cfg: DictConfig) -> CounterfactualSettings | None:
 
 
 def data_roi_fraction(cfg: DictConfig) -> float:
-    """The share of annotated training images whose annotations the data keeps: all of them in
+    """The share of annotated training images whose annotations the data keeps: none with
+    ``hkd.prior=none`` (the teacher sees raw images), all of them in
     ``hkd.roi_fraction_mode=authors`` (only the teacher sees the fraction; the student distils from
     every image's ROI), ``hkd.roi_fraction`` otherwise."""
+    if cfg.method.name == "hkd" and cfg.hkd.prior == "none":
+        return 0.0
     return 1.0 if cfg.hkd.roi_fraction_mode == "authors" else float(cfg.hkd.roi_fraction)
 
 

@@ -35,7 +35,8 @@ def refuse_without_regions(datamodule: ChestXrayDataModule) -> None:
             f"method.name=hkd: none of the {len(train.indices)} training images has a relevant region, so "
             "the teacher would see the raw images and HKD would become self-distillation. Give regions "
             "(annotations, data.relevant_categories, a saved lung prior with data.prior_generator=RUN, or "
-            "hkd.prior=predicted with some annotated images), or train method.name=baseline")
+            "hkd.prior=predicted with some annotated images), ask for the control with hkd.prior=none, or "
+            "train method.name=baseline")
 
 
 def prepare_hkd(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
@@ -46,7 +47,8 @@ def prepare_hkd(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
         priors = predict_missing_priors(cfg, run_dir, datamodule)
         datamodule.set_predicted_priors(priors.masks)
         records["prior_generator"] = priors.record
-    refuse_without_regions(datamodule)
+    if cfg.hkd.prior != "none":  # none: the self-distillation control, asked for
+        refuse_without_regions(datamodule)
     teacher = train_teacher(cfg, run_dir, datamodule, class_weights)
     records["teacher"] = teacher.record
     student = build_hkd_student(cfg, len(datamodule.classes))

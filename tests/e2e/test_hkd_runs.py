@@ -140,3 +140,14 @@ def test_hkd_without_any_training_region_is_refused_before_training(tiny, tmp_pa
     with pytest.raises(ConfigError, match="none of the 12 training images has a relevant region.*self-dist"):
         run_experiment(tiny("method.name=hkd", "data.format=folder", f"data.root={root}"))
     assert not list((tmp_path / "runs").rglob("*.ckpt"))
+
+
+def test_the_self_distillation_control_is_asked_for_with_prior_none(tiny):
+    """The papers' "noroi" row: the teacher on raw images, although the data has annotations."""
+    cfg = tiny("method.name=hkd", "hkd.prior=none", "hkd.teacher_epochs=1", "trainer.max_epochs=1")
+    datamodule = build_datamodule(cfg)
+    datamodule.setup()
+    assert not datamodule.has_prior[datamodule.datasets["train"].indices].any()
+    assert datamodule.has_prior[datamodule.datasets["test"].indices].all()  # still scored on test
+    run_dir = run_experiment(cfg)
+    assert json.loads((run_dir / "summary.json").read_text())["teacher"]["epochs"] == 1
