@@ -91,9 +91,19 @@ def resolve_experiment_path(name_or_path: str) -> Path:
     candidate = experiments_dir() / f"{name_or_path}.yaml"
     if candidate.is_file():
         return candidate
-    available = sorted(p.stem for p in experiments_dir().glob("*.yaml") if p.stem != "base")
+    available = sorted(str(p.relative_to(experiments_dir()).with_suffix(""))
+                       for p in experiments_dir().rglob("*.yaml") if p.stem != "base")
     raise ConfigError(f"unknown experiment '{name_or_path}': no file {candidate}; "
                       f"available: {', '.join(available)}")
+
+
+def experiment_name(path: Path) -> str:
+    """A run's default name: the experiment file's name, with its folder inside ``experiments/``
+    (``pneuknownet/resnet50_weak.yaml`` -> ``pneuknownet_resnet50_weak``)."""
+    try:
+        return "_".join(path.resolve().relative_to(experiments_dir().resolve()).with_suffix("").parts)
+    except ValueError:  # a file elsewhere
+        return path.stem
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -150,7 +160,7 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
         cfg = _merge(cfg, migrate_renamed_keys(OmegaConf.from_dotlist([override]), f"override '{override}'"),
                      f"override '{override}'")
     if cfg.name is None:
-        cfg.name = experiment_path.stem
+        cfg.name = experiment_name(experiment_path)
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as error:

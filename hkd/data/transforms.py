@@ -117,6 +117,13 @@ def pneuknownet_policy(affine: AffineRange, channels: int) -> list[torch.nn.Modu
     return [PneuKnowNetAugmentation(affine, channels)]
 
 
+@POLICIES.register("pneuknownet_weak")
+def pneuknownet_weak_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
+    from hkd.data.pneuknownet_augmentation import PneuKnowNetAugmentation
+
+    return [PneuKnowNetAugmentation(affine, channels, strong=False)]
+
+
 DEFAULT_AFFINE = AffineRange()
 
 
