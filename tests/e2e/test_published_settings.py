@@ -12,7 +12,7 @@ from hkd.config import experiments_dir, load_config
 from hkd.run.experiment import run_experiment
 
 GRID = experiments_dir() / "pneuknownet"
-PUBLISHED = sorted(["pneuknownet", "imil_paper", *(f"pneuknownet/{path.stem}" for path in GRID.glob("*.yaml"))])
+PUBLISHED = sorted(["pneuknownet", "imil_paper", *(f"pneuknownet/{p.stem}" for p in GRID.glob("*.yaml"))])
 SHRINK = [*TINY, "model.backbone=test_resnet", "model.pretrained=false", "model.output_stride=8",
           "data.classes=[a,b]", "trainer.precision=32-true", "hkd.teacher_epochs=1", "hkd.kd_epochs=1",
           "imil.start_epoch=0", "data.batch_size=4"]
