@@ -24,7 +24,7 @@ from hkd.data.masking import FILLS, ROI_MODES
 from hkd.data.shortcut import DEFAULT_TEXTS, ShortcutSpec
 from hkd.data.transforms import POLICIES
 from hkd.errors import ConfigError
-from hkd.imil.callback import CHANGED_IMAGES
+from hkd.imil.callback import CHANGED_IMAGES, EDIT_MODES
 from hkd.imil.oracles import ORACLES
 from hkd.imil.selection import MINE_MODES
 from hkd.methods import METHODS
@@ -181,7 +181,7 @@ def enumerated_keys() -> dict[str, Collection[str]]:
             "optim.scheduler": SCHEDULERS, "checkpoint.mode": CHECKPOINT_MODES,
             "training.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
             "imil.changed_images": CHANGED_IMAGES, "counterfactual.fill": FILLS,
-            "imil.mine": MINE_MODES,
+            "imil.mine": MINE_MODES, "imil.edit": EDIT_MODES,
             "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS,
             "hkd.roi_fraction_mode": ROI_FRACTION_MODES}
 

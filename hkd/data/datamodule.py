@@ -224,7 +224,7 @@ class ChestXrayDataModule(L.LightningDataModule):
         sampler = None
         if self.loaders.sampler == "balanced":
             counts = np.array(self.train_class_counts())
-            weights = 1.0 / counts[self.labels[dataset.indices]]
+            weights = 1.0 / counts[dataset.labels_by_position()]
             sampler = WeightedRandomSampler(weights.tolist(), num_samples=len(dataset),
                                             replacement=True)
         return self._loader(dataset, self.loaders.batch_size, shuffle=True, sampler=sampler)

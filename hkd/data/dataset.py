@@ -72,11 +72,24 @@ class ChestXrayDataset(Dataset):
         self.prior_soft_edge = prior_soft_edge
         self.fill_mean = fill_mean
         self.edits: ImageEdits | None = None  # IMIL's edit table, applied on read
+        # imil.edit=add: an edited image joins its original (read after the originals) instead of replacing it
+        self.add_edited_copies = False
+        self._rows = set(self.indices.tolist())
         self.predicted_priors: dict[int, np.ndarray] = {}
         self.counterfactual: CounterfactualViews | None = None  # the validation split's extra views
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.indices) + len(self.edited_copies())
+
+    def edited_copies(self) -> list[int]:
+        """The rows whose edited copy follows the originals (``imil.edit=add``), in row order."""
+        if not self.add_edited_copies or self.edits is None:
+            return []
+        return sorted(int(idx) for idx in self.edits if int(idx) in self._rows)
+
+    def labels_by_position(self) -> np.ndarray:
+        """The class of every position (the originals, then any edited copies)."""
+        return self.labels[np.concatenate([self.indices, np.asarray(self.edited_copies(), dtype=np.int64)])]
 
     def without_edits(self) -> ChestXrayDataset:
         """The same samples as they were before any IMIL edit."""
@@ -88,14 +101,15 @@ class ChestXrayDataset(Dataset):
         """The cached image (C, H, W) in [0, 1], unedited and unaugmented."""
         return torch.from_numpy(np.asarray(self.cache.images[idx], dtype=np.float32))
 
-    def raw(self, idx: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Image in [0, 1] with its edits applied, relevant and irrelevant masks: no augmentation."""
+    def raw(self, idx: int, edited: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Image in [0, 1] with its edits applied (unless ``edited`` is false), relevant and
+        irrelevant masks: no augmentation."""
         image = self.original(idx)
         relevant = torch.from_numpy(np.asarray(self.cache.relevant[idx], dtype=np.float32))[None]
         irrelevant = torch.from_numpy(np.asarray(self.cache.irrelevant[idx], dtype=np.float32))[None]
         if not self.has_prior_all[idx] and idx in self.predicted_priors:
             relevant = torch.from_numpy(self.predicted_priors[idx].astype(np.float32))[None]
-        if self.edits is not None and idx in self.edits:
+        if edited and self.edits is not None and idx in self.edits:
             image = self.edits.apply(idx, image)
         return image, relevant, irrelevant
 
@@ -114,14 +128,16 @@ class ChestXrayDataset(Dataset):
 
     def __getitem__(self, position: int) -> dict:
         with one_thread():
-            return self.sample(int(self.indices[position]))
+            if position < len(self.indices):  # with imil.edit=add the originals stay unedited
+                return self.sample(int(self.indices[position]), edited=not self.add_edited_copies)
+            return self.sample(self.edited_copies()[position - len(self.indices)])
 
     def augment(self, image: torch.Tensor, *masks: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One random draw of this split's augmentation on an image and its masks together."""
         return apply_joint(self.transform, image, *masks)
 
-    def sample(self, idx: int) -> dict:
-        image, relevant, irrelevant = self.augment(*self.raw(idx))
+    def sample(self, idx: int, edited: bool = True) -> dict:
+        image, relevant, irrelevant = self.augment(*self.raw(idx, edited))
         prior = (relevant > 0.5).float()
         if self.prior_soft_edge > 0:
             kernel = int(4 * self.prior_soft_edge) | 1

@@ -38,9 +38,11 @@ class TrainingImages:
         """The data set rows (``idx``) of the training samples."""
         return self.train_eval.indices
 
-    def use_edits(self, edits: ImageEdits) -> None:
-        """Every training read (augmented or not) applies ``edits`` from now on."""
+    def use_edits(self, edits: ImageEdits, add: bool = False) -> None:
+        """Every training read (augmented or not) applies ``edits`` from now on; with ``add``
+        (``imil.edit=add``) the training loader reads each edited image as well as its original."""
         self.train.edits = edits
+        self.train.add_edited_copies = add
         self.train_eval.edits = edits
 
     def evaluation_dataset(self, edited: bool = True) -> ChestXrayDataset:

@@ -45,6 +45,7 @@ from hkd.models.backbone import features_and_logits
 from hkd.models.frozen import channels_last_copy
 
 AWAITING_CONFIRMATION = "applied, awaiting confirmation"  # a proposals round nobody reviewed yet
+EDIT_MODES = ("replace", "add")  # imil.edit: the edited image replaces its original (the paper) or joins it
 CHANGED_IMAGES = ("error", "drop")  # imil.changed_images: an edited image gone or changed on resume
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class IMILCallback(Callback):
                  budget: float = 0.04, start_epoch: int = 2, every_n_epochs: int = 2,
                  rounds: int | None = None, propagation: Propagation | None = None,
                  log_images: bool = True, changed_images: str = "error", mine: str = "mispredicted",
-                 swap: CounterfactualSettings | None = None, seed: int = 0) -> None:
+                 swap: CounterfactualSettings | None = None, seed: int = 0, edit: str = "replace") -> None:
         if changed_images not in CHANGED_IMAGES:
             raise ValueError(f"changed_images is one of {', '.join(CHANGED_IMAGES)}, not {changed_images!r}")
         self.run_dir = Path(run_dir)
@@ -73,6 +74,9 @@ class IMILCallback(Callback):
         self.propagation = propagation
         self.log_images = log_images
         self.changed_images = changed_images
+        if edit not in EDIT_MODES:
+            raise ValueError(f"edit is one of {', '.join(EDIT_MODES)}, not {edit!r}")
+        self.edit = edit
         if mine not in MINE_MODES:
             raise ValueError(f"mine is one of {', '.join(MINE_MODES)}, not {mine!r}")
         self.mine_mode, self.swap, self.seed = mine, swap or CounterfactualSettings(), int(seed)
@@ -111,7 +115,10 @@ class IMILCallback(Callback):
             raise ValueError("IMIL edits would be lost: persistent DataLoader workers keep their "
                              "copy of the dataset; set reload_dataloaders_every_n_epochs=1 or "
                              "data.persistent_workers=false")
-        self.images.use_edits(self.table)
+        if self.edit == "add" and not trainer.reload_dataloaders_every_n_epochs:
+            raise ValueError("imil.edit=add grows the training set after a round: the training loader "
+                             "must be rebuilt, set reload_dataloaders_every_n_epochs=1")
+        self.images.use_edits(self.table, add=self.edit == "add")
         self._rebind_rows()
         self._refuse_marks_after_closing()
         if self.pending_round is not None:

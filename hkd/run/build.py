@@ -123,7 +123,7 @@ def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
                         start_epoch=int(section.start_epoch), every_n_epochs=int(section.every_n_epochs),
                         rounds=section.rounds, propagation=propagation, log_images=bool(cfg.logging.images),
                         changed_images=section.changed_images, mine=section.mine,
-                        swap=swap_settings(cfg), seed=int(cfg.seed))
+                        swap=swap_settings(cfg), seed=int(cfg.seed), edit=section.edit)
 
 
 def synthetic_spec(cfg: DictConfig) -> SyntheticSpec:

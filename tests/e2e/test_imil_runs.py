@@ -51,6 +51,43 @@ def test_edits_reach_the_dataloader_after_the_round(tiny, tmp_path, workers):
         assert np.array_equal(imil.table[idx].mask, np.asarray(cache.irrelevant[idx]) > 0)
 
 
+class _SeenByEpoch(Callback):
+    """Per epoch: every (idx, blacked out?) the training batches carried."""
+
+    def __init__(self):
+        self.epochs: list[list[tuple[int, bool]]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.epochs.append([])
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        imil = next(c for c in trainer.callbacks if isinstance(c, IMILCallback))
+        fill = (0 - trainer.datamodule.samples.mean[0]) / trainer.datamodule.samples.std[0]
+        for image, idx in zip(batch["image"], batch["idx"].tolist()):
+            mask = torch.from_numpy(imil.table[idx].mask) if idx in imil.table else None
+            edited = mask is not None and bool(torch.allclose(image[0][mask], torch.tensor(fill)))
+            self.epochs[-1].append((idx, edited))
+
+
+def test_added_edits_join_their_originals(tiny, tmp_path):
+    """imil.edit=add: after the round every edited image is read twice an epoch, once as it was and
+    once blacked out; the other images once."""
+    cfg = tiny(*IMIL, "imil.budget=0.5", "trainer.max_epochs=2", "imil.edit=add")
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.classes)
+    imil, seen = build_imil_callback(cfg, tmp_path), _SeenByEpoch()
+    trainer = build_trainer(cfg, tmp_path, 2, "val/loss", "min", callbacks=[imil, seen],
+                            options={"reload_dataloaders_every_n_epochs": 1})  # as every IMIL run sets
+    trainer.fit(module, datamodule=datamodule)
+    n_train, edited = len(datamodule.datasets["train"].indices), set(imil.table)
+    assert len(edited) > 0 and len(seen.epochs[0]) == n_train
+    after = seen.epochs[1]
+    assert len(after) == n_train + len(edited)
+    assert sorted(idx for idx, blacked in after if blacked) == sorted(edited)  # each copy once
+    originals = sorted(datamodule.datasets["train"].indices)
+    assert sorted(idx for idx, blacked in after if not blacked) == originals
+
+
 def test_persistent_workers_without_reload_fail_fast(tiny, tmp_path):
     cfg = tiny(*IMIL, "data.num_workers=1", "data.persistent_workers=true")
     datamodule = build_datamodule(cfg)
