@@ -46,6 +46,9 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides; must include data.folds=K"}),
         ("--seeds", {"type": int, "nargs": "+", "default": None,
                      "help": "repeat the cross-validation over these seeds (default: the config's)"})]),
+    "repeat": ("train once per seed and aggregate (the papers' repeated runs; data.test_fraction=0)", [
+        EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides of every run"}),
+        ("--seeds", {"type": int, "nargs": "+", "required": True, "help": "the seeds, e.g. 0 1 2 3 4"})]),
     "compare": ("markdown table of runs' test metrics", [
         ("runs", {"nargs": "+", "help": "run directories or folders holding them"}),
         ("--by", {"default": "name", "help": "summary key to group by (name, method)"}),
@@ -156,6 +159,10 @@ def run_compare(args: argparse.Namespace) -> int:
         return fail(f"no summary.json under {' '.join(args.runs)}")
     table = comparison.aggregate(summaries, args.by)
     print(comparison.markdown_table(table))
+    if not any(summary.get("test") for summary in summaries):  # the train / valid protocol
+        columns = comparison.VAL_COLUMNS
+        print("\nNo test split: the best checkpoints' validation metrics\n\n"
+              + comparison.markdown_table(comparison.aggregate(summaries, args.by, columns), columns=columns))
     if args.against:
         rows = comparison.paired_differences(summaries, args.against, args.by, args.metric)
         print("\n" + comparison.paired_table(rows, args.against, args.metric))
@@ -173,9 +180,12 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    from hkd.run.cross_validation import run_folds
+    from hkd.run.cross_validation import run_folds, run_repeats
 
-    report, table = run_folds(args.experiment, args.overrides, args.seeds)
+    if args.command == "repeat":
+        report, table = run_repeats(args.experiment, args.overrides, args.seeds)
+    else:
+        report, table = run_folds(args.experiment, args.overrides, args.seeds)
     print(table)
     print(report)
     return 0
@@ -252,7 +262,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 # command -> (handler, the errors it reports as a message rather than a traceback)
-COMMANDS = {"train": (run_train, ()), "cv": (run_cv, (RuntimeError,)),
+COMMANDS = {"train": (run_train, ()), "cv": (run_cv, (RuntimeError,)), "repeat": (run_cv, (RuntimeError,)),
             "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
             "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ()),
             "audit": (run_audit, ()), "report": (run_report, ()),

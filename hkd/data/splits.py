@@ -100,15 +100,19 @@ def dataset_splits(records: list[Record], classes: list[str], seed: int, *, val_
         splits = kfold_splits(records, folds, fold, val_fraction, seed)
     else:
         splits = assign_splits(records, val_fraction, test_fraction, seed)
-    check_splits(records, splits, classes)
+    check_splits(records, splits, classes, test_required=bool(folds) or test_fraction > 0)
     return splits
 
 
-def check_splits(records: list[Record], splits: list[str], classes: list[str]) -> None:
+def check_splits(records: list[Record], splits: list[str], classes: list[str],
+                 test_required: bool = True) -> None:
+    """Every split has images (the test split may be empty when ``data.test_fraction=0`` asks for
+    a train / valid protocol) and every class is in the training split."""
     for split in SPLITS:
-        if split not in splits:
+        if split not in splits and (split != "test" or test_required):
             raise InputError(f"the {split} split is empty (check the 'split' column or "
-                            "data.val_fraction / data.test_fraction)")
+                            "data.val_fraction / data.test_fraction; data.test_fraction=0 runs without a "
+                            "test split)")
     train_labels = {r.label for r, s in zip(records, splits) if s == "train"}
     missing = [c for c in classes if c not in train_labels]
     if missing:

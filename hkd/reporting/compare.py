@@ -12,6 +12,8 @@ import numpy as np
 
 COLUMNS = (("test", "accuracy"), ("test", "balanced_accuracy"), ("test", "macro_f1"),
            ("test", "auroc"), ("explanations", "relevance_mass"), ("explanations", "pointing_game"))
+# the best checkpoint's validation metrics: what the papers' train / valid protocol reports
+VAL_COLUMNS = (("val", "accuracy"), ("val", "balanced_accuracy"), ("val", "macro_f1"), ("val", "auroc"))
 
 
 def find_summaries(paths: list[str | Path]) -> list[dict]:
@@ -32,12 +34,13 @@ def group_key(summary: dict, by: str) -> str:
     return str(summary.get(by, "?"))
 
 
-def aggregate(summaries: list[dict], by: str = "name") -> dict[str, dict[str, tuple[float, float, int]]]:
+def aggregate(summaries: list[dict], by: str = "name",
+              columns: tuple = COLUMNS) -> dict[str, dict[str, tuple[float, float, int]]]:
     """{group: {"section.metric": (mean, std, n)}}; std is the sample std (0 for one run)."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for summary in summaries:
         group = group_key(summary, by)
-        for section, metric in COLUMNS:
+        for section, metric in columns:
             value = summary.get(section, {}).get(metric)
             if value is not None:
                 values[group][f"{section}.{metric}"].append(float(value))
@@ -48,10 +51,12 @@ def aggregate(summaries: list[dict], by: str = "name") -> dict[str, dict[str, tu
     return table
 
 
-def markdown_table(table: dict[str, dict[str, tuple[float, float, int]]], scale: float = 100.0) -> str:
+def markdown_table(table: dict[str, dict[str, tuple[float, float, int]]], scale: float = 100.0,
+                   columns: tuple = COLUMNS) -> str:
     """Rows per group, mean ± std in percent; n = runs."""
-    keys = [f"{s}.{m}" for s, m in COLUMNS]
-    header = "| run | n | " + " | ".join(k.split(".", 1)[1] for k in keys) + " |"
+    keys = [f"{s}.{m}" for s, m in columns]
+    names = [k.split(".", 1)[1] if columns is COLUMNS else k for k in keys]
+    header = "| run | n | " + " | ".join(names) + " |"
     lines = [header, "|" + "---|" * (len(keys) + 2)]
     for group in table:
         cells = []

@@ -99,6 +99,9 @@ def evaluate(fitted: Fitted, datamodule: ChestXrayDataModule, module: Classifier
     (``hkd.run.test_record``)."""
     trainer = fitted.trainer
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=fitted.best_checkpoint, verbose=False)[0]
+    datamodule.setup()
+    if not len(datamodule.datasets["test"]):  # the train / valid protocol (data.test_fraction=0)
+        return strip_prefix(val, "val/"), {}
     test = trainer.test(module, datamodule=datamodule, ckpt_path=fitted.best_checkpoint, verbose=False)[0]
     return strip_prefix(val, "val/"), strip_prefix(test, "test/")
 

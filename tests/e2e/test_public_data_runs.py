@@ -64,3 +64,29 @@ def test_cv_streams_every_fold_records_each_and_continues_where_it_stopped(tmp_p
     report = reports[0].read_text()
     assert "| cv | 4 |" in report and "2-fold cross-validation x 2 seeds" in report
     assert main(["cv", "quickstart", *overrides[:-4], "data.folds=0"]) == 2  # needs data.folds
+
+
+def test_repeat_runs_the_papers_train_valid_protocol_once_per_seed(tmp_path, capsys):
+    """`hkd repeat` with data.test_fraction=0: no test split, one run per seed, the report of the
+    best checkpoints' validation metrics (mean ± std); the model card says it has no test split."""
+    from conftest import TINY, make_folder_dataset
+
+    from hkd.cli import main
+
+    root = make_folder_dataset(tmp_path / "data", n_per_class=12)
+    overrides = [*TINY, "data.format=folder", f"data.root={root}", "data.test_fraction=0",
+                 f"output_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}", "name=paper"]
+    assert main(["repeat", "quickstart", *overrides, "--seeds", "0", "1"]) == 0
+    runs = sorted((tmp_path / "runs" / "paper").glob("repeat-*-seed*"))
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    assert [s["seed"] for s in summaries] == [0, 1] and all(s["test"] == {} for s in summaries)
+    assert all(s["splits"]["test"]["images"] == 0 for s in summaries)
+    report = next((tmp_path / "runs" / "paper").glob("repeat-*.md")).read_text()
+    accuracies = [100 * s["val"]["accuracy"] for s in summaries]
+    assert f"| paper | 2 | {sum(accuracies) / 2:.1f} ±" in report and "val.accuracy" in report
+    assert "test.accuracy" not in report  # nothing tested
+    assert "no test split" in (runs[0] / "MODEL_CARD.md").read_text()
+    assert main(["repeat", "quickstart", *overrides, "--seeds", "0"]) == 2  # one seed is no repeat
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "runs" / "paper"), "--plot", ""]) == 0
+    assert f"| paper | 2 | {sum(accuracies) / 2:.1f} ±" in capsys.readouterr().out.split("No test split")[1]
