@@ -123,6 +123,23 @@ KERMANY_CF = {
     "hkd (lung prior), cf selection": ("kermany_hkd", [*KERMANY, *CF_SELECTION]),
 }
 CORNER_TAG = ["data.shortcut.kind=corner_tag", "data.shortcut.bias=0.95"]  # the corner names the class
+# HKD's variant on Kermany (issue #31): the distillation weight never decays to 0 (6 epochs)
+KD_ALL_EPOCHS = ["hkd.kd_epochs=7"]
+
+
+def learning_curve_rows(sizes: tuple[int | None, ...]) -> dict[str, tuple[str, list[str]]]:
+    """PneuKnowNet's claim where it lives, small data (issue #31): clean Kermany with about N
+    training images (whole patients, each class its share; the same validation and test split per
+    seed), the baseline, HKD (lung prior) and HKD distilling over every epoch."""
+    rows = {}
+    for size in sizes:
+        subset = [f"data.train_size={size}"] if size else []
+        name = f"{size} images" if size else "all images"
+        rows |= {f"baseline, {name}": ("kermany_baseline", [*KERMANY, *subset]),
+                 f"hkd (lung prior), {name}": ("kermany_hkd", [*KERMANY, *subset]),
+                 f"hkd (lung prior, kd all epochs), {name}": ("kermany_hkd",
+                                                              [*KERMANY, *subset, *KD_ALL_EPOCHS])}
+    return rows
 
 
 # The same on the synthetic benchmark (its validation split carries the tag like training), with the
@@ -190,6 +207,13 @@ MATRICES: dict[str, dict[str, Row | tuple[str, list[str]]]] = {
     "kermany_shortcut_cf": counterfactual_rows(SHORTCUT),
     "synthetic_cf": SYNTHETIC_CF,
     "kermany_cf": KERMANY_CF,
+    # python -m benchmarks.matrix kermany_learning_curve --seeds 0 1 2 3 4
+    "kermany_learning_curve": learning_curve_rows((250, 500, 1000, None)),
+    # HKD distilling over every epoch on the clean task and the fair-split shortcut task (issue #31)
+    "kermany_kd_all_epochs": {
+        "hkd (lung prior), kd all epochs": ("kermany_hkd", [*KERMANY, *KD_ALL_EPOCHS]),
+        "hkd (lung prior), kd all epochs, shortcut (fair split)": (
+            "kermany_hkd", [*KERMANY, *SHORTCUT, "data.shortcut.val=random", *KD_ALL_EPOCHS])},
     # the other planted shortcut: a bright square whose corner names the class
     "kermany_corner_tag_cf": counterfactual_rows(CORNER_TAG, with_mining=False),
     # covid-chestxray, patient-grouped 5-fold CV (FOLDS), the lungs from boxes, V7 outlines and masks

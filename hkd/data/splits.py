@@ -92,14 +92,41 @@ def kfold_splits(records: list[Record], folds: int, fold: int, val_fraction: flo
     return splits
 
 
+UNUSED = "unused"  # a training image left out by data.train_size
+
+
+def training_subset(records: list[Record], splits: list[str], size: int, seed: int) -> list[str]:
+    """Keep about ``size`` training images — whole patients, each class its share of the training
+    split, drawn from the seed — and mark the others ``unused``; validation and test stay."""
+    train = [i for i, split in enumerate(splits) if split == "train"]
+    if size >= len(train):
+        return list(splits)
+    groups = patient_groups([records[i] for i in train])
+    by_class = patients_by_class([records[i] for i in train], groups, np.random.default_rng([seed, 31]))
+    counts = Counter(records[i].label for i in train)
+    kept: set[int] = set()
+    for label in sorted(by_class):
+        target, taken = round(size * counts[label] / len(train)), 0
+        for patient in by_class[label]:
+            if taken >= max(target, 1):
+                break
+            kept.update(train[position] for position in groups[patient])
+            taken += len(groups[patient])
+    return [UNUSED if split == "train" and i not in kept else split for i, split in enumerate(splits)]
+
+
 def dataset_splits(records: list[Record], classes: list[str], seed: int, *, val_fraction: float,
-                   test_fraction: float, folds: int = 0, fold: int = 0) -> list[str]:
+                   test_fraction: float, folds: int = 0, fold: int = 0,
+                   train_size: int | None = None) -> list[str]:
     """Every record's split, checked: fold ``fold`` of a patient-grouped ``folds``-fold split, or
-    the records' own split column with the missing ones drawn from the seed."""
+    the records' own split column with the missing ones drawn from the seed; with ``train_size``
+    only a seeded subset of the training images is used (``training_subset``)."""
     if folds:
         splits = kfold_splits(records, folds, fold, val_fraction, seed)
     else:
         splits = assign_splits(records, val_fraction, test_fraction, seed)
+    if train_size is not None:
+        splits = training_subset(records, splits, int(train_size), seed)
     check_splits(records, splits, classes, test_required=bool(folds) or test_fraction > 0)
     return splits
 

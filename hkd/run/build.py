@@ -151,7 +151,8 @@ def configured_splits(cfg: DictConfig, records: list[Record], classes: list[str]
     """Every record's split as the ``data`` keys ask for it (K-fold or a fixed/seeded split)."""
     data = cfg.data
     return dataset_splits(records, classes, int(cfg.seed), val_fraction=float(data.val_fraction),
-                          test_fraction=float(data.test_fraction), folds=int(data.folds), fold=int(data.fold))
+                          test_fraction=float(data.test_fraction), folds=int(data.folds), fold=int(data.fold),
+                          train_size=data.train_size)
 
 
 def augmentation(cfg: DictConfig):

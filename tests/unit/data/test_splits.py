@@ -47,3 +47,36 @@ def test_a_class_missing_from_validation_or_test_is_named_in_a_warning(caplog):
         check_splits(data, splits, ["common", "rare"])  # trainable: a warning, not an error
     assert "class(es) rare have no sample in the val split" in caplog.text
     assert "class(es) rare have no sample in the test split" in caplog.text
+
+
+def test_a_training_subset_keeps_whole_patients_and_each_class_share():
+    from collections import Counter
+
+    from hkd.data.splits import UNUSED, dataset_splits
+
+    records = [Record(Path(f"{label}{i}.png"), label, f"{label}-p{i // 2}")  # two images per patient
+               for label, n in (("a", 120), ("b", 60), ("c", 20)) for i in range(n)]
+    full = dataset_splits(records, ["a", "b", "c"], 0, val_fraction=0.15, test_fraction=0.2)
+    sub = dataset_splits(records, ["a", "b", "c"], 0, val_fraction=0.15, test_fraction=0.2, train_size=50)
+    assert [s for s in sub if s != UNUSED and s != "train"] == [s for s in full if s != "train"]  # val, test
+    kept = [r for r, s in zip(records, sub) if s == "train"]
+    n_train = full.count("train")
+    assert 50 <= len(kept) <= 50 + 3 * 2  # whole patients: each class may take one patient more
+    shares = Counter(r.label for r in kept)
+    full_shares = Counter(r.label for r, s in zip(records, full) if s == "train")
+    for label in ("a", "b", "c"):
+        assert abs(shares[label] - 50 * full_shares[label] / n_train) <= 2
+    patients = {r.patient_id for r in kept}
+    assert all(s == "train" for r, s in zip(records, sub) if r.patient_id in patients)  # no patient split
+    again = dataset_splits(records, ["a", "b", "c"], 0, val_fraction=0.15, test_fraction=0.2, train_size=50)
+    other = dataset_splits(records, ["a", "b", "c"], 1, val_fraction=0.15, test_fraction=0.2, train_size=50)
+    assert again == sub and other != sub
+
+
+def test_the_datamodule_trains_on_the_subset_only(tiny):
+    from hkd.run.build import build_datamodule
+
+    datamodule = build_datamodule(tiny("data.train_size=20"))
+    datamodule.setup()
+    assert len(datamodule.datasets["train"]) == datamodule.split_summary()["train"]["images"] == 20
+    assert len(datamodule.datasets["val"]) == 16 and len(datamodule.datasets["test"]) == 16  # as without it
