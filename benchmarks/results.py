@@ -33,7 +33,10 @@ MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.
                                         '"shortcut-free (ceiling)"',
            "kermany_shortcut_cf_val_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '
                                             '"shortcut-free (ceiling)" --split val '
-                                            '--data data.shortcut.bias=0.95 --save kermany_shortcut_cf_val'}
+                                            '--data data.shortcut.bias=0.95 --save kermany_shortcut_cf_val',
+           "synthetic_cf_val_audit": 'python -m benchmarks.audits synthetic_cf --only baseline '
+                                     '"shortcut-free (ceiling)" --split val '
+                                     '--data data.synthetic.shortcut_bias=0.95 --save synthetic_cf_val'}
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
