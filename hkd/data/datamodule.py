@@ -219,6 +219,7 @@ class ChestXrayDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
+        dataset.take_edited_copies()
         if self.train_positions is not None:
             return self._loader(Subset(dataset, self.train_positions), self.loaders.batch_size, shuffle=True)
         sampler = None

@@ -74,22 +74,26 @@ class ChestXrayDataset(Dataset):
         self.edits: ImageEdits | None = None  # IMIL's edit table, applied on read
         # imil.edit=add: an edited image joins its original (read after the originals) instead of replacing it
         self.add_edited_copies = False
-        self._rows = set(self.indices.tolist())
+        self.edited_copies: list[int] = []  # their rows, as of the training loader's last build
         self.predicted_priors: dict[int, np.ndarray] = {}
         self.counterfactual: CounterfactualViews | None = None  # the validation split's extra views
 
     def __len__(self) -> int:
-        return len(self.indices) + len(self.edited_copies())
+        return len(self.indices) + len(self.edited_copies)
 
-    def edited_copies(self) -> list[int]:
-        """The rows whose edited copy follows the originals (``imil.edit=add``), in row order."""
+    def take_edited_copies(self) -> None:
+        """With ``imil.edit=add``: the rows whose edited copy follows the originals, in split order,
+        taken once when the training loader is built (a round's new edits join at the next build;
+        ``imil.edit=add`` rebuilds it every epoch), not on every read."""
         if not self.add_edited_copies or self.edits is None:
-            return []
-        return sorted(int(idx) for idx in self.edits if int(idx) in self._rows)
+            self.edited_copies = []
+            return
+        edited = {int(idx) for idx in self.edits}
+        self.edited_copies = [int(idx) for idx in self.indices if int(idx) in edited]
 
     def labels_by_position(self) -> np.ndarray:
         """The class of every position (the originals, then any edited copies)."""
-        return self.labels[np.concatenate([self.indices, np.asarray(self.edited_copies(), dtype=np.int64)])]
+        return self.labels[np.concatenate([self.indices, np.asarray(self.edited_copies, dtype=np.int64)])]
 
     def without_edits(self) -> ChestXrayDataset:
         """The same samples as they were before any IMIL edit."""
@@ -130,7 +134,7 @@ class ChestXrayDataset(Dataset):
         with one_thread():
             if position < len(self.indices):  # with imil.edit=add the originals stay unedited
                 return self.sample(int(self.indices[position]), edited=not self.add_edited_copies)
-            return self.sample(self.edited_copies()[position - len(self.indices)])
+            return self.sample(self.edited_copies[position - len(self.indices)])
 
     def augment(self, image: torch.Tensor, *masks: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One random draw of this split's augmentation on an image and its masks together."""
