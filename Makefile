@@ -13,7 +13,7 @@ RUN ?=
 INPUT ?=
 PORT ?= 8765
 
-.PHONY: help install experiment cv predict results evidence bench review compare test test-unit test-full test-ddp lint sync clean
+.PHONY: help install experiment cv predict results evidence bench bench-gpu review compare test test-unit test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; re
 
 bench: $(STAMP)  ## speed and memory ratios against their targets (benchmarks/speed.py)
 	$(PY) -m benchmarks.speed $(ARGS)
+
+bench-gpu: $(STAMP)  ## GPU images/s, HKD step ratio, memory, mining, loader at 224 px (benchmarks/gpu.py; ~5 min)
+	$(PY) -m benchmarks.gpu $(ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check hkd tests benchmarks

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import lightning as L
@@ -96,10 +97,11 @@ def steady(times: list[float]) -> float:
     return float(min(times[1:] if len(times) > 1 else times))
 
 
-def lightning_fit(cfg: DictConfig, datamodule: ChestXrayDataModule,
-                  guard: bool = True) -> tuple[float, L.Trainer, ClassifierModule]:
+def lightning_fit(cfg: DictConfig, datamodule: ChestXrayDataModule, guard: bool = True, epochs: int = EPOCHS,
+                  batches: Iterable[dict] | None = None) -> tuple[float, L.Trainer, ClassifierModule]:
     """Steady-state epoch time of a Lightning fit (no validation, no checkpoints, no logger);
-    ``guard=False`` takes the non-finite guard out (for its own figure only)."""
+    ``guard=False`` takes the non-finite guard out (for its own figure only); ``batches`` (already
+    on the device) replace the training loader, to time the model alone."""
     L.seed_everything(cfg.seed)
     module = build_module(cfg, datamodule.classes)
     if not guard:
@@ -115,11 +117,14 @@ def lightning_fit(cfg: DictConfig, datamodule: ChestXrayDataModule,
         rows[dataset.indices] = np.arange(len(dataset))
         module.method.use_teacher_features(features, rows)
     timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=EPOCHS, accelerator=cfg.trainer.accelerator, devices=1,
+    trainer = L.Trainer(max_epochs=epochs, accelerator=cfg.trainer.accelerator, devices=1,
                         precision=cfg.trainer.precision, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[timer], inference_mode=False)
-    trainer.fit(module, datamodule=datamodule)
+    if batches is None:
+        trainer.fit(module, datamodule=datamodule)
+    else:
+        trainer.fit(module, train_dataloaders=batches)
     return steady(timer.times), trainer, module
 
 

@@ -1,0 +1,189 @@
+"""GPU speed and memory at a real size (`make bench-gpu`): one command, about 5 minutes on one H200.
+
+    python -m benchmarks.gpu                        # writes benchmarks/results/gpu.{json,md}
+    python -m benchmarks.gpu --backbones resnet50 --modes fp32 bf16 --out /tmp/gpu
+    python -m benchmarks.gpu --smoke                # a tiny CPU run of every code path (the tests)
+
+On 224 px synthetic X-rays, for each real-size backbone (random weights, nothing downloaded) and
+each numeric mode (fp32; bf16 autocast; bf16 + channels-last; bf16 + channels-last +
+``torch.compile``), it times whole Lightning fits of the framework's own modules:
+  baseline  training images per second (the batches already on the GPU: the model alone)
+  hkd       HKD student's images per second, teacher every step, and its step / the baseline's
+  memory    peak GPU memory of each fit
+  mining    IMIL's mining pass over the training set, per 1,000 images and / a training epoch
+  loader    the training loader's images per second (decode from cache, augmentation, workers)
+            against the fastest model's consumption
+Each row is written as soon as it is measured (gpu.json, then gpu.md), so a run stopped early keeps
+what it had. The first epoch of every fit is a warm-up (cuDNN autotuning, compilation); the fastest
+of the others counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from itertools import islice
+from pathlib import Path
+
+import torch
+
+from benchmarks.speed import WORK, bench_config, device_of, lightning_fit, loader_epoch, ready, synchronize
+from hkd.atomic import atomic_write_text
+from hkd.run.build import build_imil_callback
+from hkd.run.run_dir import code_version
+
+REPO = Path(__file__).resolve().parents[1]
+BACKBONES = ("resnet50", "convnext_tiny")
+MODES = {  # name: the overrides that make it (every mode on top of the one before)
+    "fp32": [],
+    "bf16": ["trainer.precision=bf16-mixed"],
+    "bf16 + channels-last": ["trainer.precision=bf16-mixed", "model.channels_last=true"],
+    "bf16 + channels-last + compile": ["trainer.precision=bf16-mixed", "model.channels_last=true",
+                                       "model.compile=true"],
+}
+FULL = {"size": 224, "n_train": 1024, "batch_size": 64, "steps": 16, "epochs": 3}
+SMOKE = {"size": 32, "n_train": 32, "batch_size": 8, "steps": 2, "epochs": 2}
+
+
+def config(backbone: str, mode: str, sizes: dict, *extra: str):
+    size = sizes["size"]
+    return bench_config(f"data.synthetic.size={size}", f"data.image_size={size}",
+                        f"data.synthetic.n_train={sizes['n_train']}", "data.synthetic.n_val=16",
+                        "data.synthetic.n_test=16", f"data.batch_size={sizes['batch_size']}",
+                        "data.eval_batch_size=256", f"model.backbone={backbone}", "model.pretrained=false",
+                        f"data.cache_dir={WORK / 'gpu-cache'}", *MODES[mode], *extra)
+
+
+class Batches:
+    """Ready batches served again every epoch (a list would be read by Lightning as several loaders)."""
+
+    def __init__(self, batches, device: torch.device) -> None:
+        self.batches = [{key: value.to(device) if torch.is_tensor(value) else value
+                         for key, value in batch.items()} for batch in batches]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def fit_row(backbone: str, mode: str, method: str, sizes: dict, batches: Batches, datamodule) -> dict:
+    extra = ["method.name=hkd", "hkd.kd_epochs=1000"] if method == "hkd" else []
+    cfg = config(backbone, mode, sizes, *extra)
+    device = device_of(cfg)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    epoch, trainer, module = lightning_fit(cfg, datamodule, epochs=sizes["epochs"], batches=batches)
+    images = sum(len(batch["label"]) for batch in batches.batches)
+    row = {"backbone": backbone, "mode": mode, "method": method, "images_per_s": images / epoch,
+           "ms_per_step": 1000 * epoch / len(batches),
+           "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None}
+    return row | {"_trainer": trainer, "_module": module}
+
+
+def mining_row(backbone: str, mode: str, sizes: dict, trainer, module, epoch_s: float) -> dict:
+    cfg = config(backbone, mode, sizes)
+    datamodule = ready(cfg)
+    callback = build_imil_callback(cfg, WORK / "gpu-imil-run")
+    callback.images = datamodule.training_images()
+    module = module.to(device_of(cfg))
+    callback.mine(trainer, module)  # warm-up
+    synchronize(module.device)
+    start = time.perf_counter()
+    callback.mine(trainer, module)
+    synchronize(module.device)
+    mining = time.perf_counter() - start
+    n = len(callback.images.indices)
+    return {"backbone": backbone, "mode": mode, "method": "imil mining",
+            "s_per_1000_images": 1000 * mining / n, "mining_over_epoch": mining / epoch_s}
+
+
+def loader_rows(sizes: dict) -> list[dict]:
+    """The training loader alone, in the main process (the default) and with worker processes."""
+    rows = []
+    for workers in sorted({0, min(8, os.cpu_count() or 1)}):
+        cfg = config(BACKBONES[0], "fp32", sizes, f"data.num_workers={workers}")
+        datamodule = ready(cfg)
+        n = len(datamodule.datasets["train"])
+        best = min(loader_epoch(datamodule) for _ in range(2))
+        rows.append({"method": "loader", "images_per_s": n / best, "workers": workers,
+                     "cores": os.cpu_count()})
+    return rows
+
+
+def table(rows: list[dict], made: str) -> str:
+    """gpu.md: one line per backbone and mode, then mining and the loader."""
+    fits = {(r["backbone"], r["mode"], r["method"]): r for r in rows if r["method"] in ("baseline", "hkd")}
+    lines = ["| backbone | mode | baseline img/s | HKD img/s | HKD step / baseline | peak memory "
+             "baseline / HKD (GiB) |", "|---|---|---|---|---|---|"]
+    for backbone, mode in dict.fromkeys((b, m) for b, m, _ in fits):
+        base, hkd = fits.get((backbone, mode, "baseline")), fits.get((backbone, mode, "hkd"))
+        ratio = f"{base['images_per_s'] / hkd['images_per_s']:.2f}" if base and hkd else "-"
+        memory = " / ".join(f"{r['peak_memory_gib']:.1f}" if r and r["peak_memory_gib"] is not None else "-"
+                            for r in (base, hkd))
+        lines.append(f"| {backbone} | {mode} | {base['images_per_s']:.0f} | "
+                     f"{hkd['images_per_s']:.0f} | {ratio} | {memory} |" if base and hkd else
+                     f"| {backbone} | {mode} | {base['images_per_s']:.0f} | - | - | {memory} |")
+    fastest = max((r["images_per_s"] for r in fits.values() if r["method"] == "baseline"), default=None)
+    for row in rows:
+        if row["method"] == "imil mining":
+            lines.append(f"\nIMIL mining ({row['backbone']}, fp32 eval pass): "
+                         f"{row['s_per_1000_images']:.2f} s per 1,000 images, "
+                         f"{row['mining_over_epoch']:.2f}x a {row['mode']} training epoch.")
+        if row["method"] == "loader" and fastest:
+            lines.append(f"\nTraining loader with {row['workers']} workers ({row['cores']} cores): "
+                         f"{row['images_per_s']:.0f} img/s, {row['images_per_s'] / fastest:.2f}x the fastest "
+                         f"model above ({fastest:.0f} img/s).")
+    return "\n".join(lines) + f"\n\n<sub>{made}</sub>\n"
+
+
+def save(rows: list[dict], out: Path, made: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "gpu.json", json.dumps({"made": made, "rows": rows}, indent=1) + "\n")
+    atomic_write_text(out / "gpu.md", table(rows, made))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", nargs="*", default=list(BACKBONES))
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (a CPU check of the code paths)")
+    args = parser.parse_args()
+    sizes = SMOKE if args.smoke else FULL
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    code = os.environ.get("HKD_CODE") or code_version()  # HKD_CODE: where the copy has no .git
+    made = (f"{device} · torch {torch.__version__} · {time.strftime('%Y-%m-%d')} · code {code} · "
+            f"{sizes['size']} px, batch {sizes['batch_size']}, {sizes['steps']} steps an epoch · "
+            f"`python -m benchmarks.gpu`")
+    torch.backends.cudnn.benchmark = True
+    rows: list[dict] = []
+
+    def keep(row: dict) -> None:
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        save(rows, args.out, made)
+
+    for row in loader_rows(sizes):
+        keep(row)
+    for mode in args.modes:  # compilation, the slowest to warm up, last
+        for backbone in args.backbones:
+            hkd_cfg = config(backbone, mode, sizes, "method.name=hkd", "hkd.kd_epochs=1000")
+            datamodule = ready(hkd_cfg, roi_mode=hkd_cfg.hkd.roi_mode)  # batches with the ROI images
+            batches = Batches(islice(datamodule.train_dataloader(), sizes["steps"]), device_of(hkd_cfg))
+            for method in ("baseline", "hkd"):
+                row = fit_row(backbone, mode, method, sizes, batches, datamodule)
+                trainer, module = row.pop("_trainer"), row.pop("_module")
+                keep(row)
+                if method == "baseline" and mode == "fp32":
+                    epoch_s = sizes["n_train"] / row["images_per_s"]
+                    keep(mining_row(backbone, mode, sizes, trainer, module, epoch_s))
+    print(table(rows, made))
+
+
+if __name__ == "__main__":
+    main()
