@@ -1,4 +1,8 @@
-"""The ``hkd`` command: ``hkd train NAME_OR_PATH [key=value ...]`` and its siblings."""
+"""The ``hkd`` command: ``hkd train NAME_OR_PATH [key=value ...]`` and its siblings.
+
+Exit codes: 0 done; 1 nothing could be done (e.g. no input image could be read); 2 a configuration
+or input error, printed as one message naming the file, key or row (argparse's own usage errors
+are 2 as well); 3 training stopped on a non-finite loss."""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from hkd.config import load_config
 from hkd.errors import ConfigError, InputError
+
+# Every heavy import (torch, Lightning, timm, MONAI) happens inside a command's handler, so that
+# `hkd --help`, `hkd --version` and `hkd list` answer at once (tests/e2e/test_cli_speed.py).
 
 
 def fail(message: object, code: int = 2) -> int:
@@ -32,6 +38,11 @@ REPORT_OPTIONS = [
 ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
     "train": ("train and evaluate an experiment", [
         EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides, e.g. trainer.max_epochs=3"})]),
+    "config": ("print an experiment's resolved configuration and check it (no training)", [
+        EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides, as hkd train takes them"}),
+        ("--splits", {"action": "store_true",
+                      "help": "also read the data set and build its splits: images per split and class"})]),
+    "list": ("list the experiments: the shipped ones and those of ./experiments or $HKD_EXPERIMENTS", []),
     "tune": ("tune keys with Optuna on the validation split (pruned, resumable)", [
         EXPERIMENT, ("overrides", {"nargs": "*", "help": "key=value overrides of every trial"}),
         ("--param", {"action": "append", "default": [], "dest": "params", "metavar": "KEY=SPACE",
@@ -98,8 +109,19 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
 }
 
 
+def installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hkd")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
-    main_parser = argparse.ArgumentParser(prog="hkd", description=__doc__)
+    main_parser = argparse.ArgumentParser(prog="hkd", description=__doc__,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    main_parser.add_argument("--version", action="version", version=f"hkd {installed_version()}")
     commands = main_parser.add_subparsers(dest="command", required=True)
     for command, (help_text, arguments) in ARGUMENTS.items():
         sub = commands.add_parser(command, help=help_text)
@@ -191,7 +213,33 @@ def run_cv(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_config(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from hkd.config import load_config
+
+    cfg = load_config(args.experiment, args.overrides)
+    print(OmegaConf.to_yaml(cfg), end="")
+    if args.splits:
+        from hkd.run.dry_run import split_table
+
+        print(split_table(cfg))
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from hkd.experiment_files import list_experiments
+
+    experiments = list_experiments()
+    width = max(len(experiment.name) for experiment in experiments)
+    for experiment in experiments:
+        where = "" if experiment.shipped else f"  [{experiment.path.parent}]"
+        print(f"{experiment.name:<{width}}  {experiment.description}{where}")
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
+    from hkd.config import load_config
     from hkd.run.experiment import NonFiniteLossError, run_experiment
 
     try:
@@ -202,6 +250,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_prior(args: argparse.Namespace) -> int:
+    from hkd.config import load_config
     from hkd.run.saved_prior import train_saved_prior
 
     run_dir = train_saved_prior(load_config(args.experiment, args.overrides))
@@ -262,7 +311,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 # command -> (handler, the errors it reports as a message rather than a traceback)
-COMMANDS = {"train": (run_train, ()), "cv": (run_cv, (RuntimeError,)), "repeat": (run_cv, (RuntimeError,)),
+COMMANDS = {"train": (run_train, ()), "config": (run_config, ()), "list": (run_list, ()),
+            "cv": (run_cv, (RuntimeError,)), "repeat": (run_cv, (RuntimeError,)),
             "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
             "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ()),
             "audit": (run_audit, ()), "report": (run_report, ()),

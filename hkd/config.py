@@ -8,38 +8,49 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import warnings
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning as L
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from hkd.atomic import atomic_write_text
-from hkd.data.datamodule import SAMPLERS
-from hkd.data.formats import FORMATS
-from hkd.data.masking import FILLS, ROI_MODES
-from hkd.data.shortcut import DEFAULT_TEXTS, ShortcutSpec
-from hkd.data.transforms import POLICIES
+from hkd.choices import (
+    CHANGED_IMAGES,
+    CHECKPOINT_MODES,
+    EDIT_MODES,
+    FILLS,
+    FORMATS,
+    METHODS,
+    MINE_MODES,
+    NONFINITE_POLICIES,
+    OPTIMIZERS,
+    ORACLES,
+    POLICIES,
+    PRIORS,
+    ROI_FRACTION_MODES,
+    ROI_MODES,
+    SAMPLERS,
+    SCHEDULERS,
+    WANDB_MODES,
+)
 from hkd.errors import ConfigError
-from hkd.imil.callback import CHANGED_IMAGES, EDIT_MODES
-from hkd.imil.oracles import ORACLES
-from hkd.imil.selection import MINE_MODES
-from hkd.methods import METHODS
-from hkd.methods.hkd import PRIORS, ROI_FRACTION_MODES
-from hkd.models.classifier import NONFINITE_POLICIES
-from hkd.models.optim import OPTIMIZERS, SCHEDULERS
-from hkd.models.prior_generator import generator_path
+from hkd.experiment_files import experiment_name, experiments_dir, resolve_experiment_path
+from hkd.models.generator_file import generator_path
 from hkd.registry import did_you_mean
+from hkd.schema import TYPED_TRAINER_KEYS, Config, check_complete, check_ranges
 
-__all__ = ["ConfigError", "load_config", "save_config", "to_dotlist", "validate"]
+if TYPE_CHECKING:
+    from hkd.data.shortcut import ShortcutSpec
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+__all__ = ["ConfigError", "experiments_dir", "load_config", "save_config", "to_dotlist", "validate"]
+
 log = logging.getLogger(__name__)
 HEALTHY_FORMATS = ("synthetic", "covid-chestxray")  # data.include_healthy adds a class there
-OPEN_SECTIONS = ("model.kwargs", "trainer")  # free-form mappings: any key goes, checked where it is used
+# free-form mappings: any key goes, checked where it is used (a null one too, once it is set)
+OPEN_SECTIONS = ("model.kwargs", "trainer", "data.finding_map", "callbacks.early_stopping", "callbacks.swa")
 RENAMED = {"trainer.nonfinite_loss": "training.nonfinite_loss"}  # old key -> new key (still accepted)
 # set by hkd: the run directory, loggers, callbacks, checkpoint IO, progress bar, gradients in test
 MANAGED_TRAINER_ARGUMENTS = ("default_root_dir", "logger", "callbacks", "plugins", "enable_progress_bar",
@@ -67,43 +78,11 @@ def lock_keys(cfg: DictConfig) -> DictConfig:
     """Struct mode (an unknown key is an error naming it), except in the open sections."""
     OmegaConf.set_struct(cfg, True)
     for key in OPEN_SECTIONS:
-        section = OmegaConf.select(cfg, key)
-        if section is not None:
+        parent, _, leaf = key.rpartition(".")
+        section = (OmegaConf.select(cfg, parent) if parent else cfg)._get_node(leaf)
+        if isinstance(section, DictConfig):  # also while null: the flag stays when it is set
             OmegaConf.set_struct(section, False)
     return cfg
-
-
-def experiments_dir() -> Path:
-    """The folder holding ``base.yaml``: ``$HKD_EXPERIMENTS``, ``./experiments``, or the one that
-    ships inside the package (``hkd/experiments``, also what the repository's ``experiments``
-    links to), so an installed hkd works from any folder."""
-    candidates = [os.environ.get("HKD_EXPERIMENTS"), Path.cwd() / "experiments", PACKAGE_ROOT / "experiments"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "base.yaml").is_file():
-            return Path(candidate)
-    raise ConfigError("cannot find experiments/base.yaml (set HKD_EXPERIMENTS to its folder)")
-
-
-def resolve_experiment_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml"} and path.is_file():
-        return path
-    candidate = experiments_dir() / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return candidate
-    available = sorted(str(p.relative_to(experiments_dir()).with_suffix(""))
-                       for p in experiments_dir().rglob("*.yaml") if p.stem != "base")
-    raise ConfigError(f"unknown experiment '{name_or_path}': no file {candidate}; "
-                      f"available: {', '.join(available)}")
-
-
-def experiment_name(path: Path) -> str:
-    """A run's default name: the experiment file's name, with its folder inside ``experiments/``
-    (``pneuknownet/resnet50_weak.yaml`` -> ``pneuknownet_resnet50_weak``)."""
-    try:
-        return "_".join(path.resolve().relative_to(experiments_dir().resolve()).with_suffix("").parts)
-    except ValueError:  # a file elsewhere
-        return path.stem
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -127,12 +106,15 @@ def _experiment_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Pat
     return [*chain, (path, cfg)]
 
 
-def _merge(base: DictConfig, layer: DictConfig, source: str) -> DictConfig:
+def merge_layer(base: DictConfig, layer: DictConfig, source: str) -> DictConfig:
+    """``layer`` over ``base``: a key the schema does not know, or a value of the wrong type, is an
+    error naming ``source`` (the file or the override) and the key."""
     try:
         return OmegaConf.merge(base, layer)
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or "?"
-        raise ConfigError(f"{source}: key '{key}' is not valid: {error.msg}") from error
+        reason = str(error.msg).splitlines()[0]  # OmegaConf appends the key and the node's types
+        raise ConfigError(f"{source}: key '{key}' is not valid: {reason}") from error
 
 
 def check_cacheable(cfg: DictConfig) -> None:
@@ -146,19 +128,45 @@ def check_cacheable(cfg: DictConfig) -> None:
                           "augment.hflip=false and imil.enabled=false, or compute the teacher every step)")
 
 
-def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Merge base, experiment file(s) and ``key=value`` overrides; resolve interpolations."""
+def typed_base() -> DictConfig:
+    """``base.yaml`` on the schema, struct mode on."""
     base_path = experiments_dir() / "base.yaml"
-    cfg = _load_yaml(base_path)
+    cfg = merge_layer(OmegaConf.structured(Config), _load_yaml(base_path), str(base_path))
+    check_complete(cfg, str(base_path))
     lock_keys(cfg)
-    experiment_path = resolve_experiment_path(name_or_path)
-    for path, layer in _experiment_chain(experiment_path):
-        cfg = _merge(cfg, migrate_renamed_keys(layer, str(path)), str(path))
+    check_ranges(cfg, str(base_path))
+    return cfg
+
+
+def add_layer(cfg: DictConfig, layer: DictConfig, source: str) -> DictConfig:
+    """``layer`` (a file's keys or one override) over ``cfg``, renamed keys moved, types and ranges
+    checked with ``source`` named."""
+    cfg = merge_layer(cfg, migrate_renamed_keys(layer, source), source)
+    check_ranges(cfg, source)
+    return cfg
+
+
+def add_overrides(cfg: DictConfig, overrides: Collection[str]) -> DictConfig:
     for override in overrides:
         if "=" not in override:
             raise ConfigError(f"override '{override}' must look like key=value")
-        cfg = _merge(cfg, migrate_renamed_keys(OmegaConf.from_dotlist([override]), f"override '{override}'"),
-                     f"override '{override}'")
+        cfg = add_layer(cfg, OmegaConf.from_dotlist([override]), f"override '{override}'")
+    return cfg
+
+
+def load_run_config(saved: Path, overrides: Collection[str] = ()) -> DictConfig:
+    """A run's saved ``config.yaml`` on today's schema (keys added since the run take their
+    defaults), with ``overrides`` on top."""
+    return add_overrides(add_layer(typed_base(), _load_yaml(saved), str(saved)), overrides)
+
+
+def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Merge base, experiment file(s) and ``key=value`` overrides; resolve interpolations."""
+    cfg = typed_base()
+    experiment_path = resolve_experiment_path(name_or_path)
+    for path, layer in _experiment_chain(experiment_path):
+        cfg = add_layer(cfg, layer, str(path))
+    cfg = add_overrides(cfg, overrides)
     if cfg.name is None:
         cfg.name = experiment_name(experiment_path)
     try:
@@ -166,12 +174,11 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     except OmegaConfBaseException as error:
         raise ConfigError(f"cannot resolve '{getattr(error, 'full_key', '?')}': {error.msg}") \
             from error
+    check_ranges(cfg, "the resolved configuration")  # values that came through an interpolation
     validate(cfg)
     return cfg
 
 
-WANDB_MODES = ("offline", "online", "disabled")  # logging.wandb
-CHECKPOINT_MODES = ("min", "max")  # checkpoint.mode
 
 
 def enumerated_keys() -> dict[str, Collection[str]]:
@@ -190,6 +197,7 @@ def shortcut_spec(shortcut: DictConfig | None, n_classes: int) -> ShortcutSpec |
     """``data.shortcut`` as a checked spec, or None when it is off."""
     if not shortcut or not shortcut.get("kind"):
         return None
+    from hkd.data.shortcut import DEFAULT_TEXTS, ShortcutSpec
     spec = ShortcutSpec(kind=str(shortcut.kind), bias=None if shortcut.bias is None else float(shortcut.bias),
                         val=str(shortcut.val), test=str(shortcut.test), size=float(shortcut.size),
                         intensity=float(shortcut.intensity),
@@ -211,11 +219,6 @@ def validate(cfg: DictConfig) -> None:
     if cfg.hkd.prior == "none" and cfg.data.prior_generator and cfg.method.name == "hkd":
         raise ConfigError("hkd.prior=none trains the teacher on raw images (the self-distillation control); "
                           "data.prior_generator would give it regions: leave one of them out")
-    if not 0 < cfg.counterfactual.fraction <= 1:
-        raise ConfigError(f"counterfactual.fraction={cfg.counterfactual.fraction} must be in (0, 1]: the "
-                          "share of the validation images seen through the counterfactual views")
-    if not isinstance(cfg.imil.margin, int) or cfg.imil.margin < 0:
-        raise ConfigError(f"imil.margin={cfg.imil.margin!r} must be a whole number of pixels >= 0")
     shortcut_spec(cfg.data.shortcut, n_classes=0)
     if cfg.method.name == "hkd" and cfg.hkd.cache_teacher_features:
         check_cacheable(cfg)
@@ -228,12 +231,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.prior_generator={generator}: no saved prior generator there "
                           "(make one with `hkd prior train`; give its run directory or .pt file)")
     check_trainer_arguments(cfg)
-    method = METHODS[cfg.method.name]
     if cfg.data.format != "synthetic" and not cfg.data.root:
         raise ConfigError(f"data.root is required for data.format={cfg.data.format}: "
                           f"add data.root=/path/to/data to the command line "
                           f"(make experiment NAME={cfg.name} ARGS=\"data.root=...\")")
-    if cfg.model.compile and method.double_backward:
+    # a method's traits import its module (torch): only looked up where an option needs them
+    if cfg.model.compile and METHODS[cfg.method.name].double_backward:
         raise ConfigError(f"model.compile=true cannot train method.name={cfg.method.name}: its loss "
                           "differentiates a gradient (double backward), which torch.compile does not support")
     if cfg.data.folds and not 0 <= cfg.data.fold < cfg.data.folds:
@@ -242,7 +245,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.logging.wandb == "offline" and cfg.logging.log_model:
         raise ConfigError("logging.log_model=true needs logging.wandb=online "
                           "(offline W&B runs cannot upload checkpoints)")
-    if (cfg.augment.mixup or cfg.augment.cutmix) and not method.mixes_batches:
+    if (cfg.augment.mixup or cfg.augment.cutmix) and not METHODS[cfg.method.name].mixes_batches:
         raise ConfigError(f"augment.mixup / augment.cutmix mix images but not their priors: "
                           f"use them with method.name=baseline, not {cfg.method.name}")
     if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:
@@ -251,10 +254,16 @@ def validate(cfg: DictConfig) -> None:
 
 
 def check_trainer_arguments(cfg: DictConfig) -> None:
-    """Every ``trainer.*`` key must be an argument of ``lightning.Trainer`` that hkd does not set."""
+    """Every ``trainer.*`` key must be an argument of ``lightning.Trainer`` that hkd does not set
+    (Lightning is imported only when there are keys beyond the schema's)."""
+    added = [key for key in cfg.trainer if key not in TYPED_TRAINER_KEYS]
+    if not added:
+        return
+    import lightning as L
+
     accepted = [name for name in inspect.signature(L.Trainer.__init__).parameters
                 if name not in ("self", *MANAGED_TRAINER_ARGUMENTS)]
-    for key in cfg.trainer:
+    for key in added:
         if key in MANAGED_TRAINER_ARGUMENTS:
             raise ConfigError(f"trainer.{key} is set by hkd (the run directory, loggers, callbacks, "
                               "checkpoint IO, progress bar, gradients for test-time CAMs): use "

@@ -1,12 +1,12 @@
-"""Named choices of a configuration key (methods, data formats, fills, ...): one list each, owned by
-the module that implements them, read by ``hkd.config.validate`` for its checks and messages."""
+"""Named choices of a configuration key (methods, data formats, fills, ...): the ``Registry`` each
+of them is, declared in ``hkd.choices`` and read by ``hkd.config.validate`` for its checks and
+messages."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import pkgutil
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from hkd.errors import ConfigError
@@ -23,16 +23,19 @@ def did_you_mean(value: object, allowed: list[str]) -> str:
 class Registry(Mapping[str, T], Generic[T]):
     """``name -> implementation`` for the configuration key ``key`` (e.g. ``method.name``).
 
-    ``@REGISTRY.register("name")`` adds a class or function; a missing name is a ConfigError that
-    lists the choices and suggests the closest one."""
+    ``builtin`` names each built-in entry's ``"module:attribute"``, imported the first time it is
+    looked up, so the names are known without importing any implementation (``hkd.choices``);
+    ``@REGISTRY.register("name")`` adds one from code outside hkd. A missing name is a ConfigError
+    that lists the choices and suggests the closest one."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, builtin: Mapping[str, str] | None = None) -> None:
         self.key = key
+        self._builtin = dict(builtin or {})
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(entry: T) -> T:
-            if name in self._entries and self._entries[name] is not entry:
+            if name in self._builtin or (name in self._entries and self._entries[name] is not entry):
                 raise ValueError(f"{self.key}: '{name}' is registered twice")
             self._entries[name] = entry
             return entry
@@ -43,24 +46,22 @@ class Registry(Mapping[str, T], Generic[T]):
         self._entries.pop(name, None)
 
     def __getitem__(self, name: str) -> T:
-        if name not in self._entries:
-            names = list(self._entries)
+        if name in self._entries:
+            return self._entries[name]
+        if name not in self._builtin:
+            names = list(self)
             raise ConfigError(f"{self.key}={name!r} is not one of {', '.join(names)}"
                               f"{did_you_mean(name, names)}")
-        return self._entries[name]
+        module, _, attribute = self._builtin[name].partition(":")
+        entry = getattr(importlib.import_module(module), attribute)
+        self._entries[name] = entry
+        return entry
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._builtin or name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        return iter({**dict.fromkeys(self._builtin), **dict.fromkeys(self._entries)})
 
     def __len__(self) -> int:
-        return len(self._entries)
-
-
-def import_submodules(package: str, path: Iterable[str]) -> None:
-    """Import every module of a package (``package``, its ``__path__``) so that each registers its
-    entries: adding a method or a data format is then one new file, with no list to extend."""
-    for module in pkgutil.iter_modules(path):
-        importlib.import_module(f"{package}.{module.name}")
+        return len(list(iter(self)))

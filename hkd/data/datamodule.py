@@ -20,8 +20,6 @@ from hkd.data.image_record import Record
 from hkd.data.shortcut import ShortcutSpec, marker_codes, plant_shortcut
 from hkd.data.training_images import TrainingImages
 
-SAMPLERS = ("random", "balanced")  # data.sampler
-
 
 @dataclass(frozen=True)
 class SampleSettings:

@@ -3,14 +3,10 @@ use this one function, on raw pixels in [0, 1] before normalisation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 
-from hkd.registry import Registry
-
-ROI_MODES = ("blackout", "soft")  # hkd.roi_mode: how the teacher's ROI image is built
+from hkd.choices import FILLS
 
 
 def box_sum(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -55,33 +51,27 @@ def inpaint(image: torch.Tensor, remove: torch.Tensor,
     return (filled + spread * noise).clamp(0, 1)
 
 
-FILLS: Registry[Callable[..., torch.Tensor]] = Registry("fill (imil.fill, hkd.roi_fill)")
 
 
-@FILLS.register("zero")
 def zero_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
     return torch.zeros_like(image)
 
 
-@FILLS.register("mean")
 def mean_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
     return torch.full_like(image, mean_value)
 
 
-@FILLS.register("blur")
 def blur_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
     kernel = max(3, (min(image.shape[-2:]) // 8) | 1)
     padded = F.pad(image[None], [kernel // 2] * 4, mode="replicate")
     return F.avg_pool2d(padded, kernel, stride=1)[0]
 
 
-@FILLS.register("noise")
 def noise_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
     noise = torch.rand(image.shape, generator=generator, dtype=image.dtype)
     return noise.to(image.device)
 
 
-@FILLS.register("inpaint")
 def inpaint_fill(image: torch.Tensor, remove: torch.Tensor, mean_value: float, generator) -> torch.Tensor:
     return inpaint(image, remove, generator)
 

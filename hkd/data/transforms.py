@@ -6,14 +6,12 @@ transform and leaves it out of the photometric ones, so priors stay aligned by c
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from hkd.choices import POLICIES
 from hkd.data.affine_range import AffineRange
-from hkd.registry import Registry
 
 GEOMETRIC_OPS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
 
@@ -74,8 +72,6 @@ class AsUint8(torch.nn.Module):
         return (tv_tensors.wrap(out[0].float() / 255, like=image), *out[1:])
 
 
-# augment.policy: (the affine range, image channels) -> the policy's transforms
-POLICIES: Registry[Callable[[AffineRange, int], list[torch.nn.Module]]] = Registry("augment.policy")
 
 
 def random_affine(affine: AffineRange) -> StackedRandomAffine:
@@ -83,41 +79,34 @@ def random_affine(affine: AffineRange) -> StackedRandomAffine:
                                scale=(1 - affine.scale, 1 + affine.scale))
 
 
-@POLICIES.register("none")
 def no_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     return []
 
 
-@POLICIES.register("basic")
 def basic_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     return [random_affine(affine)]
 
 
-@POLICIES.register("strong")
 def strong_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     return [random_affine(affine),
             v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3)], p=0.9),
             v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.5)]
 
 
-@POLICIES.register("randaugment")
 def randaugment_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     return [AsUint8(JointRandAugment())]
 
 
-@POLICIES.register("trivialaugment")
 def trivialaugment_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     return [AsUint8(JointTrivialAugment())]
 
 
-@POLICIES.register("pneuknownet")
 def pneuknownet_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     from hkd.data.pneuknownet_augmentation import PneuKnowNetAugmentation
 
     return [PneuKnowNetAugmentation(affine, channels)]
 
 
-@POLICIES.register("pneuknownet_weak")
 def pneuknownet_weak_policy(affine: AffineRange, channels: int) -> list[torch.nn.Module]:
     from hkd.data.pneuknownet_augmentation import PneuKnowNetAugmentation
 

@@ -28,6 +28,7 @@ from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
 from hkd.atomic import atomic_write_json
+from hkd.choices import CHANGED_IMAGES, EDIT_MODES, MINE_MODES
 from hkd.data.counterfactual import CounterfactualSettings, partners_by_row
 from hkd.data.identity import file_sha256
 from hkd.data.training_images import TrainingImages
@@ -40,13 +41,11 @@ from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pi
 from hkd.imil.propagation import Propagation, propose_irrelevant_regions
 from hkd.imil.queue import MARKS_COCO, TakenMark, read_marks, round_dir, write_round
 from hkd.imil.rounds import MINING, PROPOSALS, Round
-from hkd.imil.selection import MINE_MODES, choose, deduplicate, round_limit, total_budget
+from hkd.imil.selection import choose, deduplicate, round_limit, total_budget
 from hkd.models.backbone import features_and_logits
 from hkd.models.frozen import channels_last_copy
 
 AWAITING_CONFIRMATION = "applied, awaiting confirmation"  # a proposals round nobody reviewed yet
-EDIT_MODES = ("replace", "add")  # imil.edit: the edited image replaces its original (the paper) or joins it
-CHANGED_IMAGES = ("error", "drop")  # imil.changed_images: an edited image gone or changed on resume
 log = logging.getLogger(__name__)
 
 

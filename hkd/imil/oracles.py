@@ -11,8 +11,6 @@ import numpy as np
 
 from hkd.data.training_images import TrainingImages
 
-ORACLES = ("annotations", "queue", "none")  # imil.oracle
-
 
 class AnnotationOracle:
     """A simulated clinician from the data's annotations: the ``irrelevant`` regions where the

@@ -38,7 +38,6 @@ def select_outliers(idx: np.ndarray, labels: np.ndarray, predictions: np.ndarray
     return [int(i) for i in idx[candidates][order][:limit]]
 
 
-MINE_MODES = ("mispredicted", "flips", "both")  # imil.mine
 
 
 def select_flips(idx: np.ndarray, drops: np.ndarray, flipped: np.ndarray, exclude: set[int],

@@ -1,9 +1,7 @@
-"""Training methods: the baseline, HKD's student, and the annotation-guided losses. Every module of
-this package is imported here, so a new method is one file that registers itself in ``METHODS``."""
+"""Training methods: the baseline, HKD's student, and the annotation-guided losses. ``METHODS``
+(declared in ``hkd.choices``) imports each one when its name is first used."""
 
-from hkd.methods.base import METHODS, Method
-from hkd.registry import import_submodules
-
-import_submodules(__name__, __path__)
+from hkd.choices import METHODS
+from hkd.methods.base import Method
 
 __all__ = ["METHODS", "Method"]

@@ -1,8 +1,9 @@
 """A training method: how a batch becomes a loss. The classifier LightningModule receives a built
 method and delegates its training loss to it.
 
-A new method is one file: a ``Method`` subclass that declares what it needs on the class and is
-registered with ``@METHODS.register("name")``; ``method.name=name`` then trains it. Its constructor
+A new method is a ``Method`` subclass that declares what it needs on the class, named in
+``hkd.choices.METHODS`` (or, outside hkd, registered with ``@METHODS.register("name")``);
+``method.name=name`` then trains it. Its constructor
 takes plain values: the run's composition root (``hkd.run.build``) passes it the ``method.*`` keys
 its signature names (e.g. ``weight``); a method reads no configuration itself."""
 
@@ -12,8 +13,6 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-
-from hkd.registry import Registry
 
 
 class Method(nn.Module):
@@ -47,5 +46,3 @@ class Method(nn.Module):
         return {"loss": ce, "ce": ce, "logits": logits}
 
 
-METHODS: Registry[type[Method]] = Registry("method.name")
-METHODS.register("baseline")(Method)

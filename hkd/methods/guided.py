@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from hkd.explanations.cam import grad_cam
-from hkd.methods.base import METHODS, Method
+from hkd.methods.base import Method
 
 
 def _annotated(batch: dict) -> torch.Tensor:
@@ -75,7 +75,6 @@ class InputGradientMethod(GuidedMethod):
         return self.magnitude(_outside(batch) * grad).flatten(1).sum(1).mean()
 
 
-@METHODS.register("rrr")
 class RRR(InputGradientMethod):
     """Squared gradient of the summed log-probabilities."""
 
@@ -88,7 +87,6 @@ class RRR(InputGradientMethod):
         return grad ** 2
 
 
-@METHODS.register("gradmask")
 class GradMask(InputGradientMethod):
     """Absolute gradient of the contrast between the true class and the others."""
 
@@ -118,7 +116,6 @@ def shuffle_outside(x: torch.Tensor, outside: torch.Tensor, generator=None) -> t
     return shuffled
 
 
-@METHODS.register("actdiff")
 class ActDiff(GuidedMethod):
     name = "actdiff"
 
@@ -129,7 +126,6 @@ class ActDiff(GuidedMethod):
         return (features[mask] - other).flatten(1).norm(dim=1).mean()
 
 
-@METHODS.register("cam_align")
 class CamAlign(GuidedMethod):
     name = "cam_align"
     double_backward = True

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hkd.methods.base import METHODS, Method
+from hkd.methods.base import Method
 from hkd.models.frozen import FrozenFeatures
 
 
@@ -32,13 +32,8 @@ def default_kd_epochs(kd_epochs: int | None, max_epochs: int) -> int:
     return int(kd_epochs) if kd_epochs is not None else max(1, round(2 * max_epochs / 3))
 
 
-# hkd.prior: where the teacher's regions come from; none: raw images (the papers' "noroi" control)
-PRIORS = ("annotations", "predicted", "none")
-# hkd.roi_fraction_mode (see hkd.run.teacher_stage): raw_rest | subset | authors (PneuKnowNet's train_kd.py)
-ROI_FRACTION_MODES = ("raw_rest", "subset", "authors")
 
 
-@METHODS.register("hkd")
 class HKDStudent(Method):
     name = "hkd"
     inputs = ("image", "roi")

@@ -30,7 +30,6 @@ from hkd.models.optim import Optimization, configure_optimization
 log = logging.getLogger(__name__)
 
 
-NONFINITE_POLICIES = ("stop", "skip")  # training.nonfinite_loss
 
 
 class NonFiniteLossError(RuntimeError):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 from timm.optim import param_groups_weight_decay
 
+from hkd.choices import OPTIMIZERS
 from hkd.models.nonfinite import fused_where_possible
-from hkd.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -29,26 +28,18 @@ class Optimization:
         return self.scheduler == "cosine_per_step"
 
 
-OPTIMIZERS: Registry[Callable[[Iterable[torch.nn.Parameter], Optimization], torch.optim.Optimizer]] = \
-    Registry("optim.name")
-# optim.scheduler: cosine (per epoch), cosine_per_step (one smooth cosine over all steps),
-# pneuknownet_cosine (the authors' code, see below), none
-SCHEDULERS = ("cosine", "cosine_per_step", "pneuknownet_cosine", "none")
 
 
-@OPTIMIZERS.register("adamw")
 def adamw(params: list, optim: Optimization) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay,
                              **fused_where_possible(params))
 
 
-@OPTIMIZERS.register("adam")
 def adam(params: list, optim: Optimization) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay,
                             **fused_where_possible(params))
 
 
-@OPTIMIZERS.register("sgd")
 def sgd(params: list, optim: Optimization) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=optim.lr, momentum=0.9, weight_decay=optim.weight_decay,
                            **fused_where_possible(params))

@@ -15,6 +15,7 @@ from monai.losses import DiceLoss
 from monai.networks.nets import BasicUNet
 
 from hkd.atomic import atomic_write
+from hkd.models.generator_file import GENERATOR_FILE, generator_path  # noqa: F401 (re-exported)
 
 
 def dice_scores(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -83,15 +84,6 @@ def predict_masks(module: PriorGeneratorModule, dataset, positions: list[int], t
             inside = probability[probability > threshold]
             confidence[sample["idx"]] = float(inside.mean()) if len(inside) else 0.0
     return masks, confidence
-
-
-GENERATOR_FILE = "prior_generator.pt"  # in a run of ``hkd prior train``
-
-
-def generator_path(value: str | Path) -> Path:
-    """``data.prior_generator``: a run of ``hkd prior train`` or its ``prior_generator.pt``."""
-    path = Path(value)
-    return path / GENERATOR_FILE if path.is_dir() else path
 
 
 def save_generator(module: PriorGeneratorModule, path: Path, preprocessing: dict, record: dict) -> Path:

@@ -12,9 +12,9 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from hkd.config import lock_keys, migrate_renamed_keys, save_config
+from hkd.config import load_run_config, save_config
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.data.dicom import DICOM_SUFFIXES, HEADER_METADATA
 from hkd.errors import ConfigError
@@ -73,11 +73,7 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         raise ConfigError(f"resume={run_dir}: no config.yaml there (is it a run directory?)")
-    resumed = lock_keys(migrate_renamed_keys(OmegaConf.load(saved), str(saved)))
-    for override in overrides:
-        if not override.startswith("resume="):
-            layer = migrate_renamed_keys(OmegaConf.from_dotlist([override]), override)
-            resumed = OmegaConf.merge(resumed, layer)
+    resumed = load_run_config(saved, [o for o in overrides if not o.startswith("resume=")])
     resumed.resume = str(run_dir)
     return resumed
 

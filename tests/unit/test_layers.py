@@ -1,8 +1,9 @@
 """The package's layers, checked on its source: each module imports only from its own package or
 from layers below it, and no two modules import each other, directly or in a cycle.
 
-    errors  <  core  <  data  <  explanations  <  models  <  methods  <  imil   (the library)
-                  <  config  <  reporting  <  evaluation  <  run, review  <  inference  <  cli, notebook, hkd
+    errors  <  core  <  choices  <  data  <  explanations  <  models  <  methods  <  imil   (the library)
+                  <  schema  <  config  <  reporting  <  evaluation  <  run, review  <  inference
+                  <  cli, notebook, hkd
 
 No library module (data, explanations, models, methods, imil) imports OmegaConf: the composition root
 ``hkd.run.build`` turns the configuration into the plain values and parts they take.
@@ -16,12 +17,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "hkd"
 
 LAYERS = [
     ("errors", ["hkd.errors"]),
-    ("core", ["hkd.atomic", "hkd.registry"]),
+    ("core", ["hkd.atomic", "hkd.registry", "hkd.experiment_files"]),
+    ("choices", ["hkd.choices"]),
     ("data", ["hkd.data"]),
     ("explanations", ["hkd.explanations"]),
     ("models", ["hkd.models"]),
     ("methods", ["hkd.methods"]),
     ("imil", ["hkd.imil"]),
+    ("schema", ["hkd.schema"]),
     ("config", ["hkd.config"]),
     ("reporting", ["hkd.reporting"]),
     ("evaluation", ["hkd.evaluation"]),

@@ -1,16 +1,12 @@
-"""From ``data.format`` to a list of records and the class names. Each layout is one module that
-registers its loader in ``FORMATS``; every module of this package is imported here, so a new
-layout is one new file."""
+"""From ``data.format`` to a list of records and the class names. Each layout is one module with
+its loader, named in ``FORMATS`` (``hkd.choices``) and imported when that format is first used."""
 
 from __future__ import annotations
 
-from hkd.data.formats.registry import FORMATS
+from hkd.choices import FORMATS
 from hkd.data.formats.source import DataSource
 from hkd.data.image_record import Record
 from hkd.errors import InputError
-from hkd.registry import import_submodules
-
-import_submodules(__name__, __path__)
 
 __all__ = ["FORMATS", "DataSource", "load_records"]
 

@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 from hkd.data.formats.folder import apply_coco
-from hkd.data.formats.registry import FORMATS
 from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import map_finding
 from hkd.data.image_record import Record
@@ -40,7 +39,6 @@ METADATA = ("sex", "age", "view", "location")  # metadata.csv columns kept for s
 ANNOTATION_FILES = ("imageannotation_ai_lung_bounding_boxes.json", "v7-lung-polygons.json")
 
 
-@FORMATS.register("covid-chestxray")
 def read_covid_chestxray(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
     root = Path(source.root)

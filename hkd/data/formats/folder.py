@@ -19,7 +19,6 @@ from pathlib import Path
 from PIL import Image
 
 from hkd.data.dicom import dicom_size, is_dicom
-from hkd.data.formats.registry import FORMATS
 from hkd.data.formats.source import DataSource
 from hkd.data.image_record import SPLITS, Record, Region
 from hkd.data.rle import from_segmentation
@@ -231,7 +230,6 @@ def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False
     return total_clipped
 
 
-@FORMATS.register("folder")
 def read_folder_format(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """``data.root`` in the folder format; the classes are ``data.classes`` or the sorted labels
     (``seed`` is unused: the folder fixes its images)."""

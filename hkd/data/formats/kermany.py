@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hkd.data.formats.registry import FORMATS
 from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import map_finding
 from hkd.data.image_record import Record
@@ -55,7 +54,6 @@ def parse_name(path: Path, folder: str) -> tuple[str, str]:
                      "NORMAL/NORMAL2-IM-<P>-<N>.jpeg or PNEUMONIA/person<P>_bacteria|virus_<N>.jpeg)")
 
 
-@FORMATS.register("kermany")
 def read_kermany(source: DataSource, seed: int) -> tuple[list[Record], list[str]]:
     root = release_root(Path(source.root))
     table = dict(source.finding_map) if source.finding_map else {name: name for name in CLASSES}

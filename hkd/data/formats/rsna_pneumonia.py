@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hkd.data.formats.registry import FORMATS
 from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import csv_rows, number, sized_box
 from hkd.data.image_record import Record, Region
@@ -21,7 +20,6 @@ DETAILED_CLASSES = {"Normal": "normal", "No Lung Opacity / Not Normal": "not_nor
                     "Lung Opacity": "opacity"}
 
 
-@FORMATS.register("rsna-pneumonia")
 def read_rsna_pneumonia(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
     root = Path(source.root)

@@ -12,7 +12,6 @@ import ast
 from pathlib import Path
 
 from hkd.data.dicom import DICOM_SUFFIXES
-from hkd.data.formats.registry import FORMATS
 from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import csv_rows, index_files, number, sized_box
 from hkd.data.image_record import Record, Region
@@ -22,7 +21,6 @@ STUDY_COLUMNS = {"Negative for Pneumonia": "negative", "Typical Appearance": "ty
                  "Indeterminate Appearance": "indeterminate", "Atypical Appearance": "atypical"}
 
 
-@FORMATS.register("siim-covid")
 def read_siim_covid(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
     root = Path(source.root)

@@ -31,7 +31,6 @@ from PIL import Image
 
 from hkd.atomic import atomic_folder
 from hkd.data.formats.folder import read_folder
-from hkd.data.formats.registry import FORMATS
 from hkd.data.formats.source import DataSource, SyntheticSpec
 from hkd.data.image_record import Record
 
@@ -238,7 +237,6 @@ def ensure_synthetic(spec: SyntheticSpec, cache_dir: str | Path) -> Path:
     return generate(spec, Path(cache_dir) / "synthetic" / spec.key())
 
 
-@FORMATS.register("synthetic")
 def read_synthetic(source: DataSource, seed: int) -> tuple[list[Record], list[str]]:
     """The embedded benchmark, generated into ``data.cache_dir`` on first use and read back by the
     folder loader (``data.relevant_categories`` defaults to the findings)."""

@@ -21,7 +21,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from hkd.data.dicom import DICOM_SUFFIXES
-from hkd.data.formats.registry import FORMATS
 from hkd.data.formats.source import DataSource
 from hkd.data.formats.tables import corner_box, csv_rows, index_files, map_finding, number
 from hkd.data.image_record import Record, Region
@@ -66,7 +65,6 @@ def read_image_labels(path: Path, table: dict, findings: Findings, sources: dict
                 findings[row["image_id"]].append((label, None))
 
 
-@FORMATS.register("vindr-cxr")
 def read_vindr_cxr(source: DataSource, seed: int = 0) -> tuple[list[Record], list[str]]:
     """The records and classes of data.root (``seed`` is unused: the release fixes its images)."""
     root = Path(source.root)

@@ -48,8 +48,8 @@ def test_extends_chains_experiments(tmp_path):
     ("hkd.prior=predictd", "hkd.prior='predictd' is not one of annotations, predicted, none \\(did you mean"),
     ("hkd.roi_mode=blackot", "hkd.roi_mode='blackot' is not one of blackout, soft \\(did you mean"),
     ("data.format=kaggle", "data.format='kaggle' is not one of"),
-    ("imil.margin=-1", "imil.margin=-1 must be a whole number"),
-    ("counterfactual.fraction=0", "counterfactual.fraction=0 must be in \\(0, 1\\]"),
+    ("imil.margin=-1", "imil.margin=-1 must be >= 0"),
+    ("counterfactual.fraction=0", "counterfactual.fraction=0.0 must be in \\(0, 1\\]"),
     ("data.format=kermany data.root=. data.include_healthy=true", "data.include_healthy=true applies to"),
     ("optim.scheduler=cosine_per_batch", "optim.scheduler='cosine_per_batch' is not one of"),
 ])
