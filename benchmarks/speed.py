@@ -20,6 +20,7 @@ Every figure is measured in this process on the same model, data and batch size:
   loader    loader throughput from the cache / the model's consumption rate   target >= 5
   large     first epoch (decode + cache) / cached epoch on 2048 px images     (reported)
   rss       peak memory training on 1,000 vs 20,000 images (fresh processes)  anonymous memory flat
+  cli       seconds until `hkd --help`, `hkd config quickstart`, `hkd list` answer   target < 1 s
 """
 
 from __future__ import annotations
@@ -411,11 +412,26 @@ def measure_rss(counts: list[int]) -> list[tuple[str, float, str, str]]:
              large["peak_anonymous_mib"] / small["peak_anonymous_mib"], "~1 (flat)", detail)]
 
 
+def measure_cli() -> list[tuple[str, float, str, str]]:
+    """Wall time of the fast commands in a fresh process (best of five): what a user waits for
+    before `hkd` answers; the ratio column holds seconds."""
+    rows = []
+    for argv in (["--help"], ["config", "quickstart"], ["list"]):
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "hkd", *argv], capture_output=True, check=True)
+            times.append(time.perf_counter() - start)
+        rows.append((f"seconds until `hkd {' '.join(argv)}` has answered (fresh process)", min(times), "< 1",
+                     f"best of 5; median {float(np.median(times)):.2f} s"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", default=["overhead", "hkd", "nonfinite", "mining", "inpaint",
                                                        "channels_last", "loader", "counterfactual", "large",
-                                                       "rss"])
+                                                       "rss", "cli"])
     parser.add_argument("--save", nargs="?", const="speed", default=None, metavar="NAME",
                         help="also write the table to benchmarks/results/NAME.md (default speed.md, what the "
                              "README shows; --only large --save decode_threads makes decode_threads.md)")
@@ -436,6 +452,8 @@ def main() -> None:
         rows += measure_large()
     if "rss" in only:
         rows += measure_rss(args.rss_images)
+    if "cli" in only:
+        rows += measure_cli()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     lines = ["| figure | ratio | target | measured |", "|---|---|---|---|",
              *(f"| {name} | {ratio:.2f} | {target} | {detail} |" for name, ratio, target, detail in rows),
