@@ -62,4 +62,6 @@ MINE_MODES = ("mispredicted", "flips", "both")  # imil.mine
 EDIT_MODES = ("replace", "add")  # imil.edit: the edited image replaces its original (the paper) or joins it
 CHANGED_IMAGES = ("error", "drop")  # imil.changed_images: an edited image gone or changed on resume
 WANDB_MODES = ("offline", "online", "disabled")  # logging.wandb
+# logging.loggers: dashboard -> the package it needs (the CSV log is always written)
+LOGGERS = {"csv": "lightning", "wandb": "wandb", "tensorboard": "tensorboard", "mlflow": "mlflow"}
 CHECKPOINT_MODES = ("min", "max")  # checkpoint.mode

@@ -23,6 +23,7 @@ from hkd.choices import (
     EDIT_MODES,
     FILLS,
     FORMATS,
+    LOGGERS,
     METHODS,
     MINE_MODES,
     NONFINITE_POLICIES,
@@ -242,6 +243,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.data.folds and not 0 <= cfg.data.fold < cfg.data.folds:
         raise ConfigError(f"data.fold={cfg.data.fold} must be in 0..{cfg.data.folds - 1} "
                           f"(data.folds={cfg.data.folds})")
+    check_loggers(cfg)
     if cfg.logging.wandb == "offline" and cfg.logging.log_model:
         raise ConfigError("logging.log_model=true needs logging.wandb=online "
                           "(offline W&B runs cannot upload checkpoints)")
@@ -251,6 +253,19 @@ def validate(cfg: DictConfig) -> None:
     if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:
         raise ConfigError(f"data.mean and data.std need one value per channel "
                           f"(data.channels={cfg.data.channels})")
+
+
+def check_loggers(cfg: DictConfig) -> None:
+    """``logging.loggers``: known dashboards whose package is installed."""
+    import importlib.util
+
+    for name in cfg.logging.loggers:
+        if name not in LOGGERS:
+            raise ConfigError(f"logging.loggers: {name!r} is not one of {', '.join(LOGGERS)}"
+                              f"{did_you_mean(name, list(LOGGERS))}")
+        if importlib.util.find_spec(LOGGERS[name]) is None:
+            raise ConfigError(f"logging.loggers: {name} needs the {LOGGERS[name]} package: "
+                              "pip install 'hkd[loggers]'")
 
 
 def check_trainer_arguments(cfg: DictConfig) -> None:

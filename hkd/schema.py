@@ -225,8 +225,10 @@ class Explain:
 
 @dataclass
 class Logging:
+    loggers: list[str] = key()
     wandb: str = key()
     project: str = key()
+    mlflow_uri: Optional[str] = key()
     entity: Optional[str] = key()
     images: bool = key()
     log_model: bool = key()

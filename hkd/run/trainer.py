@@ -1,48 +1,20 @@
-"""The Lightning Trainer of one training stage: checkpoints, loggers (CSV, W&B), progress, media."""
+"""The Lightning Trainer of one training stage: checkpoints, loggers (hkd.run.loggers), progress, media."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from hkd.atomic import atomic_write_text
-from hkd.run import imil_run as imil
 from hkd.run.calibration import Calibration
 from hkd.run.callbacks import configured_callbacks
 from hkd.run.checkpoints import AtomicCheckpointIO
-from hkd.run.csv_logger import AppendingCSVLogger
+from hkd.run.loggers import build_loggers
 from hkd.run.media import MediaCallback
 from hkd.run.progress import EpochLines
 from hkd.run.test_record import TestRecord
-
-
-def wandb_run_id(run_dir: Path) -> str:
-    """The W&B run id of this run directory (stage): made once, reused by every ``resume=``, so a
-    resumed run continues the same W&B run, online or offline (``wandb sync`` joins the parts)."""
-    path = run_dir / "wandb-id.txt"
-    if path.is_file():
-        return path.read_text().strip()
-    run_id = secrets.token_hex(6)  # W&B ids: lowercase letters and digits
-    atomic_write_text(path, run_id + "\n")
-    return run_id
-
-
-def build_loggers(cfg: DictConfig, run_dir: Path, job_type: str) -> list:
-    loggers: list = [AppendingCSVLogger(str(run_dir))]
-    if cfg.logging.wandb != "disabled":
-        loggers.append(WandbLogger(
-            id=wandb_run_id(run_dir), resume="allow",
-            save_dir=str(run_dir), project=cfg.logging.project, entity=cfg.logging.entity,
-            name=f"{cfg.name}/{run_dir.name}" + ("" if job_type == "train" else f"/{job_type}"),
-            group=cfg.name, job_type=job_type, offline=cfg.logging.wandb == "offline",
-            log_model=cfg.logging.log_model,
-            tags=[cfg.method.name, cfg.model.backbone, cfg.data.format, *imil.run_tags(cfg)]))
-    return loggers
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str, mode: str,
