@@ -147,6 +147,50 @@ def add_layer(cfg: DictConfig, layer: DictConfig, source: str) -> DictConfig:
     return cfg
 
 
+def add_layers(cfg: DictConfig, layers: list[tuple[DictConfig, str]]) -> DictConfig:
+    for layer, source in layers:
+        cfg = add_layer(cfg, layer, source)
+    return cfg
+
+
+def pretrained_input_defaults(backbone: str, channels: int | None = None) -> DictConfig | None:
+    """The input timm's weights for ``backbone`` were trained on (size, channels, mean, std) as a
+    layer of ``data`` keys, None when timm has no such weights; with ``channels`` other than the
+    weights' (e.g. 1 for grayscale), the mean and std are averaged over the weights' channels."""
+    import timm
+
+    pretrained = timm.models.get_pretrained_cfg(backbone)
+    if pretrained is None or not pretrained.input_size:
+        return None
+    own, height, _ = pretrained.input_size
+    channels = channels or own
+    mean, std = ([float(v) for v in values] for values in (pretrained.mean, pretrained.std))
+    if channels != own:
+        mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
+    return OmegaConf.create({"data": {"image_size": int(height), "channels": int(channels),
+                                      "mean": mean[:channels], "std": std[:channels]}})
+
+
+def with_pretrained_defaults(cfg: DictConfig, layers: list[tuple[DictConfig, str]],
+                             overrides: Collection[str]) -> DictConfig:
+    """``model.pretrained=true``: the configuration again with timm's input settings for the
+    backbone in place of base.yaml's, so that only what an experiment file or override sets wins
+    (a channel count set there keeps timm's mean and std, averaged to it)."""
+    backbone = str(cfg.model.backbone)
+
+    def merged(defaults: DictConfig) -> DictConfig:
+        base = add_layer(typed_base(), defaults, f"timm's pretrained configuration of {backbone}")
+        return add_overrides(add_layers(base, layers), overrides)
+
+    defaults = pretrained_input_defaults(backbone)
+    if defaults is None:
+        return cfg
+    cfg = merged(defaults)
+    if cfg.data.channels != defaults.data.channels:  # set by the user
+        cfg = merged(pretrained_input_defaults(backbone, int(cfg.data.channels)))
+    return cfg
+
+
 def add_overrides(cfg: DictConfig, overrides: Collection[str]) -> DictConfig:
     for override in overrides:
         if "=" not in override:
@@ -163,11 +207,11 @@ def load_run_config(saved: Path, overrides: Collection[str] = ()) -> DictConfig:
 
 def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """Merge base, experiment file(s) and ``key=value`` overrides; resolve interpolations."""
-    cfg = typed_base()
     experiment_path = resolve_experiment_path(name_or_path)
-    for path, layer in _experiment_chain(experiment_path):
-        cfg = add_layer(cfg, layer, str(path))
-    cfg = add_overrides(cfg, overrides)
+    layers = [(layer, str(path)) for path, layer in _experiment_chain(experiment_path)]
+    cfg = add_overrides(add_layers(typed_base(), layers), overrides)
+    if cfg.model.pretrained is True:  # the model's own input settings, under every explicit one
+        cfg = with_pretrained_defaults(cfg, layers, overrides)
     if cfg.name is None:
         cfg.name = experiment_name(experiment_path)
     try:

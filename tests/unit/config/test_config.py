@@ -118,3 +118,17 @@ def test_a_missing_generator_is_a_clear_error(tmp_path, capsys):
                  f"data.prior_generator={tmp_path / 'nowhere'}"])
     assert code == 2
     assert "no saved prior generator" in capsys.readouterr().err
+
+
+def test_pretrained_true_takes_the_models_input_settings_unless_they_are_set(tmp_path):
+    cfg = load_config("quickstart", ["model.backbone=convnext_tiny", "model.pretrained=true"])
+    assert (cfg.data.image_size, cfg.data.channels) == (224, 3)  # timm's weights' input, not base.yaml's
+    assert list(cfg.data.mean) == [0.485, 0.456, 0.406] and list(cfg.data.std) == [0.229, 0.224, 0.225]
+    experiment = tmp_path / "gray.yaml"
+    experiment.write_text("extends: quickstart\nmodel:\n  backbone: convnext_tiny\n  pretrained: true\n"
+                          "data:\n  channels: 1\n")
+    gray = load_config(str(experiment), ["data.image_size=128"])
+    assert (gray.data.image_size, gray.data.channels) == (128, 1)  # the file's and the override's
+    assert list(gray.data.mean) == pytest.approx([0.449]) and list(gray.data.std) == pytest.approx([0.226])
+    local = load_config("quickstart", ["model.backbone=convnext_tiny", "model.pretrained=/weights/c.pth"])
+    assert (local.data.image_size, local.data.channels, list(local.data.mean)) == (64, 1, [0.5])
