@@ -48,7 +48,14 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         ("--param", {"action": "append", "default": [], "dest": "params", "metavar": "KEY=SPACE",
                      "help": "a key and its space: log(a,b), float(a,b), int(a,b), choice(a,b,...)"}),
         ("--trials", {"type": int, "default": 20, "help": "finished trials the study should have"}),
-        ("--study", {"default": None, "help": "continue the study in this folder"}),
+        ("--study", {"default": None,
+                     "help": "the study's folder: continue it, or join it from another worker"}),
+        ("--storage", {"default": None,
+                       "help": "sqlite (default: FOLDER/study.db), journal (FOLDER/study.journal, for a "
+                               "shared file system) or a database URL"}),
+        ("--heartbeat", {"type": int, "default": 60,
+                         "help": "seconds between a trial's heartbeats; a killed worker's trial is rerun "
+                                 "after two missed beats (database storages)"}),
         ("--metric", {"default": None, "help": "validation metric (default: checkpoint.monitor)"})]),
     "prior": ("train a prior generator and save it for other data sets (data.prior_generator=RUN)", [
         ("action", {"choices": ["train"], "help": "train: fit it on the training split's regions"}),
@@ -261,7 +268,8 @@ def run_prior(args: argparse.Namespace) -> int:
 def run_tune(args: argparse.Namespace) -> int:
     from hkd.run.tune import tune
 
-    folder, best = tune(args.experiment, args.overrides, args.params, args.trials, args.study, args.metric)
+    folder, best = tune(args.experiment, args.overrides, args.params, args.trials, args.study, args.metric,
+                        args.storage, args.heartbeat)
     print(f"best {best['metric']} = {best['value']:.4f} (trial {best['trial']}): "
           f"{' '.join(best['overrides'])}")
     print(folder)

@@ -3,10 +3,16 @@ validation split (use a shortcut-free one: ``data.synthetic.val_shortcut=random`
 ``data.shortcut.val=random``), pruning poor trials with Optuna's Lightning callback (median
 pruning from the fourth trial, in the second half of a trial's epochs).
 
-A study lives in its folder (``OUTPUT_DIR/NAME/tune-<id>/``): ``study.db`` (Optuna's SQLite
-storage), one run directory per trial, ``trials.csv`` and ``best.json``. Run the same command
-with ``--study FOLDER`` to continue it: trials a killed process left running are marked failed,
-and trials are added until N have finished (completed or pruned).
+A study lives in its folder (``OUTPUT_DIR/NAME/tune-<id>/``, or ``--study FOLDER``): its Optuna
+storage, one run directory per trial, ``trials.csv`` and ``best.json``. Several workers — processes
+or machines — share one study by giving the same ``--study FOLDER`` (and ``--storage``): each asks
+Optuna for the next trial until N have finished (completed or pruned; up to workers - 1 more may
+finish, as trials already running are not stopped). The storage: ``sqlite`` (default,
+``FOLDER/study.db``: processes on one machine), ``journal`` (``FOLDER/study.journal``, Optuna's
+journal file: machines sharing a file system) or any RDB URL (``postgresql://...``). With an RDB
+storage every running trial sends a heartbeat (``--heartbeat`` seconds); a trial whose worker was
+killed goes stale after two missed beats, is marked failed and is run again by a live worker. A
+journal has no heartbeat in Optuna: a killed worker's trial stays RUNNING and is not counted.
 
 Spaces: ``log(a,b)`` (float, log scale), ``float(a,b)``, ``int(a,b)``, ``choice(a,b,...)``.
 """
@@ -14,7 +20,9 @@ Spaces: ``log(a,b)`` (float, log scale), ``float(a,b)``, ``int(a,b)``, ``choice(
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,23 +61,39 @@ class Parameter:
 
 
 def study_folder(experiment: str, overrides: list[str], study: str | None) -> Path:
+    """``--study FOLDER`` (made if it is new, so workers started with the same FOLDER share it) or
+    a new ``OUTPUT_DIR/NAME/tune-<id>/``."""
     if study:
         folder = Path(study)
-        if not (folder / "study.db").is_file():
-            raise ConfigError(f"--study {folder}: no study.db there (start a study without --study)")
-        return folder
-    cfg = load_config(experiment, overrides)
-    folder = Path(cfg.output_dir) / cfg.name / f"tune-{run_id()}"
-    folder.mkdir(parents=True)
+    else:
+        cfg = load_config(experiment, overrides)
+        folder = Path(cfg.output_dir) / cfg.name / f"tune-{run_id()}"
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
+def open_storage(optuna, folder: Path, storage: str | None, heartbeat: int):
+    """The study's storage (see the module's docstring), with heartbeats and retries where Optuna
+    has them (RDB storages)."""
+    if storage == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(folder / "study.journal")))
+    if storage not in (None, "sqlite") and "://" not in storage:
+        raise ConfigError(f"--storage {storage}: expected sqlite, journal or a database URL "
+                          "(e.g. postgresql://user@host/db)")
+    url = f"sqlite:///{folder / 'study.db'}" if storage in (None, "sqlite") else storage
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                                      heartbeat_stale_trial_callback=retry)
+
+
 def tune(experiment: str, overrides: list[str], parameters: list[str], trials: int,
-         study: str | None = None, metric: str | None = None) -> tuple[Path, dict]:
-    """Run the study until ``trials`` trials have finished; its folder and best trial."""
+         study: str | None = None, metric: str | None = None, storage: str | None = None,
+         heartbeat: int = 60) -> tuple[Path, dict]:
+    """Take part in the study until ``trials`` trials have finished; its folder and best trial."""
     try:
         import optuna
-        from optuna.trial import TrialState
         from optuna_integration import PyTorchLightningPruningCallback
     except ImportError as error:
         raise ConfigError("hkd tune needs Optuna: pip install 'hkd[tune]'") from error
@@ -83,13 +107,14 @@ def tune(experiment: str, overrides: list[str], parameters: list[str], trials: i
     monitor = metric or base.checkpoint.monitor
     direction = "maximize" if base.checkpoint.mode == "max" else "minimize"
     folder = study_folder(experiment, overrides, study)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'study.db'}")
-    study_obj = optuna.create_study(study_name="hkd", storage=storage, direction=direction,
-                                    load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=base.seed),
+    opened = open_storage(optuna, folder, storage, heartbeat)
+    # a worker joining a study (--study) seeds its sampler apart from the others', or workers
+    # started together would propose the same values; a new study's first worker uses the seed
+    seed = int(base.seed) + (os.getpid() if study else 0)
+    study_obj = optuna.create_study(study_name="hkd", storage=opened, direction=direction,
+                                    load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
                                     pruner=pruner(optuna, base))
-    for trial in study_obj.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        # its process was killed (FrozenTrial keeps the storage's id only in this attribute)
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    beats = isinstance(opened, optuna.storages.RDBStorage)
 
     def objective(trial) -> float:
         values = [f"{p.key}={p.suggest(trial)}" for p in space]
@@ -102,11 +127,28 @@ def tune(experiment: str, overrides: list[str], parameters: list[str], trials: i
             raise ConfigError(f"hkd tune: the runs record no {monitor} (see --metric)")
         return float(value)
 
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    remaining = trials - len(study_obj.get_trials(deepcopy=False, states=finished))
-    if remaining > 0:
-        study_obj.optimize(objective, n_trials=remaining, catch=())
+    while (step := next_step(study_obj, trials, beats)) != "done":
+        if step == "wait":  # the last trials are running elsewhere (or their worker died: stale soon)
+            time.sleep(heartbeat)
+        else:
+            study_obj.optimize(objective, n_trials=1, catch=())
     return folder, write_study_record(study_obj, folder, monitor, space)
+
+
+def next_step(study, trials: int, beats: bool) -> str:
+    """``run`` another trial, ``wait`` for running ones, or ``done`` (``trials`` have finished).
+    Where the storage ``beats``, stale trials (a killed worker's) are failed and queued again first."""
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    if beats:
+        fail_stale_trials(study)
+    counted = (TrialState.COMPLETE, TrialState.PRUNED)
+    finished = len(study.get_trials(deepcopy=False, states=counted))
+    if finished >= trials:
+        return "done"
+    active = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,) if beats else ())
+    return "wait" if finished + len(active) >= trials else "run"
 
 
 def pruner(optuna, cfg):

@@ -1,5 +1,5 @@
-"""`hkd tune`: Optuna finds a guided loss's weight on the tiny synthetic set, and a killed study
-continues where it stopped."""
+"""`hkd tune`: Optuna finds a guided loss's weight on the tiny synthetic set; a killed worker's trial
+is run again; two workers share one study (journal storage) with every trial run once."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from hkd.errors import ConfigError
 from hkd.run.tune import Parameter, tune
@@ -49,7 +50,7 @@ def test_three_trials_find_a_weight_and_record_it(tmp_path):
 
 def test_a_killed_study_continues(tmp_path):
     command = [sys.executable, "-m", "hkd", "tune", "quickstart", *overrides(tmp_path),
-               "--param", PARAM[0], "--trials", "3"]
+               "--param", PARAM[0], "--trials", "3", "--heartbeat", "1"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.time() + 240
@@ -68,7 +69,7 @@ def test_a_killed_study_continues(tmp_path):
     process.wait()
     assert folder is not None and len(finished(folder)) >= 1
     first = finished(folder)[0]
-    _, best = tune("quickstart", overrides(tmp_path), PARAM, trials=3, study=str(folder))
+    _, best = tune("quickstart", overrides(tmp_path), PARAM, trials=3, study=str(folder), heartbeat=1)
     trials = optuna.load_study(study_name="hkd", storage=f"sqlite:///{folder / 'study.db'}").trials
     states = optuna.trial.TrialState
     done = [t for t in trials if t.state in (states.COMPLETE, states.PRUNED)]
@@ -76,6 +77,34 @@ def test_a_killed_study_continues(tmp_path):
     assert not [t for t in trials if t.state == states.RUNNING]
     assert trials[first.number].params == first.params  # the finished trial was kept, not re-run
     assert best["n_trials"] == len(trials)
+    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in done} - {None}
+    assert retried == {t.number for t in trials if t.state == states.FAIL}  # each killed trial ran again
+
+
+def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path):
+    folder = tmp_path / "study"
+    command = [sys.executable, "-m", "hkd", "tune", "quickstart", *overrides(tmp_path), "--param", PARAM[0],
+               "--trials", "4", "--study", str(folder), "--storage", "journal"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)]
+    time.sleep(3)  # the first worker makes the journal; the second joins it
+    workers.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE))
+    for worker in workers:
+        assert worker.wait(timeout=900) == 0, worker.stderr.read().decode()[-2000:]
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(folder / "study.journal")))
+    trials = optuna.load_study(study_name="hkd", storage=storage).trials
+    states = optuna.trial.TrialState
+    assert all(t.state in (states.COMPLETE, states.PRUNED) for t in trials)  # none lost or left running
+    assert 4 <= len(trials) <= 5  # N finished; the other worker's last trial may finish too
+    run_dirs = [t.user_attrs["run_dir"] for t in trials]
+    assert len(set(run_dirs)) == len(trials) and all(Path(run_dir).is_dir() for run_dir in run_dirs)
+    on_disk = sorted(p.parent.parent.name for p in folder.glob("trial*/*/summary.json"))
+    assert on_disk == sorted(f"trial{t.number}" for t in trials)  # every trial trained exactly once
+    assert len({t.params["method.weight"] for t in trials}) == len(trials)  # the workers' samplers differ
 
 
 def test_bad_spaces_are_named():
