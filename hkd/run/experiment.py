@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hkd.config import load_run_config, save_config
 from hkd.data.datamodule import ChestXrayDataModule
@@ -25,7 +26,14 @@ from hkd.run import imil_run as imil
 from hkd.run.build import build_datamodule, build_module
 from hkd.run.data_check import check_data_set
 from hkd.run.preparation import prepare_method
-from hkd.run.run_dir import code_version, new_run_dir, refuse_used_run_dir, write_summary
+from hkd.run.run_dir import (
+    code_version,
+    config_fingerprint,
+    new_run_dir,
+    refuse_used_run_dir,
+    requeued_slurm_run,
+    write_summary,
+)
 from hkd.run.saved_prior import apply_saved_prior
 from hkd.run.stage import Stage, StageResult, resume_path, train_stage
 
@@ -87,8 +95,13 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
         cfg = resume_config(cfg, overrides or [])
         run_dir = Path(cfg.resume)
     else:
-        run_dir = new_run_dir(cfg.output_dir, cfg.name)
-        refuse_used_run_dir(run_dir)
+        run_dir = new_run_dir(cfg.output_dir, cfg.name, config_fingerprint(cfg))
+        if requeued_slurm_run(run_dir, os.environ):
+            log.warning("SLURM requeued job %s (restart %s): continuing %s", os.environ.get("SLURM_JOB_ID"),
+                        os.environ.get("SLURM_RESTART_COUNT"), run_dir)
+            cfg = resume_config(OmegaConf.merge(cfg, {"resume": str(run_dir)}), overrides or [])
+        else:
+            refuse_used_run_dir(run_dir)
     save_config(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")

@@ -140,7 +140,7 @@ def test_torchrun_ranks_share_one_run_directory(tmp_path):
 
 def test_independent_ranks_without_a_shared_id_are_refused(monkeypatch):
     from hkd.config import ConfigError
-    from hkd.run.run_dir import launcher_run_id, run_id
+    from hkd.run.run_dir import _USED_RUN_IDS, launcher_run_id, run_id
 
     monkeypatch.delenv("HKD_RUN_ID", raising=False)
     monkeypatch.setenv("WORLD_SIZE", "4")
@@ -149,7 +149,9 @@ def test_independent_ranks_without_a_shared_id_are_refused(monkeypatch):
     slurm = {"SLURM_JOB_ID": "991", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "8"}
     assert launcher_run_id(slurm) == launcher_run_id(dict(slurm))  # identical on every task
     assert launcher_run_id(slurm).startswith("slurm-991.0-")
-    assert launcher_run_id({"SLURM_JOB_ID": "991", "SLURM_NTASKS": "8"}) is None  # sbatch shell, no srun
+    batch_shell = {"SLURM_JOB_ID": "991", "SLURM_NTASKS": "8"}  # the sbatch script itself, no srun
+    assert launcher_run_id(batch_shell, "0a1b2c3d") == f"slurm-991-0a1b2c3d-{len(_USED_RUN_IDS)}"
+    assert launcher_run_id({}) is None
 
 
 def test_a_nan_batch_on_one_rank_changes_no_rank_s_weights(tiny, tmp_path):
