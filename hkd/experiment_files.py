@@ -11,6 +11,7 @@ from pathlib import Path
 from hkd.errors import ConfigError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+SWEEPS = "sweeps"  # experiments/sweeps/: W&B sweep files (`wandb sweep FILE`), not experiments
 
 
 def experiments_dir() -> Path:
@@ -31,8 +32,7 @@ def resolve_experiment_path(name_or_path: str) -> Path:
     candidate = experiments_dir() / f"{name_or_path}.yaml"
     if candidate.is_file():
         return candidate
-    available = sorted(str(p.relative_to(experiments_dir()).with_suffix(""))
-                       for p in experiments_dir().rglob("*.yaml") if p.stem != "base")
+    available = [experiment.name for experiment in list_experiments()]
     raise ConfigError(f"unknown experiment '{name_or_path}': no file {candidate}; "
                       f"available: {', '.join(available)}")
 
@@ -74,6 +74,6 @@ def list_experiments() -> list[ExperimentFile]:
     for folder in folders:
         for path in sorted(folder.rglob("*.yaml")):
             name = str(path.relative_to(folder).with_suffix(""))
-            if path.stem != "base" and name not in found:
+            if path.stem != "base" and path.parent.name != SWEEPS and name not in found:
                 found[name] = ExperimentFile(name, path, description(path), folder == shipped_dir)
     return sorted(found.values(), key=lambda experiment: experiment.name)

@@ -1,9 +1,12 @@
 """The dashboards a run writes to (``logging.loggers``): the CSV log always, plus any of W&B,
 TensorBoard and MLflow. Each keeps one identity per run directory and stage, so a ``resume=``
-continues the same W&B run, TensorBoard folder and MLflow run."""
+continues the same W&B run, TensorBoard folder and MLflow run. Under ``wandb agent`` (a sweep) the
+student logs into the run the agent made (``WANDB_RUN_ID``) and an HKD teacher stage logs to its
+CSV file only, so the sweep sees one run per command."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -35,12 +38,15 @@ def build_loggers(cfg: DictConfig, run_dir: Path, job_type: str) -> list[Logger]
     name = f"{cfg.name}/{run_dir.name}" + ("" if job_type == "train" else f"/{job_type}")
     tags = [cfg.method.name, cfg.model.backbone, cfg.data.format, *imil.run_tags(cfg)]
     loggers: list[Logger] = [AppendingCSVLogger(str(run_dir))]
-    if "wandb" in dashboards and cfg.logging.wandb != "disabled":
+    sweep = os.environ.get("WANDB_SWEEP_ID")  # run by `wandb agent`: the agent's run is the student's
+    if "wandb" in dashboards and cfg.logging.wandb != "disabled" and not (sweep and job_type != "train"):
         from lightning.pytorch.loggers import WandbLogger
 
         # W&B ids: lowercase letters and digits; `wandb sync` joins an offline run's resumed parts
+        agent_run = os.environ.get("WANDB_RUN_ID") if sweep else None
+        run_id = remembered_id(run_dir / "wandb-id.txt", lambda: agent_run or secrets.token_hex(6))
         loggers.append(WandbLogger(
-            id=remembered_id(run_dir / "wandb-id.txt", lambda: secrets.token_hex(6)), resume="allow",
+            id=run_id, resume="allow",
             save_dir=str(run_dir), project=cfg.logging.project, entity=cfg.logging.entity, name=name,
             group=cfg.name, job_type=job_type, offline=cfg.logging.wandb == "offline",
             log_model=cfg.logging.log_model, tags=tags))
