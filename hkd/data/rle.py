@@ -1,5 +1,6 @@
-"""Masks in COCO's run-length encoding (pycocotools): what CVAT, Label Studio and the review page
-export, and how ``edits.json`` stores IMIL's masks. ``{"size": [height, width], "counts": str}``."""
+"""Masks in COCO's run-length encoding (pycocotools): what CVAT's COCO export and the review page
+write, and how ``edits.json`` stores IMIL's masks. ``{"size": [height, width], "counts": str}``.
+(Label Studio's brush masks use an encoding of their own: ``hkd.data.ls_rle``.)"""
 
 from __future__ import annotations
 

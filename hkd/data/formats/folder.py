@@ -5,8 +5,10 @@
 metadata, for subgroup reports (``hkd report --by COLUMN``). ``ROOT/annotations.json`` (optional,
 COCO): boxes ``[x, y, w, h]`` and/or polygon ``segmentation`` per image; the category named
 ``irrelevant`` marks regions to ignore, every other category marks relevant regions (or only those
-named in ``data.relevant_categories``; the others are then ignored). ``ROOT/masks/<image stem>.png``
-(optional): relevant-region masks (non-zero = relevant).
+named in ``data.relevant_categories``; the others are then ignored). ``ROOT/label_studio.json``
+(optional): a Label Studio JSON export (rectangles, polygons, brush masks), read the same way, its
+labels as the categories. ``ROOT/masks/<image stem>.png`` (optional): relevant-region masks
+(non-zero = relevant).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from PIL import Image
 from hkd.data.dicom import dicom_size, is_dicom
 from hkd.data.formats.source import DataSource
 from hkd.data.image_record import SPLITS, Record, Region
+from hkd.data.label_studio import LABEL_STUDIO_EXPORT, to_coco
 from hkd.data.rle import from_segmentation
 from hkd.errors import InputError
 
@@ -37,6 +40,11 @@ def read_folder(root: str | Path, relevant_categories: list[str] | None = None) 
     annotations = root / "annotations.json"
     if annotations.is_file():
         apply_coco(records, annotations, root, relevant_categories=relevant_categories)
+    label_studio = root / LABEL_STUDIO_EXPORT
+    if label_studio.is_file():
+        coco = to_coco(read_json(label_studio), str(label_studio))
+        match_file_names(coco, records, root)
+        apply_coco_dict(records, coco, label_studio, root, relevant_categories=relevant_categories)
     masks = root / "masks"
     if masks.is_dir():
         for record in records:
@@ -44,6 +52,20 @@ def read_folder(root: str | Path, relevant_categories: list[str] | None = None) 
             if candidate.is_file():
                 record.mask_path = candidate
     return records
+
+
+def match_file_names(coco: dict, records: list[Record], root: Path) -> None:
+    """Point each image of ``coco`` at its record: by its path under ``root``, else by its file name
+    alone where one record has that name (Label Studio's uploads keep only the name)."""
+    paths = {record.path for record in records}
+    by_name: dict[str, list[Record]] = {}
+    for record in records:
+        by_name.setdefault(record.path.name, []).append(record)
+    for image in coco["images"]:
+        if (root / image["file_name"]).resolve() not in paths:
+            named = by_name.get(Path(image["file_name"]).name, [])
+            if len(named) == 1:
+                image["file_name"] = str(named[0].path.relative_to(root.resolve()))
 
 
 def read_labels_csv(path: Path, root: Path) -> list[Record]:
@@ -111,7 +133,7 @@ def parse_region(annotation: dict, where: str) -> list[Region]:
                 raise InputError(f"{where}: a polygon has no area (its points are on one line)")
             regions.append(region)
         return regions
-    if isinstance(segmentation, dict) and segmentation:  # a mask: COCO RLE (CVAT, Label Studio, ...)
+    if isinstance(segmentation, dict) and segmentation:  # a mask: COCO RLE (CVAT, Label Studio via hkd)
         return [Region.from_rle(from_segmentation(segmentation, where))]
     if segmentation not in (None, [], {}):
         raise InputError(f"{where}: 'segmentation' must be polygon lists or an RLE object")
@@ -172,10 +194,19 @@ def apply_coco(records: list[Record], path: Path, root: Path, clip: bool = False
     A region outside its image is an error, or with ``clip`` (public data sets whose boxes were
     rescaled) clipped to the image; returns how many were clipped. With ``relevant_categories``
     only those categories count as relevant (the ``irrelevant`` one always counts as irrelevant)."""
+    return apply_coco_dict(records, read_json(path), path, root, clip, relevant_categories)
+
+
+def read_json(path: Path) -> object:
     try:
-        coco = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: not valid JSON: {error}") from error
+
+
+def apply_coco_dict(records: list[Record], coco: object, path: Path | str, root: Path, clip: bool = False,
+                    relevant_categories: list[str] | None = None) -> int:
+    """``apply_coco`` on COCO already read (``path`` names it in messages)."""
     if not isinstance(coco, dict):
         raise InputError(f"{path}: the top level must be an object with 'images' and 'annotations'")
     for key in ("images", "annotations"):
