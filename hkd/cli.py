@@ -110,6 +110,14 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         ("--split", {"default": "test", "help": "test (default), val or train"}),
         ("--name", {"default": None, "help": "name of the audit (default: FORMAT-SPLIT)"}),
         ("--images", {"type": int, "default": 8, "help": "images in the changed-most figure"})]),
+    "label-studio": ("an IMIL round as Label Studio tasks, and the completed export back as its marks", [
+        ("action", {"choices": ["export", "import"],
+                    "help": "export: the round's tasks and labeling config; import: a completed export"}),
+        ("run_dir", {"help": "a run directory with imil/round_N/ folders"}),
+        ("export_file", {"nargs": "?", "help": "import: Label Studio's JSON export of the round"}),
+        ("--round", {"type": int, "default": None, "help": "the round (default: the latest)"}),
+        ("--image-url", {"default": None, "help": "export: the URL prefix of the round's images in Label "
+                                                  "Studio (default: local files under the run directory)"})]),
     "export": ("export a run's model (student only) for deployment", [
         FINISHED_RUN, ("--format", {"required": True, "choices": ("onnx", "torchscript")}),
         ("--out", {"default": None, "help": "output folder (default RUN_DIR/export)"})]),
@@ -310,6 +318,20 @@ def run_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_label_studio(args: argparse.Namespace) -> int:
+    from hkd.imil.label_studio_round import export_round, import_round, round_folder
+
+    folder = round_folder(Path(args.run_dir), args.round)
+    if args.action == "export":
+        tasks, config = export_round(folder, args.image_url)
+        print(f"{tasks}\n{config}")
+        return 0
+    if not args.export_file:
+        return fail("hkd label-studio import RUN_DIR EXPORT.json: the completed export is missing")
+    print(import_round(folder, Path(args.export_file)))
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     from hkd.inference.export import export_model
 
@@ -323,7 +345,7 @@ COMMANDS = {"train": (run_train, ()), "config": (run_config, ()), "list": (run_l
             "cv": (run_cv, (RuntimeError,)), "repeat": (run_cv, (RuntimeError,)),
             "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
             "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ()),
-            "audit": (run_audit, ()), "report": (run_report, ()),
+            "audit": (run_audit, ()), "report": (run_report, ()), "label-studio": (run_label_studio, ()),
             "prior": (run_prior, (ValueError, FileNotFoundError)), "tune": (run_tune, ())}
 
 

@@ -49,7 +49,13 @@ def proposal_overlay(mask: Image.Image) -> Image.Image:
 
 
 def heatmap(gray: Image.Image) -> Image.Image:
-    """A colour heatmap (blue -> red) with alpha, for overlaying in the review page."""
+    """A colour heatmap (blue -> red) with alpha, for overlaying in the review page; its red
+    channel is the value itself (``heatmap_values`` reads it back)."""
     value = np.asarray(gray, dtype=np.float32) / 255
     rgba = np.stack([value, 1 - np.abs(value - 0.5) * 2, 1 - value, 0.15 + 0.6 * value], -1)
     return Image.fromarray((rgba * 255).astype(np.uint8), mode="RGBA")
+
+
+def heatmap_values(picture: Image.Image) -> np.ndarray:
+    """The 0..1 values a ``heatmap`` picture was made from (its red channel)."""
+    return np.asarray(picture.convert("RGBA"), dtype=np.float32)[..., 0] / 255
