@@ -3,14 +3,17 @@
     python -m benchmarks.gpu                        # writes benchmarks/results/gpu.{json,md}
     python -m benchmarks.gpu --backbones resnet50 --modes fp32 bf16 --out /tmp/gpu
     python -m benchmarks.gpu --smoke                # a tiny CPU run of every code path (the tests)
+    python -m benchmarks.gpu --modes "bf16 + channels-last" --no-loader --save gpu_teacher_autocast
 
 On 224 px synthetic X-rays, for each real-size backbone (random weights, nothing downloaded) and
 each numeric mode (fp32; bf16 autocast; bf16 + channels-last; bf16 + channels-last +
 ``torch.compile``), it times whole Lightning fits of the framework's own modules:
   baseline  training images per second (the batches already on the GPU: the model alone)
   hkd       HKD student's images per second, teacher every step, and its step / the baseline's
+  hkd, teacher in autocast   the same with hkd.teacher_precision=autocast (mixed modes only)
   memory    peak GPU memory of each fit
-  mining    IMIL's mining pass over the training set, per 1,000 images and / a training epoch
+  mining    IMIL's mining pass over the training set (in the run's precision), per 1,000 images and
+            / a training epoch
   loader    the training loader's images per second (decode from cache, augmentation, workers)
             against the fastest model's consumption
 Each row is written as soon as it is measured (gpu.json, then gpu.md), so a run stopped early keeps
@@ -70,9 +73,15 @@ class Batches:
         return len(self.batches)
 
 
+METHODS = {  # row name: its overrides
+    "baseline": [],
+    "hkd": ["method.name=hkd", "hkd.kd_epochs=1000"],
+    "hkd, teacher in autocast": ["method.name=hkd", "hkd.kd_epochs=1000", "hkd.teacher_precision=autocast"],
+}
+
+
 def fit_row(backbone: str, mode: str, method: str, sizes: dict, batches: Batches, datamodule) -> dict:
-    extra = ["method.name=hkd", "hkd.kd_epochs=1000"] if method == "hkd" else []
-    cfg = config(backbone, mode, sizes, *extra)
+    cfg = config(backbone, mode, sizes, *METHODS[method])
     device = device_of(cfg)
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -116,24 +125,23 @@ def loader_rows(sizes: dict) -> list[dict]:
 
 
 def table(rows: list[dict], made: str) -> str:
-    """gpu.md: one line per backbone and mode, then mining and the loader."""
-    fits = {(r["backbone"], r["mode"], r["method"]): r for r in rows if r["method"] in ("baseline", "hkd")}
-    lines = ["| backbone | mode | baseline img/s | HKD img/s | HKD step / baseline | peak memory "
-             "baseline / HKD (GiB) |", "|---|---|---|---|---|---|"]
-    for backbone, mode in dict.fromkeys((b, m) for b, m, _ in fits):
-        base, hkd = fits.get((backbone, mode, "baseline")), fits.get((backbone, mode, "hkd"))
-        ratio = f"{base['images_per_s'] / hkd['images_per_s']:.2f}" if base and hkd else "-"
-        memory = " / ".join(f"{r['peak_memory_gib']:.1f}" if r and r["peak_memory_gib"] is not None else "-"
-                            for r in (base, hkd))
-        lines.append(f"| {backbone} | {mode} | {base['images_per_s']:.0f} | "
-                     f"{hkd['images_per_s']:.0f} | {ratio} | {memory} |" if base and hkd else
-                     f"| {backbone} | {mode} | {base['images_per_s']:.0f} | - | - | {memory} |")
-    fastest = max((r["images_per_s"] for r in fits.values() if r["method"] == "baseline"), default=None)
+    """gpu.md: one line per backbone, mode and method, then mining and the loader."""
+    fits = [r for r in rows if r["method"] in METHODS or r["method"] == "hkd"]
+    baseline = {(r["backbone"], r["mode"]): r for r in fits if r["method"] == "baseline"}
+    lines = ["| backbone | mode | method | img/s | step / baseline step | peak memory (GiB) |",
+             "|---|---|---|---|---|---|"]
+    for row in fits:
+        base = baseline.get((row["backbone"], row["mode"]))
+        ratio = f"{base['images_per_s'] / row['images_per_s']:.2f}" if base else "-"
+        memory = f"{row['peak_memory_gib']:.1f}" if row["peak_memory_gib"] is not None else "-"
+        lines.append(f"| {row['backbone']} | {row['mode']} | {row['method']} | {row['images_per_s']:.0f} | "
+                     f"{ratio} | {memory} |")
+    fastest = max((r["images_per_s"] for r in baseline.values()), default=None)
     for row in rows:
         if row["method"] == "imil mining":
-            lines.append(f"\nIMIL mining ({row['backbone']}, fp32 eval pass): "
+            lines.append(f"\nIMIL mining ({row['backbone']}, {row['mode']}): "
                          f"{row['s_per_1000_images']:.2f} s per 1,000 images, "
-                         f"{row['mining_over_epoch']:.2f}x a {row['mode']} training epoch.")
+                         f"{row['mining_over_epoch']:.2f}x a training epoch in that mode.")
         if row["method"] == "loader" and fastest:
             lines.append(f"\nTraining loader with {row['workers']} workers ({row['cores']} cores): "
                          f"{row['images_per_s']:.0f} img/s, {row['images_per_s'] / fastest:.2f}x the fastest "
@@ -141,10 +149,10 @@ def table(rows: list[dict], made: str) -> str:
     return "\n".join(lines) + f"\n\n<sub>{made}</sub>\n"
 
 
-def save(rows: list[dict], out: Path, made: str) -> None:
+def save(rows: list[dict], out: Path, made: str, name: str = "gpu") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "gpu.json", json.dumps({"made": made, "rows": rows}, indent=1) + "\n")
-    atomic_write_text(out / "gpu.md", table(rows, made))
+    atomic_write_text(out / f"{name}.json", json.dumps({"made": made, "rows": rows}, indent=1) + "\n")
+    atomic_write_text(out / f"{name}.md", table(rows, made))
 
 
 def main() -> None:
@@ -152,8 +160,16 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="*", default=list(BACKBONES))
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--save", default="gpu", help="the results' name: OUT/NAME.json and OUT/NAME.md")
+    parser.add_argument("--no-loader", action="store_true", help="leave the loader rows out")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (a CPU check of the code paths)")
+    parser.add_argument("--render", action="store_true", help="only rewrite OUT/NAME.md from OUT/NAME.json")
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads((args.out / f"{args.save}.json").read_text())
+        atomic_write_text(args.out / f"{args.save}.md", table(saved["rows"], saved["made"]))
+        return
     sizes = SMOKE if args.smoke else FULL
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     code = os.environ.get("HKD_CODE") or code_version()  # HKD_CODE: where the copy has no .git
@@ -166,20 +182,22 @@ def main() -> None:
     def keep(row: dict) -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
-        save(rows, args.out, made)
+        save(rows, args.out, made, args.save)
 
-    for row in loader_rows(sizes):
+    for row in [] if args.no_loader else loader_rows(sizes):
         keep(row)
     for mode in args.modes:  # compilation, the slowest to warm up, last
         for backbone in args.backbones:
             hkd_cfg = config(backbone, mode, sizes, "method.name=hkd", "hkd.kd_epochs=1000")
             datamodule = ready(hkd_cfg, roi_mode=hkd_cfg.hkd.roi_mode)  # batches with the ROI images
             batches = Batches(islice(datamodule.train_dataloader(), sizes["steps"]), device_of(hkd_cfg))
-            for method in ("baseline", "hkd"):
+            for method in args.methods:
+                if method == "hkd, teacher in autocast" and mode == "fp32":
+                    continue  # no autocast to run in
                 row = fit_row(backbone, mode, method, sizes, batches, datamodule)
                 trainer, module = row.pop("_trainer"), row.pop("_module")
                 keep(row)
-                if method == "baseline" and mode == "fp32":
+                if method == "baseline":  # mining runs in the run's precision
                     epoch_s = sizes["n_train"] / row["images_per_s"]
                     keep(mining_row(backbone, mode, sizes, trainer, module, epoch_s))
     print(table(rows, made))

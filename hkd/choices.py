@@ -56,6 +56,7 @@ SAMPLERS = ("random", "balanced")  # data.sampler
 ROI_MODES = ("blackout", "soft")  # hkd.roi_mode: how the teacher's ROI image is built
 PRIORS = ("annotations", "predicted", "none")  # hkd.prior
 ROI_FRACTION_MODES = ("raw_rest", "subset", "authors")  # hkd.roi_fraction_mode
+TEACHER_PRECISIONS = ("fp32", "autocast")  # hkd.teacher_precision
 NONFINITE_POLICIES = ("stop", "skip")  # training.nonfinite_loss
 ORACLES = ("annotations", "queue", "none")  # imil.oracle
 MINE_MODES = ("mispredicted", "flips", "both")  # imil.mine

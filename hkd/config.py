@@ -35,6 +35,7 @@ from hkd.choices import (
     ROI_MODES,
     SAMPLERS,
     SCHEDULERS,
+    TEACHER_PRECISIONS,
     WANDB_MODES,
 )
 from hkd.errors import ConfigError
@@ -235,7 +236,7 @@ def enumerated_keys() -> dict[str, Collection[str]]:
             "imil.changed_images": CHANGED_IMAGES, "counterfactual.fill": FILLS,
             "imil.mine": MINE_MODES, "imil.edit": EDIT_MODES,
             "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS,
-            "hkd.roi_fraction_mode": ROI_FRACTION_MODES}
+            "hkd.roi_fraction_mode": ROI_FRACTION_MODES, "hkd.teacher_precision": TEACHER_PRECISIONS}
 
 
 def shortcut_spec(shortcut: DictConfig | None, n_classes: int) -> ShortcutSpec | None:

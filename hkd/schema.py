@@ -163,6 +163,7 @@ class HKD:
     roi_fraction: float = key(SHARE)
     roi_fraction_mode: str = key()
     prior: str = key()
+    teacher_precision: str = key()
     cache_teacher_features: bool = key()
 
 

@@ -195,14 +195,16 @@ class IMILCallback(Callback):
         dtypes = (torch.long, torch.long, torch.long, torch.float, torch.float, torch.float)
         columns: list[list[torch.Tensor]] = [[] for _ in dtypes]
         size = self.images.eval_batch_size
+        precision = trainer.precision_plugin.forward_context  # the run's autocast (bf16 on a GPU), or none
         for start in range(0, len(selectable), size):
             chunk = selectable[start:start + size]
             images = dataset.images_for(chunk).to(pl_module.device)
-            logits = self._logits(net, images)
             labels = torch.from_numpy(dataset.labels[chunk]).to(pl_module.device)
+            with precision():
+                logits = self._logits(net, images)
+                drop, flipped = self._swap_scores(net, dataset, chunk, logits, labels)
             loss = F.cross_entropy(logits, labels, reduction="none")
             idx = torch.from_numpy(chunk).to(pl_module.device)
-            drop, flipped = self._swap_scores(net, dataset, chunk, logits, labels)
             for column, value in zip(columns, (idx, labels, logits.argmax(1), loss, drop, flipped)):
                 column.append(value)
         empty = [torch.zeros(0, dtype=dtype, device=pl_module.device) for dtype in dtypes]

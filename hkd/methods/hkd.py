@@ -39,14 +39,16 @@ class HKDStudent(Method):
     inputs = ("image", "roi")
     mixes_batches = False
 
-    def __init__(self, teacher: nn.Module, alpha0: float, kd_epochs: int) -> None:
+    def __init__(self, teacher: nn.Module, alpha0: float, kd_epochs: int,
+                 teacher_autocast: bool = False) -> None:
         """``teacher``: the network stage 1 trains (a placeholder until its weights are loaded);
-        ``alpha0`` and ``kd_epochs``: the distillation weight's start and decay."""
+        ``alpha0`` and ``kd_epochs``: the distillation weight's start and decay;
+        ``teacher_autocast``: the teacher pass in the student's autocast region (faster on GPUs)."""
         super().__init__("image")
         self.teacher = teacher
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        self.teacher_pass = FrozenFeatures(self.teacher)  # folded BatchNorms; new weights refold
+        self.teacher_pass = FrozenFeatures(self.teacher, autocast=teacher_autocast)  # new weights refold
         self.alpha0 = float(alpha0)
         self.feature_cache: np.ndarray | None = None  # hkd.cache_teacher_features (a memory map)
         self.feature_rows: np.ndarray | None = None
@@ -78,7 +80,8 @@ class HKDStudent(Method):
 
     def teacher_features(self, roi: torch.Tensor) -> torch.Tensor:
         """The frozen teacher's feature map: fp32 outside autocast (as PneuKnowNet's code, which
-        calls its teacher under ``no_grad`` outside the student's ``autocast``), BatchNorms folded."""
+        calls its teacher under ``no_grad`` outside the student's ``autocast``; or inside it with
+        ``hkd.teacher_precision=autocast``), BatchNorms folded."""
         return self.teacher_pass(roi)
 
     def training_loss(self, module, batch: dict) -> dict[str, torch.Tensor]:

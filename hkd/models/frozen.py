@@ -11,6 +11,7 @@ compute faster than NCHW (``make bench``'s teacher-pass row)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -91,7 +92,8 @@ def inference_copy(net: nn.Module, run: Callable[[nn.Module], torch.Tensor]) -> 
 
 class FrozenFeatures:
     """A frozen network's feature map in fp32, outside any autocast region (under AMP a
-    distillation target keeps full precision), computed by a copy with its BatchNorms folded and
+    distillation target keeps full precision; ``autocast=True`` runs it in the caller's autocast
+    region instead and returns fp32, faster on a GPU), computed by a copy with its BatchNorms folded and
     channels-last weights (``inference_copy``), made per device at first use. Not a module: the
     copy is neither trained nor saved. Loading new weights into the network (its own
     ``load_state_dict`` or a parent's, e.g. a resumed checkpoint) drops the copies, so they are
@@ -100,9 +102,10 @@ class FrozenFeatures:
 
     def __init__(self, net: nn.Module,
                  make_copy: Callable[[nn.Module, Callable[[nn.Module], torch.Tensor]], nn.Module]
-                 = inference_copy) -> None:
+                 = inference_copy, autocast: bool = False) -> None:
         self.net = net
         self.make_copy = make_copy
+        self.autocast = autocast
         self.folded: dict[str, nn.Module] = {}
         net.register_load_state_dict_post_hook(self.weights_loaded)
 
@@ -111,10 +114,12 @@ class FrozenFeatures:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            x = x.float()
+        outside = contextlib.nullcontext() if self.autocast else torch.autocast(x.device.type, enabled=False)
+        with outside:
+            x = x if self.autocast else x.float()
             device = str(x.device)
             if device not in self.folded:
-                self.folded[device] = self.make_copy(self.net, lambda net: feature_map(net, x))
+                with torch.autocast(x.device.type, enabled=False):  # folded and checked in fp32
+                    self.folded[device] = self.make_copy(self.net, lambda net: feature_map(net, x.float()))
             features = feature_map(self.folded[device], x.contiguous(memory_format=torch.channels_last))
-            return features.contiguous()  # the usual layout for the loss and the feature cache
+            return features.float().contiguous()  # the usual layout for the loss and the feature cache

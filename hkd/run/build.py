@@ -57,7 +57,8 @@ def build_hkd_student(cfg: DictConfig, num_classes: int) -> HKDStudent:
     with torch.random.fork_rng(devices=[]):
         teacher = build_network(cfg, num_classes, pretrained=False)
     return HKDStudent(teacher, alpha0=float(cfg.hkd.alpha),
-                      kd_epochs=default_kd_epochs(cfg.hkd.kd_epochs, int(cfg.trainer.max_epochs)))
+                      kd_epochs=default_kd_epochs(cfg.hkd.kd_epochs, int(cfg.trainer.max_epochs)),
+                      teacher_autocast=cfg.hkd.teacher_precision == "autocast")
 
 
 # methods whose constructor needs more than its ``method.*`` keys: name -> builder

@@ -82,3 +82,16 @@ def test_a_network_that_cannot_be_folded_still_gets_its_own_channels_last_copy()
     assert channels_last_convolutions(copy) == [True] and channels_last_convolutions(net) == [False]
     with torch.no_grad():
         torch.testing.assert_close(copy(x.contiguous(memory_format=torch.channels_last)), net(x))
+
+
+def test_the_teacher_pass_keeps_fp32_under_autocast_unless_asked_to_run_in_it(tiny):
+    net = trained_looking(build_backbone(tiny().model, 4, 1, 32)).eval()
+    x = torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    exact = FrozenFeatures(net)(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outside = FrozenFeatures(net)(x)  # hkd.teacher_precision=fp32 (the default)
+        inside = FrozenFeatures(net, autocast=True)(x)  # hkd.teacher_precision=autocast
+    assert outside.dtype == inside.dtype == torch.float32
+    torch.testing.assert_close(outside, exact)  # as if no autocast were around
+    assert not torch.equal(inside, exact)  # computed in bf16 ...
+    torch.testing.assert_close(inside, exact, rtol=0.05, atol=0.05 * float(exact.abs().max()))  # ... closely
