@@ -29,6 +29,8 @@ NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
 MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.speed --save",
            "gpu": "python -m benchmarks.gpu (on a GPU: make bench-gpu)",
            "cli_startup": "python -m benchmarks.speed --only cli --save cli_startup",
+           "gpu_teacher_autocast": "python -m benchmarks.gpu --modes 'bf16 + channels-last' --no-loader "
+                                   "--save gpu_teacher_autocast",
            "decode_threads": "python -m benchmarks.speed --only large --save decode_threads",
            "clinical": "python -m benchmarks.matrix kermany_cf && python -m benchmarks.clinical",
            "kermany_shortcut_cf_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '

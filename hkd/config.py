@@ -308,9 +308,12 @@ def check_loggers(cfg: DictConfig) -> None:
         if name not in LOGGERS:
             raise ConfigError(f"logging.loggers: {name!r} is not one of {', '.join(LOGGERS)}"
                               f"{did_you_mean(name, list(LOGGERS))}")
+        if name == "wandb" and cfg.logging.wandb == "disabled":
+            continue  # listed but turned off: no package needed
         if importlib.util.find_spec(LOGGERS[name]) is None:
+            where = "wandb" if name == "wandb" else "'hkd[loggers]'"
             raise ConfigError(f"logging.loggers: {name} needs the {LOGGERS[name]} package: "
-                              "pip install 'hkd[loggers]'")
+                              f"pip install {where}")
 
 
 def check_trainer_arguments(cfg: DictConfig) -> None:

@@ -54,3 +54,14 @@ def test_an_unknown_dashboard_is_refused_with_a_suggestion(tiny):
     with pytest.raises(ConfigError, match="logging.loggers: 'tensorbord' is not one of csv, wandb, "
                                           r"tensorboard, mlflow \(did you mean 'tensorboard'\?\)"):
         tiny("logging.loggers=[tensorbord]")
+
+
+def test_a_dashboard_without_its_package_is_named_unless_turned_off(tiny, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "wandb" else real(name, *args))
+    assert tiny("logging.loggers=[wandb]", "logging.wandb=disabled").logging.wandb == "disabled"
+    with pytest.raises(ConfigError, match="wandb needs the wandb package: pip install wandb"):
+        tiny("logging.loggers=[wandb]", "logging.wandb=offline")
