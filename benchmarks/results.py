@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+from benchmarks.learning_curve import write_curve
 from benchmarks.report import audit_table, benchmark_report, clinical_tables
 from hkd.atomic import atomic_write_text
 from hkd.reporting.compare import aggregate, paired_differences, paired_table, plot
@@ -29,6 +30,8 @@ NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
 MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.speed --save",
            "gpu": "python -m benchmarks.gpu (on a GPU: make bench-gpu)",
            "cli_startup": "python -m benchmarks.speed --only cli --save cli_startup",
+           "kermany_learning_curve_curve": "python -m benchmarks.matrix kermany_learning_curve --seeds 0 1 2 3 4",
+           "kermany_kd_all_epochs": "python -m benchmarks.matrix kermany_kd_all_epochs --seeds 0 1 2",
            "gpu_teacher_autocast": "python -m benchmarks.gpu --modes 'bf16 + channels-last' --no-loader "
                                    "--save gpu_teacher_autocast",
            "decode_threads": "python -m benchmarks.speed --only large --save decode_threads",
@@ -97,6 +100,7 @@ def write_matrix(records_file: Path) -> Path:
     table_file = records_file.with_suffix(".md")
     atomic_write_text(table_file, matrix_text(records) + "\n")
     plot(aggregate(records, "name"), records_file.with_suffix(".png"))
+    write_curve(records, records_file)  # learning-curve matrices only
     return table_file
 
 

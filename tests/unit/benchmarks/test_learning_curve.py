@@ -1,0 +1,39 @@
+"""The learning-curve report (issue #31): per size, each method against the baseline, paired by
+seed; written beside a matrix's records only when its rows are named METHOD, N images."""
+
+from __future__ import annotations
+
+from benchmarks.learning_curve import curve_rows, curve_table, write_curve
+
+
+def record(method: str, size: str, seed: int, accuracy: float, images: int) -> dict:
+    return {"name": f"{method}, {size} images", "seed": seed, "fold": None,
+            "test": {"balanced_accuracy": accuracy}, "splits": {"train": {"images": images}}}
+
+
+def records() -> list[dict]:
+    rows = []
+    for seed in range(4):
+        rows += [record("baseline", "250", seed, 0.60 + 0.01 * seed, 250),
+                 record("hkd (lung prior)", "250", seed, 0.65 + 0.01 * seed, 250),  # +5 every seed
+                 record("baseline", "all", seed, 0.80, 4453),
+                 record("hkd (lung prior)", "all", seed, 0.80 + (0.01 if seed % 2 else -0.01), 4453)]
+    return rows
+
+
+def test_each_size_compares_its_methods_with_its_baseline():
+    curve = curve_rows(records())
+    assert list(curve) == ["250", "all"] and list(curve["250"]) == ["baseline", "hkd (lung prior)"]
+    lines = curve_table(curve).splitlines()
+    assert "| 250 (250) | hkd (lung prior) | 4 | 66.5 ± 1.3 | +5.0 ± 0.0 | 4/4 | 0.125 |" in lines
+    assert "| all (4453) | hkd (lung prior) | 4 | 80.0 ± 1.2 | +0.0 ± 1.2 | 2/4 | 1.000 |" in lines
+    assert "| 250 (250) | baseline | 4 | 61.5 ± 1.3 | – | – | – |" in lines
+
+
+def test_only_a_learning_curve_matrix_gets_the_curve(tmp_path):
+    records_file = tmp_path / "kermany_learning_curve.jsonl"
+    assert write_curve(records(), records_file) == tmp_path / "kermany_learning_curve_curve.md"
+    assert (tmp_path / "kermany_learning_curve_curve.png").stat().st_size > 0
+    other = [dict(r, name="baseline") for r in records()]
+    assert write_curve(other, tmp_path / "kermany.jsonl") is None
+    assert not (tmp_path / "kermany_curve.md").exists()
