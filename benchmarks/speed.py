@@ -21,6 +21,8 @@ Every figure is measured in this process on the same model, data and batch size:
   large     first epoch (decode + cache) / cached epoch on 2048 px images     (reported)
   rss       peak memory training on 1,000 vs 20,000 images (fresh processes)  anonymous memory flat
   cli       seconds until `hkd --help`, `hkd config quickstart`, `hkd list` answer   target < 1 s
+  imil_run  IMIL (b = 0.04, propagate, inpaint) whole run / baseline whole run       target <= 1.3
+            propagation step per round / training epoch                           target <= 0.5
 """
 
 from __future__ import annotations
@@ -412,6 +414,49 @@ def measure_rss(counts: list[int]) -> list[tuple[str, float, str, str]]:
              large["peak_anonymous_mib"] / small["peak_anonymous_mib"], "~1 (flat)", detail)]
 
 
+def imil_run_rows() -> list[tuple[str, float, str, str]]:
+    """Whole runs on the synthetic benchmark as the imil matrix makes them (600 training images,
+    96 px): IMIL with b = 0.04, propagation and inpainting against the baseline; and one
+    propagation step (train the generator on 4 % of the images' marks, propose the rest) against a
+    training epoch, per round and per 1,000 images."""
+    from hkd.imil.edits import Edit
+    from hkd.imil.oracles import AnnotationOracle
+    from hkd.imil.propagation import propose_irrelevant_regions
+    from hkd.run.experiment import run_experiment
+
+    def synthetic(experiment: str) -> DictConfig:
+        return load_config(experiment, ["logging.wandb=disabled", "logging.progress_bar=false",
+                                        f"output_dir={WORK / 'runs'}", f"data.cache_dir={WORK / 'cache'}"])
+
+    def whole_run(experiment: str) -> float:
+        start = time.perf_counter()
+        run_experiment(synthetic(experiment))
+        return time.perf_counter() - start
+
+    baseline = whole_run("synthetic_baseline")
+    imil = whole_run("synthetic_imil_propagate")
+    baseline = min(baseline, whole_run("synthetic_baseline"))  # the better of two, as the other rows
+    cfg = synthetic("synthetic_imil_propagate")
+    images = ready(cfg).training_images()
+    table, oracle = edit_table(cfg), AnnotationOracle(images)
+    budget = max(1, round(float(cfg.imil.budget) * len(images.indices)))  # the clinician's 4 %
+    marks = ((int(idx), oracle.irrelevant_regions(int(idx))[0]) for idx in images.indices)
+    marked = [(idx, mask) for idx, mask in marks if mask is not None][:budget]
+    for idx, mask in marked:
+        table[idx] = Edit(mask=mask, round=1, epoch=0, source="oracle")
+    settings = build_imil_callback(cfg, WORK / "imil-propagation").propagation
+    start = time.perf_counter()
+    propose_irrelevant_regions(settings, images, table, set(), number=1)
+    step = time.perf_counter() - start
+    plain = synthetic("synthetic_baseline")
+    epoch = lightning_fit(plain, ready(plain), epochs=3)[0]
+    proposed = len(images.indices) - len(marked)
+    return [("IMIL (b = 0.04, propagate, inpaint) whole run / baseline whole run", imil / baseline, "<= 1.3",
+             f"{imil:.1f} s vs {baseline:.1f} s (synthetic benchmark, 600 training images)"),
+            ("IMIL propagation step per round / training epoch", step / epoch, "<= 0.5",
+             f"{step:.2f} s vs {epoch:.2f} s; {1000 * step / proposed:.2f} s per 1,000 proposed images")]
+
+
 def measure_cli() -> list[tuple[str, float, str, str]]:
     """Wall time of the fast commands in a fresh process (best of five): what a user waits for
     before `hkd` answers; the ratio column holds seconds."""
@@ -431,7 +476,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", default=["overhead", "hkd", "nonfinite", "mining", "inpaint",
                                                        "channels_last", "loader", "counterfactual", "large",
-                                                       "rss", "cli"])
+                                                       "rss", "cli", "imil_run"])
     parser.add_argument("--save", nargs="?", const="speed", default=None, metavar="NAME",
                         help="also write the table to benchmarks/results/NAME.md (default speed.md, what the "
                              "README shows; --only large --save decode_threads makes decode_threads.md)")
@@ -454,6 +499,8 @@ def main() -> None:
         rows += measure_rss(args.rss_images)
     if "cli" in only:
         rows += measure_cli()
+    if "imil_run" in only:
+        rows += imil_run_rows()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     lines = ["| figure | ratio | target | measured |", "|---|---|---|---|",
              *(f"| {name} | {ratio:.2f} | {target} | {detail} |" for name, ratio, target, detail in rows),
