@@ -64,6 +64,7 @@ class PriorGeneratorModule(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
 
     @torch.no_grad()
+    @torch.no_grad()
     def predict_probabilities(self, image: torch.Tensor) -> torch.Tensor:
         self.eval()
         return torch.sigmoid(self(image.to(self.device)))[:, 0].cpu()
@@ -71,18 +72,18 @@ class PriorGeneratorModule(L.LightningModule):
 
 def predict_masks(module: PriorGeneratorModule, dataset, positions: list[int], threshold: float,
                   batch_size: int = 64) -> tuple[dict[int, np.ndarray], dict[int, float]]:
-    """Thresholded masks and mean confidence for the samples at ``positions`` (no augmentation)."""
+    """Thresholded masks and mean confidence for the samples at ``positions`` of an unaugmented
+    ``dataset`` (keyed by their data set row), its images read from the cache a batch at a time
+    (``images_for``: no ROI images or counterfactual views are built for them)."""
     masks, confidence = {}, {}
-    for start in range(0, len(positions), batch_size):
-        chunk = positions[start:start + batch_size]
-        samples = [dataset[p] for p in chunk]
-        images = torch.stack([s["image"] for s in samples])
-        probabilities = module.predict_probabilities(images)
-        for sample, probability in zip(samples, probabilities):
-            mask = (probability > threshold).numpy()
-            masks[sample["idx"]] = mask
+    rows = np.asarray(dataset.indices)[np.asarray(positions, dtype=np.int64)]
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        probabilities = module.predict_probabilities(dataset.images_for(chunk))
+        for idx, probability in zip(chunk, probabilities):
+            masks[int(idx)] = (probability > threshold).numpy()
             inside = probability[probability > threshold]
-            confidence[sample["idx"]] = float(inside.mean()) if len(inside) else 0.0
+            confidence[int(idx)] = float(inside.mean()) if len(inside) else 0.0
     return masks, confidence
 
 
