@@ -5,8 +5,8 @@ writes its report, figure and model-card lines; IMIL mines the samples the swap 
 import csv
 import json
 import logging
-from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -97,7 +97,7 @@ def test_mining_flips_scores_each_sample_by_its_swap_view(tiny):
     module = build_module(cfg, datamodule.classes).eval()
     callback = IMILCallback("unused", EditTable(), mine="flips", swap=swap_settings(cfg), seed=0)
     callback.images = datamodule.training_images()
-    trainer = SimpleNamespace(world_size=1, global_rank=0)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     idx, labels, predictions, losses, drops, flipped = callback.mine(trainer, module)
     dataset = callback.images.evaluation_dataset()
     views, swapped = dataset.swapped_images_for(idx, callback.partners, callback.swap)
