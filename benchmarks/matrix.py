@@ -123,6 +123,9 @@ KERMANY_CF = {
     "hkd (lung prior), cf selection": ("kermany_hkd", [*KERMANY, *CF_SELECTION]),
 }
 CORNER_TAG = ["data.shortcut.kind=corner_tag", "data.shortcut.bias=0.95"]  # the corner names the class
+# cheaper propagation (issue #32)
+HALF_SIZE = "imil.propagate_scale=0.5"
+WARM_START = ["imil.propagate_warm_start=true", "imil.propagate_updates=30"]
 # HKD's variant on Kermany (issue #31): the distillation weight never decays to 0 (6 epochs)
 KD_ALL_EPOCHS = ["hkd.kd_epochs=7"]
 
@@ -240,6 +243,17 @@ MATRICES: dict[str, dict[str, Row | tuple[str, list[str]]]] = {
         "hkd (lung prior) + imil b=0.04 + propagate, inpaint": (
             "synthetic_hkd_imil", ["data.relevant_categories=[lung]", "imil.propagate=true",
                                    "imil.fill=inpaint"]),
+        "shortcut-free (ceiling)": ceiling("synthetic_clean", []),
+    },
+    # issue #32: cheaper propagation, each variant against the row it must match (gap share within
+    # the 10-seed spread of "imil b=0.04 + propagate, inpaint" in the imil matrix):
+    # python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4 5 6 7 8 9
+    "imil_propagation": {
+        "baseline": ("synthetic_baseline", []),
+        "imil b=0.04 + propagate, inpaint": ("synthetic_imil_propagate", []),
+        "... generator at half size": ("synthetic_imil_propagate", [HALF_SIZE]),
+        "... warm-started, 30 updates a round": ("synthetic_imil_propagate", WARM_START),
+        "... both": ("synthetic_imil_propagate", [HALF_SIZE, *WARM_START]),
         "shortcut-free (ceiling)": ceiling("synthetic_clean", []),
     },
 }

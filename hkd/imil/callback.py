@@ -71,6 +71,7 @@ class IMILCallback(Callback):
         self.oracle, self.budget, self.max_rounds = oracle, float(budget), rounds
         self.start_epoch, self.every_n_epochs = int(start_epoch), max(1, int(every_n_epochs))
         self.propagation = propagation
+        self.generator = None  # the last round's prior generator (imil.propagate_warm_start)
         self.log_images = log_images
         self.changed_images = changed_images
         if edit not in EDIT_MODES:
@@ -465,8 +466,9 @@ class IMILCallback(Callback):
         """Rank 0 trains the generator and proposes; every rank applies the same proposals."""
         proposals: dict[int, np.ndarray] = {}
         if trainer.is_global_zero:
-            proposals = propose_irrelevant_regions(self.propagation, self.images, self.table,
-                                                   self.rejected, number)
+            previous = self.generator if self.propagation.warm_start else None
+            proposals, self.generator = propose_irrelevant_regions(self.propagation, self.images, self.table,
+                                                                   self.rejected, number, previous)
         proposals = trainer.strategy.broadcast(proposals, src=0)
         for i, mask in proposals.items():
             self.table[i] = Edit(mask=mask, round=number, epoch=epoch, source="propagated",

@@ -71,15 +71,24 @@ class PriorGeneratorModule(L.LightningModule):
 
 
 def predict_masks(module: PriorGeneratorModule, dataset, positions: list[int], threshold: float,
-                  batch_size: int = 64) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+                  batch_size: int = 64, size: int | None = None
+                  ) -> tuple[dict[int, np.ndarray], dict[int, float]]:
     """Thresholded masks and mean confidence for the samples at ``positions`` of an unaugmented
     ``dataset`` (keyed by their data set row), its images read from the cache a batch at a time
-    (``images_for``: no ROI images or counterfactual views are built for them)."""
+    (``images_for``: no ROI images or counterfactual views are built for them); with ``size`` the
+    generator sees them at that size and its probabilities return to the images' size."""
     masks, confidence = {}, {}
     rows = np.asarray(dataset.indices)[np.asarray(positions, dtype=np.int64)]
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
-        probabilities = module.predict_probabilities(dataset.images_for(chunk))
+        images = dataset.images_for(chunk)
+        if size is not None and size != images.shape[-1]:
+            full = images.shape[-2:]
+            small = F.interpolate(images, size=size, mode="area")
+            probabilities = F.interpolate(module.predict_probabilities(small)[:, None], size=full,
+                                          mode="bilinear", align_corners=False)[:, 0]
+        else:
+            probabilities = module.predict_probabilities(images)
         for idx, probability in zip(chunk, probabilities):
             masks[int(idx)] = (probability > threshold).numpy()
             inside = probability[probability > threshold]
