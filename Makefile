@@ -83,7 +83,7 @@ evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; re
 bench: $(STAMP)  ## speed and memory ratios against their targets (benchmarks/speed.py)
 	$(PY) -m benchmarks.speed $(ARGS)
 
-bench-gpu: $(STAMP)  ## GPU images/s, HKD step ratio, memory, mining, loader at 224 px (benchmarks/gpu.py; ~5 min)
+bench-gpu: $(STAMP)  ## GPU images/s, HKD step ratio, memory, mining, loader at 224 px (benchmarks/gpu.py; ~8 min)
 	$(PY) -m benchmarks.gpu $(ARGS)
 
 lint: $(STAMP)  ## ruff
