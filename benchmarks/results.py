@@ -31,6 +31,9 @@ MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.
            "gpu": "python -m benchmarks.gpu (on a GPU: make bench-gpu)",
            "cli_startup": "python -m benchmarks.speed --only cli --save cli_startup",
            "imil_speed": "python -m benchmarks.speed --only imil_run propagation --save imil_speed",
+           "kermany_corner_tag_cf_edit_coverage":
+               "python -m benchmarks.edit_coverage kermany_corner_tag_cf "
+               "--only 'hkd (lung prior) + imil (propagate, inpaint), cf selection'",
            "kermany_learning_curve_curve":
                "python -m benchmarks.matrix kermany_learning_curve --seeds 0 1 2 3 4",
            "kermany_kd_all_epochs": "python -m benchmarks.matrix kermany_kd_all_epochs --seeds 0 1 2",
