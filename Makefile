@@ -76,6 +76,19 @@ evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; re
 	$(PY) -m benchmarks.matrix kermany
 	$(PY) -m benchmarks.matrix kermany_shortcut
 	$(PY) -m benchmarks.matrix kermany_shortcut_fair
+	$(PY) -m benchmarks.matrix kermany_shortcut_cf
+	$(PY) -m benchmarks.audits kermany_shortcut_cf --only baseline "shortcut-free (ceiling)"
+	$(PY) -m benchmarks.audits kermany_shortcut_cf --only baseline "shortcut-free (ceiling)" --split val \
+		--data data.shortcut.bias=0.95 --save kermany_shortcut_cf_val
+	$(PY) -m benchmarks.matrix synthetic_cf
+	$(PY) -m benchmarks.audits synthetic_cf --only baseline "shortcut-free (ceiling)" --split val \
+		--data data.synthetic.shortcut_bias=0.95 --save synthetic_cf_val
+	$(PY) -m benchmarks.matrix kermany_cf
+	$(PY) -m benchmarks.clinical
+	$(PY) -m benchmarks.matrix kermany_corner_tag_cf
+	$(PY) -m benchmarks.edit_coverage kermany_corner_tag_cf --only "hkd (lung prior) + imil (propagate, inpaint), cf selection"
+	$(PY) -m benchmarks.matrix kermany_kd_all_epochs
+	$(PY) -m benchmarks.matrix kermany_learning_curve --seeds 0 1 2 3 4
 	$(PY) -m benchmarks.external kermany_to_covid
 	$(PY) -m benchmarks.matrix covid_cv --seeds 0
 	$(PY) -m benchmarks.results
