@@ -1,4 +1,4 @@
-"""The ``hkd`` command: ``hkd train NAME_OR_PATH [key=value ...]`` and its siblings.
+"""The hkd command: hkd train NAME_OR_PATH [key=value ...] and its siblings (hkd COMMAND --help).
 
 Exit codes: 0 done; 1 nothing could be done (e.g. no input image could be read); 2 a configuration
 or input error, printed as one message naming the file, key or row (argparse's own usage errors
