@@ -41,7 +41,7 @@ from hkd.choices import (
 from hkd.errors import ConfigError
 from hkd.experiment_files import experiment_name, experiments_dir, resolve_experiment_path
 from hkd.models.generator_file import generator_path
-from hkd.registry import did_you_mean
+from hkd.registry import did_you_mean, not_one_of
 from hkd.schema import TYPED_TRAINER_KEYS, Config, check_complete, check_ranges
 
 if TYPE_CHECKING:
@@ -225,8 +225,6 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     return cfg
 
 
-
-
 def enumerated_keys() -> dict[str, Collection[str]]:
     """Every key with a fixed set of values, and the list (or registry) that owns those values."""
     return {"data.format": FORMATS, "method.name": METHODS, "logging.wandb": WANDB_MODES,
@@ -257,8 +255,7 @@ def validate(cfg: DictConfig) -> None:
     for key, allowed in enumerated_keys().items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
-            names = list(allowed)
-            raise ConfigError(f"{key}={value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
+            raise not_one_of(f"{key}={value!r}", value, allowed)
     if str(cfg.checkpoint.monitor).startswith(("val/cf", "val/roi/")) and not cfg.counterfactual.enabled:
         raise ConfigError(f"checkpoint.monitor={cfg.checkpoint.monitor} needs the counterfactual views: "
                           "add counterfactual.enabled=true")
@@ -306,8 +303,7 @@ def check_loggers(cfg: DictConfig) -> None:
 
     for name in cfg.logging.loggers:
         if name not in LOGGERS:
-            raise ConfigError(f"logging.loggers: {name!r} is not one of {', '.join(LOGGERS)}"
-                              f"{did_you_mean(name, list(LOGGERS))}")
+            raise not_one_of(f"logging.loggers: {name!r}", name, LOGGERS)
         if name == "wandb" and cfg.logging.wandb == "disabled":
             continue  # listed but turned off: no package needed
         if importlib.util.find_spec(LOGGERS[name]) is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from hkd.errors import ConfigError
@@ -18,6 +18,12 @@ def did_you_mean(value: object, allowed: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest allowed name, or an empty string."""
     close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def not_one_of(subject: str, value: object, allowed: Iterable[str]) -> ConfigError:
+    """``SUBJECT is not one of a, b, c (did you mean 'b'?)``: a name outside its choices."""
+    names = list(allowed)
+    return ConfigError(f"{subject} is not one of {', '.join(names)}{did_you_mean(value, names)}")
 
 
 class Registry(Mapping[str, T], Generic[T]):
@@ -49,9 +55,7 @@ class Registry(Mapping[str, T], Generic[T]):
         if name in self._entries:
             return self._entries[name]
         if name not in self._builtin:
-            names = list(self)
-            raise ConfigError(f"{self.key}={name!r} is not one of {', '.join(names)}"
-                              f"{did_you_mean(name, names)}")
+            raise not_one_of(f"{self.key}={name!r}", name, self)
         module, _, attribute = self._builtin[name].partition(":")
         entry = getattr(importlib.import_module(module), attribute)
         self._entries[name] = entry

@@ -33,8 +33,9 @@ class Bounds:
     open_low: bool = False
 
     def admits(self, value: float) -> bool:
-        above = value > self.low if self.open_low else value >= self.low if self.low is not None else True
-        return above and (self.high is None or value <= self.high)
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or value <= self.high
 
     def describe(self) -> str:
         if self.high is None:

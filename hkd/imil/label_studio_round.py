@@ -20,7 +20,7 @@ from hkd.data.label_studio import to_coco
 from hkd.errors import InputError
 from hkd.imil.marks_store import MarksStore
 from hkd.imil.pictures import heatmap_values
-from hkd.imil.queue import MARKS_COCO, read_manifest
+from hkd.imil.queue import MARKS_COCO, read_manifest, round_dir, round_numbers
 
 TASKS = "label_studio_tasks.json"
 CONFIG = "label_studio_config.xml"
@@ -95,20 +95,13 @@ def import_round(folder: Path, export: Path) -> Path:
     return atomic_write_json(folder / MARKS_COCO, coco)
 
 
-def rounds_with_samples(run_dir: Path) -> list[Path]:
-    folders = [p for p in (Path(run_dir) / "imil").glob("round_*") if (p / "manifest.json").is_file()]
-    return sorted(folders, key=lambda p: int(p.name.split("_")[1]))
-
-
 def round_folder(run_dir: Path, number: int | None) -> Path:
     """Round ``number`` of a run, or its latest."""
-    rounds = rounds_with_samples(run_dir)
-    if not rounds:
+    numbers = round_numbers(run_dir)
+    if not numbers:
         raise InputError(f"{run_dir}: no IMIL rounds (imil/round_N/manifest.json) to review")
     if number is None:
-        return rounds[-1]
-    chosen = [p for p in rounds if p.name == f"round_{number}"]
-    if not chosen:
-        raise InputError(f"{run_dir}: no round {number} (it has {', '.join(p.name for p in rounds)})")
-    return chosen[0]
-
+        return round_dir(run_dir, numbers[-1])
+    if number not in numbers:
+        raise InputError(f"{run_dir}: no round {number} (it has {', '.join(f'round_{n}' for n in numbers)})")
+    return round_dir(run_dir, number)

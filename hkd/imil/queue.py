@@ -30,6 +30,16 @@ def round_dir(run_dir: Path, number: int) -> Path:
     return Path(run_dir) / "imil" / f"round_{number}"
 
 
+def round_numbers(run_dir: Path) -> list[int]:
+    """The numbers of the run's rounds that hold samples (``imil/round_N/manifest.json``), in order."""
+    numbers = []
+    for folder in (Path(run_dir) / "imil").glob("round_*"):
+        suffix = folder.name.split("_", 1)[1]
+        if suffix.isdigit() and (folder / MANIFEST).is_file():
+            numbers.append(int(suffix))
+    return sorted(numbers)
+
+
 def write_round(folder: Path, number: int, epoch: int, samples: list[dict], kind: str = "outliers") -> None:
     """``samples``: dicts with idx, file and sha256 (the data set image's identity), label,
     prediction, confidence, image (PIL), cam (PIL) and, for a ``proposals`` round, proposal (PIL

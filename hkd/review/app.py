@@ -28,7 +28,7 @@ from hkd.atomic import append_json_line
 from hkd.data.rle import bbox as rle_bbox
 from hkd.errors import InputError
 from hkd.imil.marks_store import ConflictError, MarksStore, RoundClosedError
-from hkd.imil.queue import MANIFEST, marks_rle, read_manifest, validate_regions
+from hkd.imil.queue import marks_rle, read_manifest, round_numbers, validate_regions
 from hkd.review.security import LOOPBACK, ReviewGuard
 
 STATIC = Path(__file__).parent / "static"
@@ -51,12 +51,7 @@ class ReviewStore:
             raise FileNotFoundError(f"{run_dir} has no imil/ folder: run with imil.oracle=queue first")
 
     def rounds(self) -> list[int]:
-        numbers = []
-        for folder in self.imil.glob("round_*"):
-            suffix = folder.name.split("_", 1)[1]
-            if suffix.isdigit() and (folder / MANIFEST).is_file():
-                numbers.append(int(suffix))
-        return sorted(numbers)
+        return round_numbers(self.imil.parent)
 
     def folder(self, number: int) -> Path:
         if number not in self.rounds():

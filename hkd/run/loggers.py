@@ -18,10 +18,15 @@ from hkd.run import imil_run as imil
 from hkd.run.csv_logger import AppendingCSVLogger
 
 
+def saved_id(path: Path) -> str | None:
+    return path.read_text().strip() if path.is_file() else None
+
+
 def remembered_id(path: Path, make) -> str | None:
     """The id saved in ``path``, or ``make()``'s, saved there (None: nothing to remember yet)."""
-    if path.is_file():
-        return path.read_text().strip()
+    saved = saved_id(path)
+    if saved is not None:
+        return saved
     made = make()
     if made:
         atomic_write_text(path, made + "\n")
@@ -79,7 +84,7 @@ def mlflow_logger(cfg: DictConfig, run_dir: Path, name: str, tags: list[str]) ->
             super().log_hyperparams(fresh)
 
     id_file = run_dir / "mlflow-id.txt"
-    saved = id_file.read_text().strip() if id_file.is_file() else None
+    saved = saved_id(id_file)
     logger = ResumableMLFlowLogger(experiment_name=cfg.logging.project, run_name=name,
                                    tracking_uri=mlflow_uri(cfg), run_id=saved,
                                    tags={"group": cfg.name, **{tag: "true" for tag in tags}})
