@@ -38,7 +38,7 @@ from hkd.imil.edits import Edit, EditTable, edited_shares
 from hkd.imil.marks_store import MarksStore
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
-from hkd.imil.propagation import Propagation, propose_irrelevant_regions
+from hkd.imil.propagation import Propagation, propose_from_classifier, propose_irrelevant_regions
 from hkd.imil.queue import MARKS_COCO, TakenMark, read_marks, round_dir, write_round
 from hkd.imil.rounds import MINING, PROPOSALS, Round
 from hkd.imil.selection import choose, deduplicate, round_limit, total_budget
@@ -463,9 +463,14 @@ class IMILCallback(Callback):
 
     # -- propagation -------------------------------------------------------------------------
     def _propagate(self, trainer: L.Trainer, number: int, epoch: int) -> list[int]:
-        """Rank 0 trains the generator and proposes; every rank applies the same proposals."""
+        """Rank 0 trains the generator (or the head on the classifier's features) and proposes;
+        every rank applies the same proposals."""
         proposals: dict[int, np.ndarray] = {}
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and self.propagation.model == "classifier":
+            net = channels_last_copy(trainer.lightning_module.net).eval()
+            proposals = propose_from_classifier(self.propagation, net, self.images, self.table, self.rejected,
+                                                number, trainer.precision_plugin.forward_context)
+        elif trainer.is_global_zero:
             previous = self.generator if self.propagation.warm_start else None
             proposals, self.generator = propose_irrelevant_regions(self.propagation, self.images, self.table,
                                                                    self.rejected, number, previous)
