@@ -49,6 +49,11 @@ MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.
            "synthetic_cf_val_audit": 'python -m benchmarks.audits synthetic_cf --only baseline '
                                      '"shortcut-free (ceiling)" --split val '
                                      '--data data.synthetic.shortcut_bias=0.95 --save synthetic_cf_val'}
+# rows read against a row of another matrix that ran the same task on the same seeds (the
+# reference's commits are stated under its table): {matrix: {row: (other matrix, its row)}}
+REFERENCES = {"kermany_kd_all_epochs": {
+    "hkd (lung prior), kd all epochs": ("kermany", "hkd (lung prior)"),
+    "hkd (lung prior), kd all epochs, shortcut (fair split)": ("kermany_shortcut_fair", "hkd (lung prior)")}}
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
@@ -91,19 +96,35 @@ def commit_comparisons(records: list[dict]) -> str:
     return "".join(f"\n\n{table}" for table in tables)
 
 
-def matrix_text(records: list[dict]) -> str:
+def reference_comparisons(matrix: str, records: list[dict], results: Path) -> str:
+    """Each row of ``REFERENCES[matrix]`` against its reference row of another matrix, paired by
+    seed (``ROW (MATRIX)``), with the dates and commits of the reference's runs."""
+    tables = []
+    for row, (other, reference) in REFERENCES.get(matrix, {}).items():
+        source = results / f"{other}.jsonl"
+        theirs = [r for r in load_records(source) if r["name"] == reference] if source.is_file() else []
+        label = f"{reference} ({other})"
+        chosen = [r for r in records if r["name"] == row] + [{**r, "name": label} for r in theirs]
+        differences = paired_differences(chosen, label, metric=PAIRED_METRICS[0]) if theirs else {}
+        if differences:
+            tables.append(f"{paired_table(differences, label, PAIRED_METRICS[0])}\n\n"
+                          f"<sub>{label}: {len(theirs)} runs, {made_when(theirs)}</sub>")
+    return "".join(f"\n\n{table}" for table in tables)
+
+
+def matrix_text(records: list[dict], matrix: str = "", results: Path = RESULTS) -> str:
     """A matrix's tables with the commits and dates of the runs behind them."""
     machines = sorted({str(r.get("machine")) for r in records})
     provenance = f"{len(records)} runs, {made_when(records)}; {'; '.join(machines)}"
     return (benchmark_report(records, PAIRED_METRICS) + commit_comparisons(records)
-            + f"\n\n<sub>{provenance}</sub>")
+            + reference_comparisons(matrix, records, results) + f"\n\n<sub>{provenance}</sub>")
 
 
 def write_matrix(records_file: Path) -> Path:
     """``MATRIX.md`` and ``MATRIX.png`` beside the records; the table's path."""
     records = load_records(records_file)
     table_file = records_file.with_suffix(".md")
-    atomic_write_text(table_file, matrix_text(records) + "\n")
+    atomic_write_text(table_file, matrix_text(records, records_file.stem, records_file.parent) + "\n")
     plot(aggregate(records, "name"), records_file.with_suffix(".png"))
     write_curve(records, records_file)  # learning-curve matrices only
     return table_file

@@ -206,6 +206,23 @@ def test_rows_run_at_other_commits_are_compared_with_the_first_commit_paired_by_
     assert "| 3 | -10.0 ± 0.0 | 0/3 |" in row
 
 
+def test_a_row_is_read_against_its_reference_row_of_another_matrix_paired_by_seed(tmp_path, monkeypatch):
+    """``REFERENCES``: a row paired by seed with a row of another matrix's records, labelled with
+    that matrix and the reference's commits; no table while the other matrix has no records."""
+    lines = [json.loads(line) for line in (FIXTURE / "demo.jsonl").read_text().splitlines()]
+    hkd = [r for r in lines if r["name"] == "hkd"]
+    better = [{**r["test"], "balanced_accuracy": r["test"]["balanced_accuracy"] + 0.05} for r in hkd[:2]]
+    variant = [{**r, "name": "hkd, variant", "test": test} for r, test in zip(hkd, better)]
+    monkeypatch.setattr(results, "REFERENCES", {"variants": {"hkd, variant": ("demo", "hkd")}})
+    assert results.reference_comparisons("variants", variant, tmp_path) == ""  # demo.jsonl not there yet
+    shutil.copy(FIXTURE / "demo.jsonl", tmp_path)
+    text = results.reference_comparisons("variants", variant, tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| hkd, variant |"))
+    assert "| run − hkd (demo) |" in text and "| 2 | +5.0 ± 0.0 | 2/2 |" in row  # the two seeds both have
+    assert "hkd (demo): 3 runs, 2026-11-20" in text and "0123456789ab" in text
+    assert results.reference_comparisons("demo", lines, tmp_path) == ""  # a matrix without references
+
+
 def test_audit_records_make_their_table_with_the_mean_over_seeds():
     from benchmarks.report import audit_table
 
