@@ -38,7 +38,12 @@ from hkd.imil.edits import Edit, EditTable, edited_shares
 from hkd.imil.marks_store import MarksStore
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
-from hkd.imil.propagation import Propagation, propose_from_classifier, propose_irrelevant_regions
+from hkd.imil.propagation import (
+    Propagation,
+    candidates,
+    propose_from_classifier,
+    propose_irrelevant_regions,
+)
 from hkd.imil.queue import MARKS_COCO, TakenMark, read_marks, round_dir, write_round
 from hkd.imil.rounds import MINING, PROPOSALS, Round
 from hkd.imil.selection import choose, deduplicate, round_limit, total_budget
@@ -136,7 +141,7 @@ class IMILCallback(Callback):
         n_train = len(self.images)
         limit = round_limit(total_budget(self.budget, n_train), self.table.clinician_count(),
                             self.max_rounds)
-        if limit <= 0 and self.propagation is None:
+        if limit <= 0 and not self._can_propagate():  # nothing to mark, nothing left to propose
             return
         idx, labels, predictions, losses, drops, flipped = self.mine(trainer, pl_module)
         chosen = choose(self.mine_mode, idx, labels, predictions, losses, drops, flipped > 0, self.reviewed,
@@ -172,8 +177,14 @@ class IMILCallback(Callback):
                                  prediction=record.selected_value("predictions", i))
             record.edited.append(i)
 
+    def _can_propagate(self) -> bool:
+        """Propagation is on, a clinician marked something, and some training image is neither
+        edited nor rejected (once every image is, a round would train the model for nothing)."""
+        return (self.propagation is not None and self.table.clinician_count() > 0
+                and len(candidates(self.images, self.table, self.rejected)) > 0)
+
     def _propagate_after(self, trainer: L.Trainer, record: Round) -> None:
-        if self.propagation is not None and self.table.clinician_count():
+        if self._can_propagate():
             record.propagated = self._propagate(trainer, record.round, record.epoch)
 
     # -- mining ------------------------------------------------------------------------------
@@ -462,18 +473,24 @@ class IMILCallback(Callback):
                                  "never be used. Move them to an open round (or restore the file)")
 
     # -- propagation -------------------------------------------------------------------------
+    def _proposals(self, trainer: L.Trainer, number: int) -> dict[int, np.ndarray]:
+        """This round's proposals ({idx: mask}), by ``imil.propagate_with``. They seed their own
+        random numbers; the training's go on as if none had been drawn."""
+        module, settings = trainer.lightning_module, self.propagation
+        with torch.random.fork_rng(devices=[module.device] if module.device.type == "cuda" else []):
+            if settings.model == "classifier":
+                net = channels_last_copy(module.net).eval()
+                return propose_from_classifier(settings, net, self.images, self.table, self.rejected, number,
+                                               trainer.precision_plugin.forward_context)
+            previous = self.generator if settings.warm_start else None
+            proposals, self.generator = propose_irrelevant_regions(settings, self.images, self.table,
+                                                                   self.rejected, number, previous)
+            return proposals
+
     def _propagate(self, trainer: L.Trainer, number: int, epoch: int) -> list[int]:
         """Rank 0 trains the generator (or the head on the classifier's features) and proposes;
         every rank applies the same proposals."""
-        proposals: dict[int, np.ndarray] = {}
-        if trainer.is_global_zero and self.propagation.model == "classifier":
-            net = channels_last_copy(trainer.lightning_module.net).eval()
-            proposals = propose_from_classifier(self.propagation, net, self.images, self.table, self.rejected,
-                                                number, trainer.precision_plugin.forward_context)
-        elif trainer.is_global_zero:
-            previous = self.generator if self.propagation.warm_start else None
-            proposals, self.generator = propose_irrelevant_regions(self.propagation, self.images, self.table,
-                                                                   self.rejected, number, previous)
+        proposals = self._proposals(trainer, number) if trainer.is_global_zero else {}
         proposals = trainer.strategy.broadcast(proposals, src=0)
         for i, mask in proposals.items():
             self.table[i] = Edit(mask=mask, round=number, epoch=epoch, source="propagated",

@@ -217,6 +217,26 @@ def test_propagation_from_the_classifier_features_edits_the_unmarked_images(tiny
     assert sorted(listed) == sorted(by_source["propagated"])  # each logged by the round that proposed it
 
 
+def test_propagation_stops_once_every_training_image_is_edited(tiny, tmp_path, monkeypatch):
+    """Round 1 proposes a region for every image it can (threshold 0: all of them); later rounds
+    still mine and mark, but train no generator: nothing is left to propose to."""
+    import hkd.imil.callback as callback_module
+
+    calls = []
+    real = callback_module.propose_irrelevant_regions
+    monkeypatch.setattr(callback_module, "propose_irrelevant_regions",
+                        lambda *args, **kwargs: calls.append(args[4]) or real(*args, **kwargs))
+    cfg = tiny(*IMIL, "imil.budget=1.0", "imil.propagate=true", "imil.propagate_confidence=0",
+               "imil.propagate_max_area=1", "prior_generator.threshold=0", "prior_generator.epochs=1",
+               "imil.propagate_updates=2", "trainer.max_epochs=4")
+    run_dir = run_experiment(cfg)
+    rounds = json.loads((run_dir / "imil" / "edits.json").read_text())["rounds"]
+    n_train = json.loads((run_dir / "summary.json").read_text())["splits"]["train"]["images"]
+    assert len(rounds[0]["edited"]) + len(rounds[0]["propagated"]) == n_train
+    assert len(rounds) >= 2 and all(r.get("propagated") is None for r in rounds[1:])
+    assert calls == [1]  # the generator trained in round 1 only
+
+
 def test_hkd_student_with_imil_composes(tiny):
     run_dir = run_experiment(tiny("method.name=hkd", *IMIL, "imil.budget=0.5", "hkd.teacher_epochs=1",
                                   "trainer.max_epochs=2"))
