@@ -126,7 +126,6 @@ CORNER_TAG = ["data.shortcut.kind=corner_tag", "data.shortcut.bias=0.95"]  # the
 # cheaper propagation (issue #32)
 HALF_SIZE = "imil.propagate_scale=0.5"
 WARM_START = ["imil.propagate_warm_start=true", "imil.propagate_updates=30"]
-FROM_CLASSIFIER = "imil.propagate_with=classifier"  # a head on the classifier's feature maps, no U-Net
 # HKD's variant on Kermany (issue #31): the distillation weight never decays to 0 (6 epochs)
 KD_ALL_EPOCHS = ["hkd.kd_epochs=7"]
 
@@ -255,7 +254,6 @@ MATRICES: dict[str, dict[str, Row | tuple[str, list[str]]]] = {
         "... generator at half size": ("synthetic_imil_propagate", [HALF_SIZE]),
         "... warm-started, 30 updates a round": ("synthetic_imil_propagate", WARM_START),
         "... both": ("synthetic_imil_propagate", [HALF_SIZE, *WARM_START]),
-        "... from the classifier's features": ("synthetic_imil_propagate", [FROM_CLASSIFIER]),
         "shortcut-free (ceiling)": ceiling("synthetic_clean", []),
     },
 }

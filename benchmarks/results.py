@@ -37,7 +37,7 @@ MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.
            "kermany_learning_curve_curve":
                "python -m benchmarks.matrix kermany_learning_curve --seeds 0 1 2 3 4",
            "kermany_kd_all_epochs": "python -m benchmarks.matrix kermany_kd_all_epochs --seeds 0 1 2",
-           "imil_propagation": "python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4 5 6 7 8 9",
+           "imil_propagation": "python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4",
            "gpu_teacher_autocast": "python -m benchmarks.gpu --modes 'bf16 + channels-last' --no-loader "
                                    "--save gpu_teacher_autocast",
            "decode_threads": "python -m benchmarks.speed --only large --save decode_threads",

@@ -22,10 +22,8 @@ Every figure is measured in this process on the same model, data and batch size:
   rss       peak memory training on 1,000 vs 20,000 images (fresh processes)  anonymous memory flat
   cli       seconds until `hkd --help`, `hkd config quickstart`, `hkd list` answer   target < 1 s
   imil_run  IMIL (b = 0.04, propagate, inpaint) whole run / baseline whole run       target <= 1.3
-            (the generator, and imil.propagate_with=classifier)
   propagation  propagation step per round / training epoch, as configured, with the
-            generator at half size, warm-started with 30 updates, both, and a head on
-            the classifier's features (imil.propagate_with=classifier)            target <= 0.5
+            generator at half size, warm-started with 30 updates, and both            target <= 0.5
 """
 
 from __future__ import annotations
@@ -70,7 +68,6 @@ def bench_config(*overrides: str) -> DictConfig:
                                       f"output_dir={WORK / 'runs'}", *overrides])
 
 
-FROM_CLASSIFIER = "imil.propagate_with=classifier"  # propagation by a head on the classifier's features
 SYNTHETIC = ("data.synthetic.n_train=512", "data.synthetic.n_val=32", "data.synthetic.n_test=32",
              "data.synthetic.size=64", "data.image_size=64")
 
@@ -431,18 +428,16 @@ def imil_run_rows() -> list[tuple[str, float, str, str]]:
     96 px): IMIL with b = 0.04, propagation and inpainting against the baseline."""
     from hkd.run.experiment import run_experiment
 
-    def whole_run(experiment: str, *overrides: str) -> float:
+    def whole_run(experiment: str) -> float:
         start = time.perf_counter()
-        run_experiment(synthetic_run_config(experiment, *overrides))
+        run_experiment(synthetic_run_config(experiment))
         return time.perf_counter() - start
 
     baseline = whole_run("synthetic_baseline")
     imil = whole_run("synthetic_imil_propagate")
-    head = whole_run("synthetic_imil_propagate", "imil.propagate_with=classifier")
     baseline = min(baseline, whole_run("synthetic_baseline"))  # the better of two, as the other rows
-    return [(f"IMIL (b = 0.04, propagate{name}, inpaint) whole run / baseline whole run", seconds / baseline,
-             "<= 1.3", f"{seconds:.1f} s vs {baseline:.1f} s (synthetic benchmark, 600 training images)")
-            for name, seconds in (("", imil), (" from the classifier's features", head))]
+    return [("IMIL (b = 0.04, propagate, inpaint) whole run / baseline whole run", imil / baseline, "<= 1.3",
+             f"{imil:.1f} s vs {baseline:.1f} s (synthetic benchmark, 600 training images)")]
 
 
 def propagation_rows() -> list[tuple[str, float, str, str]]:
@@ -450,7 +445,7 @@ def propagation_rows() -> list[tuple[str, float, str, str]]:
     rest) against a training epoch, as configured and in the cheaper variants (issue #32)."""
     from hkd.imil.edits import Edit
     from hkd.imil.oracles import AnnotationOracle
-    from hkd.imil.propagation import propose_from_classifier, propose_irrelevant_regions
+    from hkd.imil.propagation import propose_irrelevant_regions
 
     cfg = synthetic_run_config("synthetic_imil_propagate")
     images = ready(cfg).training_images()
@@ -471,26 +466,16 @@ def propagation_rows() -> list[tuple[str, float, str, str]]:
         _, generator = propose_irrelevant_regions(settings, images, table, set(), 1, previous)
         return time.perf_counter() - start, generator
 
-    def from_classifier() -> float:
-        settings = build_imil_callback(synthetic_run_config("synthetic_imil_propagate", FROM_CLASSIFIER),
-                                       WORK / "imil-propagation").propagation
-        net = build_module(plain, images.classes).net.eval()  # the cost does not depend on the weights
-        start = time.perf_counter()
-        propose_from_classifier(settings, net, images, table, set(), 1)
-        return time.perf_counter() - start
-
     first, generator = step()
     half, small = step("imil.propagate_scale=0.5")
     warm, _ = step("imil.propagate_warm_start=true", "imil.propagate_updates=30", previous=generator)
     both, _ = step("imil.propagate_scale=0.5", "imil.propagate_warm_start=true", "imil.propagate_updates=30",
                    previous=small)
-    head = from_classifier()
     return [(f"IMIL propagation step per round{name} / training epoch", seconds / epoch, "<= 0.5",
              f"{seconds:.2f} s vs {epoch:.2f} s; {1000 * seconds / proposed:.2f} s per 1,000 proposed images")
             for name, seconds in (("", first), (", generator at half size", half),
                                   (", warm-started with 30 updates (a later round)", warm),
-                                  (", half size and warm-started (a later round)", both),
-                                  (", a head on the classifier's features", head))]
+                                  (", half size and warm-started (a later round)", both))]
 
 
 def measure_cli() -> list[tuple[str, float, str, str]]:

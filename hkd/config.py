@@ -31,7 +31,6 @@ from hkd.choices import (
     ORACLES,
     POLICIES,
     PRIORS,
-    PROPAGATION_MODELS,
     ROI_FRACTION_MODES,
     ROI_MODES,
     SAMPLERS,
@@ -233,7 +232,7 @@ def enumerated_keys() -> dict[str, Collection[str]]:
             "optim.scheduler": SCHEDULERS, "checkpoint.mode": CHECKPOINT_MODES,
             "training.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
             "imil.changed_images": CHANGED_IMAGES, "counterfactual.fill": FILLS,
-            "imil.mine": MINE_MODES, "imil.edit": EDIT_MODES, "imil.propagate_with": PROPAGATION_MODELS,
+            "imil.mine": MINE_MODES, "imil.edit": EDIT_MODES,
             "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS,
             "hkd.roi_fraction_mode": ROI_FRACTION_MODES, "hkd.teacher_precision": TEACHER_PRECISIONS}
 

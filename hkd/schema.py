@@ -192,7 +192,6 @@ class IMIL:
     propagate_updates: int = key(POSITIVE)
     propagate_scale: float = key(SHARE)
     propagate_warm_start: bool = key()
-    propagate_with: str = key()
     mine: str = key()
     edit: str = key()
     changed_images: str = key()

@@ -38,12 +38,7 @@ from hkd.imil.edits import Edit, EditTable, edited_shares
 from hkd.imil.marks_store import MarksStore
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
-from hkd.imil.propagation import (
-    Propagation,
-    candidates,
-    propose_from_classifier,
-    propose_irrelevant_regions,
-)
+from hkd.imil.propagation import Propagation, candidates, propose_irrelevant_regions
 from hkd.imil.queue import MARKS_COCO, TakenMark, read_marks, round_dir, write_round
 from hkd.imil.rounds import MINING, PROPOSALS, Round
 from hkd.imil.selection import choose, deduplicate, round_limit, total_budget
@@ -474,22 +469,17 @@ class IMILCallback(Callback):
 
     # -- propagation -------------------------------------------------------------------------
     def _proposals(self, trainer: L.Trainer, number: int) -> dict[int, np.ndarray]:
-        """This round's proposals ({idx: mask}), by ``imil.propagate_with``. They seed their own
-        random numbers; the training's go on as if none had been drawn."""
-        module, settings = trainer.lightning_module, self.propagation
-        with torch.random.fork_rng(devices=[module.device] if module.device.type == "cuda" else []):
-            if settings.model == "classifier":
-                net = channels_last_copy(module.net).eval()
-                return propose_from_classifier(settings, net, self.images, self.table, self.rejected, number,
-                                               trainer.precision_plugin.forward_context)
-            previous = self.generator if settings.warm_start else None
-            proposals, self.generator = propose_irrelevant_regions(settings, self.images, self.table,
+        """This round's proposals ({idx: mask}). They seed their own random numbers; the training's
+        go on as if none had been drawn."""
+        device = trainer.lightning_module.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            previous = self.generator if self.propagation.warm_start else None
+            proposals, self.generator = propose_irrelevant_regions(self.propagation, self.images, self.table,
                                                                    self.rejected, number, previous)
-            return proposals
+        return proposals
 
     def _propagate(self, trainer: L.Trainer, number: int, epoch: int) -> list[int]:
-        """Rank 0 trains the generator (or the head on the classifier's features) and proposes;
-        every rank applies the same proposals."""
+        """Rank 0 trains the generator and proposes; every rank applies the same proposals."""
         proposals = self._proposals(trainer, number) if trainer.is_global_zero else {}
         proposals = trainer.strategy.broadcast(proposals, src=0)
         for i, mask in proposals.items():

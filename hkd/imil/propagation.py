@@ -1,13 +1,9 @@
-"""``imil.propagate``: make each clinician mark count. A model learns the irrelevant regions from
-the marks so far and proposes them for the other training images; confident proposals are
-blacked out too (source ``propagated``, logged apart from the clinician's edits). The model is
-the prior generator (``imil.propagate_with=generator``, a U-Net trained each round) or a small
-head on the frozen classifier's feature maps (``classifier``, ``hkd.imil.feature_head``)."""
+"""``imil.propagate``: make each clinician mark count. The prior generator learns the irrelevant
+regions from the marks so far and proposes them for the other training images; confident
+proposals are blacked out too (source ``propagated``, logged apart from the clinician's edits)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from hkd.data.training_images import TrainingImages
 from hkd.imil.edits import EditTable
-from hkd.imil.feature_head import FeatureGrid, batches, fit_head, head_probabilities
 from hkd.models.prediction import move
-from hkd.models.prior_generator import PriorGeneratorModule, add_masks, predict_masks
+from hkd.models.prior_generator import PriorGeneratorModule, predict_masks
 
 
 class MarkedSamples(Dataset):
@@ -75,7 +70,6 @@ class Propagation:
     updates: int = 100  # imil.propagate_updates: at least this many optimiser updates per round
     scale: float = 1.0  # imil.propagate_scale: the generator's share of the image size
     warm_start: bool = False  # imil.propagate_warm_start: continue the previous round's generator
-    model: str = "generator"  # imil.propagate_with: generator | classifier (a head on its features)
 
 
 def generator_size(scale: float, image_size: int) -> int:
@@ -115,31 +109,3 @@ def confident(settings: Propagation, masks: dict[int, np.ndarray], confidence: d
     """The proposals that count: not empty, at most ``max_area`` of the image, confident enough."""
     return {idx: mask for idx, mask in masks.items()
             if 0 < mask.mean() <= settings.max_area and confidence[idx] >= settings.confidence}
-
-
-def propose_from_classifier(settings: Propagation, net: torch.nn.Module, images: TrainingImages,
-                            table: EditTable, rejected: set[int], number: int,
-                            precision: Callable[[], AbstractContextManager] = nullcontext
-                            ) -> dict[int, np.ndarray]:
-    """``imil.propagate_with=classifier``: a head on ``net``'s frozen feature maps, trained on the
-    clinician masks in ``table`` (``settings.updates`` steps), proposes regions for the training
-    images that are neither edited nor ``rejected`` ({idx: mask} of the confident, small ones).
-    ``net`` is only read (eval mode, no gradients); ``precision`` is the run's autocast."""
-    torch.manual_seed(settings.seed + number)
-    dataset = images.evaluation_dataset(edited=False)
-    device = next(net.parameters()).device
-    grid = FeatureGrid(net, images.image_size, precision)
-    marks = table.clinician_masks()
-    rows = np.array(sorted(marks), dtype=np.int64)
-    features = torch.cat([grid(dataset.images_for(chunk).to(device)) for chunk in batches(rows, 64)])
-    targets = torch.from_numpy(np.stack([marks[int(i)] for i in rows]).astype(np.float32))[:, None]
-    with torch.inference_mode(False), torch.enable_grad():
-        head = fit_head(features.clone(), targets.to(device), settings.updates)
-    positions = np.asarray(candidates(images, table, rejected), dtype=np.int64)
-    masks: dict[int, np.ndarray] = {}
-    confidence: dict[int, float] = {}
-    for chunk in batches(np.asarray(dataset.indices)[positions], images.eval_batch_size):
-        features = grid(dataset.images_for(chunk).to(device))
-        probabilities = head_probabilities(head, features, images.image_size)
-        add_masks(masks, confidence, chunk, probabilities, settings.threshold)
-    return confident(settings, masks, confidence)

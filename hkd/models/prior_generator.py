@@ -89,18 +89,11 @@ def predict_masks(module: PriorGeneratorModule, dataset, positions: list[int], t
                                           mode="bilinear", align_corners=False)[:, 0]
         else:
             probabilities = module.predict_probabilities(images)
-        add_masks(masks, confidence, chunk, probabilities, threshold)
+        for idx, probability in zip(chunk, probabilities):
+            masks[int(idx)] = (probability > threshold).numpy()
+            inside = probability[probability > threshold]
+            confidence[int(idx)] = float(inside.mean()) if len(inside) else 0.0
     return masks, confidence
-
-
-def add_masks(masks: dict[int, np.ndarray], confidence: dict[int, float], rows: np.ndarray,
-              probabilities: torch.Tensor, threshold: float) -> None:
-    """Each row's mask (probability > ``threshold``) and confidence (the mean probability
-    inside it, 0 for an empty mask) into ``masks`` and ``confidence``."""
-    for idx, probability in zip(rows, probabilities.cpu()):
-        masks[int(idx)] = (probability > threshold).numpy()
-        inside = probability[probability > threshold]
-        confidence[int(idx)] = float(inside.mean()) if len(inside) else 0.0
 
 
 def save_generator(module: PriorGeneratorModule, path: Path, preprocessing: dict, record: dict) -> Path:

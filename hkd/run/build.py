@@ -121,8 +121,7 @@ def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
                               max_area=float(section.propagate_max_area),
                               confidence=float(section.propagate_confidence),
                               updates=int(section.propagate_updates), scale=float(section.propagate_scale),
-                              warm_start=bool(section.propagate_warm_start),
-                              model=section.propagate_with) if section.propagate else None
+                              warm_start=bool(section.propagate_warm_start)) if section.propagate else None
     return IMILCallback(run_dir, edit_table(cfg), oracle=section.oracle, budget=float(section.budget),
                         start_epoch=int(section.start_epoch), every_n_epochs=int(section.every_n_epochs),
                         rounds=section.rounds, propagation=propagation, log_images=bool(cfg.logging.images),

@@ -202,21 +202,6 @@ def test_queue_propagation_proposals_are_confirmed_or_rejected_in_review(tiny):
     assert summary["imil_edited_share"] == pytest.approx(final["n_edited"] / n_train)
 
 
-def test_propagation_from_the_classifier_features_edits_the_unmarked_images(tiny):
-    """A run with imil.propagate_with=classifier: its rounds propagate the oracle's marks through
-    a head on the network being trained, to images the oracle never marked."""
-    overrides = [*IMIL, "imil.budget=0.25", "imil.propagate=true", "imil.propagate_with=classifier",
-                 "imil.propagate_confidence=0", "imil.propagate_max_area=1", "trainer.max_epochs=3"]
-    run_dir = run_experiment(tiny(*overrides))
-    edits = json.loads((run_dir / "imil" / "edits.json").read_text())
-    by_source = {source: {e["idx"] for e in edits["edits"] if e["source"] == source}
-                 for source in ("oracle", "propagated")}
-    assert by_source["oracle"] and by_source["propagated"]
-    assert not by_source["oracle"] & by_source["propagated"]
-    listed = [i for record in edits["rounds"] for i in record.get("propagated") or []]
-    assert sorted(listed) == sorted(by_source["propagated"])  # each logged by the round that proposed it
-
-
 def test_propagation_stops_once_every_training_image_is_edited(tiny, tmp_path, monkeypatch):
     """Round 1 proposes a region for every image it can (threshold 0: all of them); later rounds
     still mine and mark, but train no generator: nothing is left to propose to."""
