@@ -247,7 +247,8 @@ MATRICES: dict[str, dict[str, Row | tuple[str, list[str]]]] = {
     },
     # issue #32: cheaper propagation, each variant against the row it must match (gap share within
     # the 10-seed spread of "imil b=0.04 + propagate, inpaint" in the imil matrix):
-    # python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4 5 6 7 8 9
+    # python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4 (the configured row, baseline and
+    # ceiling for seeds 5-9 with --only)
     "imil_propagation": {
         "baseline": ("synthetic_baseline", []),
         "imil b=0.04 + propagate, inpaint": ("synthetic_imil_propagate", []),
