@@ -35,6 +35,7 @@ from hkd.run.resumable import train_resumable
 from hkd.run.run_dir import RUN_ID_ENV
 
 REPO = Path(__file__).resolve().parents[1]
+RECORDS = REPO / "benchmarks" / "results"  # MATRIX.jsonl, the records every table is made from
 SHARED = REPO.parent / "shared" / "datasets"
 
 # Runs that matrices use as inputs ("{name}" in their overrides): hkd prior train EXPERIMENT ...
@@ -492,7 +493,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = [(label, row._replace(overrides=resolve(row.overrides)))
             for label, row in matrix_rows(args.matrix).items() if not args.only or label in args.only]
-    records_file = REPO / "benchmarks" / "results" / f"{args.matrix}.jsonl"
+    records_file = RECORDS / f"{args.matrix}.jsonl"
     folds = list(range(FOLDS[args.matrix])) if args.matrix in FOLDS else [None]
     if args.rerecord:
         rerecord(args.matrix, rows, args.seeds, folds, out, records_file)
@@ -506,7 +507,8 @@ def main() -> None:
                 if run_dir:
                     used = row.overrides if fold is None else [*row.overrides, f"data.fold={fold}"]
                     made.append(record_of(args.matrix, label, row.experiment, used, run_dir, row.ceiling))
-                    add_record(records_file, made[-1])
+                    if not args.out:  # --out keeps a trial's records apart from the matrix's
+                        add_record(records_file, made[-1])
     if args.out:  # this invocation's runs only (e.g. --only / --seeds) in a file of its own
         if not save_records(args.out, made, args.force):
             print(f"not written: {args.out} holds more runs than this one (--force replaces it)",

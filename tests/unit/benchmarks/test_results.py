@@ -149,6 +149,29 @@ def test_a_finished_run_is_reused_by_any_matrix_and_label_with_its_config(tmp_pa
     assert matrix.finished_run(runs / "prior", "baseline", "seed0", "synthetic_baseline", [], False) is None
 
 
+def test_out_keeps_an_invocations_records_apart_from_the_matrixs_records(tmp_path, monkeypatch, capsys):
+    """``--out FILE``: the invocation's records go to FILE only; the matrix's own records file
+    (benchmarks/results/MATRIX.jsonl) is not touched."""
+    from hkd.config import load_config, save_config
+
+    runs = tmp_path / "runs"
+    trained = runs / "imil_propagation" / "baseline" / "seed0"
+    trained.mkdir(parents=True)
+    save_config(load_config("synthetic_baseline", matrix.quiet(runs / "imil_propagation", "baseline", 0)),
+                trained / "config.yaml")
+    summary = {"seed": 0, "test": {"accuracy": 0.5, "balanced_accuracy": 0.5},
+               "explanations": {"relevance_mass": 0.1, "pointing_game": 0.2}, "git_commit": "abc"}
+    (trained / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(matrix, "RECORDS", tmp_path / "records")
+    out = tmp_path / "trial" / "trial.jsonl"
+    out.parent.mkdir()
+    monkeypatch.setattr("sys.argv", ["matrix", "imil_propagation", "--seeds", "0", "--only", "baseline",
+                                     "--runs", str(runs), "--out", str(out)])
+    matrix.main()
+    assert [json.loads(line)["name"] for line in out.read_text().splitlines()] == ["baseline"]
+    assert not (tmp_path / "records").exists()
+
+
 def test_the_tuned_matrix_trains_at_the_recorded_settings_with_a_shortcut_free_val(tmp_path, monkeypatch):
     monkeypatch.setattr(tune, "TUNED", tmp_path / "tuned.json")
     with pytest.raises(SystemExit, match="no tuned settings for rrr.*--only rrr"):
