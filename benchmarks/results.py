@@ -30,7 +30,6 @@ NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
 MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.speed --save",
            "gpu": "python -m benchmarks.gpu (on a GPU: make bench-gpu)",
            "cli_startup": "python -m benchmarks.speed --only cli --save cli_startup",
-           "imil_speed": "python -m benchmarks.speed --only imil_run propagation --save imil_speed",
            "kermany_corner_tag_cf_edit_coverage":
                "python -m benchmarks.edit_coverage kermany_corner_tag_cf "
                "--only 'hkd (lung prior) + imil (propagate, inpaint), cf selection'",
