@@ -256,6 +256,7 @@ MATRICES: dict[str, dict[str, Row | tuple[str, list[str]]]] = {
         "... generator at half size": ("synthetic_imil_propagate", [HALF_SIZE]),
         "... warm-started, 30 updates a round": ("synthetic_imil_propagate", WARM_START),
         "... both": ("synthetic_imil_propagate", [HALF_SIZE, *WARM_START]),
+        "... 60 updates": ("synthetic_imil_propagate", ["imil.propagate_updates=60"]),
         "shortcut-free (ceiling)": ceiling("synthetic_clean", []),
     },
 }
