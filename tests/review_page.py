@@ -30,11 +30,15 @@ class Page:
         query = urlsplit(self.url).query
         self.token = dict(part.split("=") for part in query.split("&") if part).get("token")
         deadline = time.time() + 60
-        while time.time() < deadline:
+        while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 break
-            except OSError:
+            except OSError as error:
+                if time.time() > deadline:
+                    self.process.kill()
+                    raise RuntimeError(f"hkd review never listened on port {self.port}: "
+                                       f"{self.process.stderr.read()}") from error
                 time.sleep(0.1)
         self.host = f"127.0.0.1:{self.port}"
         self.origin = f"http://{self.host}"
@@ -42,6 +46,14 @@ class Page:
     def request(self, method: str, path: str, body: bytes | None = None, **headers: str):
         headers = {"Host": self.host, **{k.replace("_", "-"): v for k, v in headers.items()}}
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        for attempt in range(3):  # a refused connection sent nothing: safe to try again
+            try:
+                connection.connect()
+                break
+            except ConnectionRefusedError:
+                if attempt == 2 or self.process.poll() is not None:
+                    raise
+                time.sleep(0.5)
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
         data = response.read()

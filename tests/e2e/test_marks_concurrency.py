@@ -30,7 +30,7 @@ def one_round(tmp_path):
 
 
 def writer(page: Page, name: str, samples: list[str], saves: int, seed: int, acks: list,
-           refused: list) -> None:
+           refused: list, errors: list) -> None:
     """``saves`` acknowledged saves, each based on the version the page showed last (a 409 means
     another writer was first: reload and try again, as the page tells a person to)."""
     rng = np.random.default_rng(seed)
@@ -43,7 +43,8 @@ def writer(page: Page, name: str, samples: list[str], saves: int, seed: int, ack
                 rect = {"type": "rect", "x": 1, "y": 1, "w": 2 + number % 30, "h": 3}
                 status, answer = page.put_mark(1, sample, {"status": "marked", "regions": [rect],
                                                            "who": who, "version": version})
-            except (OSError, HTTPException):  # the server was killed: nothing acknowledged
+            except (OSError, HTTPException) as error:  # the server was killed: nothing acknowledged
+                errors.append(f"{name}: {error!r}")
                 return
             if status == 200:
                 acks.append((sample, answer["version"], who))
@@ -52,15 +53,16 @@ def writer(page: Page, name: str, samples: list[str], saves: int, seed: int, ack
             refused.append(answer["error"])
 
 
-def load(pages: list[Page], samples: list[str], saves: int) -> tuple[list, list]:
-    acks, refused, threads = [], [], []
+def load(pages: list[Page], samples: list[str], saves: int) -> tuple[list, list, list, list]:
+    acks, refused, errors, threads = [], [], [], []
     for p, page in enumerate(pages):
         for w in range(3):
             threads.append(threading.Thread(target=writer, args=(page, f"server{p}-writer{w}", samples,
-                                                                 saves, 10 * p + w, acks, refused)))
+                                                                 saves, 10 * p + w, acks, refused,
+                                                                 errors)))
     for thread in threads:
         thread.start()
-    return acks, refused, threads
+    return acks, refused, errors, threads
 
 
 @pytest.mark.parametrize("servers", [2, 4])
@@ -68,7 +70,7 @@ def test_many_review_servers_on_one_round_lose_no_acknowledged_save(tmp_path, se
     run_dir, samples = one_round(tmp_path)
     pages = [Page(run_dir, "--no-token") for _ in range(servers)]
     try:
-        acks, refused, threads = load(pages, samples, saves=12)
+        acks, refused, errors, threads = load(pages, samples, saves=12)
         for thread in threads:
             thread.join(timeout=300)
     finally:
@@ -81,6 +83,7 @@ def test_many_review_servers_on_one_round_lose_no_acknowledged_save(tmp_path, se
     print(f"{servers} servers x 3 writers: {len(acks)} saves acknowledged, {len(refused)} stale saves "
           f"refused (409), {len(history)} versions stored, "
           f"{len(set(acknowledged) - set(stored))} acknowledged saves lost")
+    assert not errors and not any(thread.is_alive() for thread in threads), errors  # no server was killed
     assert len(acks) == servers * 3 * 12
     assert len(acknowledged) == len(acks)  # no two acknowledged saves got the same version
     assert stored == acknowledged  # every acknowledged save is there (by whom), and nothing else
@@ -98,7 +101,7 @@ def test_a_review_server_killed_mid_load_loses_nothing_it_acknowledged(tmp_path)
     run_dir, samples = one_round(tmp_path)
     victim, survivor = Page(run_dir, "--no-token"), Page(run_dir, "--no-token")
     try:
-        acks, _, threads = load([victim, survivor], samples, saves=15)
+        acks, _, _, threads = load([victim, survivor], samples, saves=15)
         while len(acks) < 10:
             threads[0].join(timeout=0.05)
         victim.process.kill()  # kill -9, mid-save for some of its writers
