@@ -131,18 +131,36 @@ WARM_START = ["imil.propagate_warm_start=true", "imil.propagate_updates=30"]
 KD_ALL_EPOCHS = ["hkd.kd_epochs=7"]
 
 
+KERMANY_TRAIN_IMAGES = 4400  # about the training split of every seed at all images (records' splits)
+
+
+def same_updates(size: int | None, epochs: int = 6) -> list[str]:
+    """Overrides that give ``size`` training images about the optimiser updates of all of them: the
+    kermany experiments' ``epochs`` (student and teacher) times n, validated every n epochs (so
+    six times, the last epoch included, as at full size); nothing at all images."""
+    n = max(1, round(KERMANY_TRAIN_IMAGES / size)) if size else 1
+    if n == 1:
+        return []
+    return [f"trainer.max_epochs={epochs * n}", f"hkd.teacher_epochs={epochs * n}",
+            f"trainer.check_val_every_n_epoch={n}"]
+
+
 def learning_curve_rows(sizes: tuple[int | None, ...]) -> dict[str, tuple[str, list[str]]]:
     """PneuKnowNet's claim where it lives, small data (issue #31): clean Kermany with about N
     training images (whole patients, each class its share; the same validation and test split per
-    seed), the baseline, HKD (lung prior) and HKD distilling over every epoch."""
+    seed), the baseline, HKD (lung prior) and HKD distilling over every epoch. Every size gets about
+    the updates of the full set (``same_updates``): with the epochs fixed, 250 images would train
+    for 24 updates and stop before learning anything (every arm's best epoch was 0)."""
     rows = {}
     for size in sizes:
-        subset = [f"data.train_size={size}"] if size else []
+        subset = [f"data.train_size={size}", *same_updates(size)] if size else []
+        epochs = int(next((o.split("=")[1] for o in subset if o.startswith("trainer.max_epochs=")), 6))
+        kd_all_epochs = [f"hkd.kd_epochs={epochs + 1}"]  # the weight never reaches 0
         name = f"{size} images" if size else "all images"
         rows |= {f"baseline, {name}": ("kermany_baseline", [*KERMANY, *subset]),
                  f"hkd (lung prior), {name}": ("kermany_hkd", [*KERMANY, *subset]),
                  f"hkd (lung prior, kd all epochs), {name}": ("kermany_hkd",
-                                                              [*KERMANY, *subset, *KD_ALL_EPOCHS])}
+                                                              [*KERMANY, *subset, *kd_all_epochs])}
     return rows
 
 
