@@ -37,3 +37,19 @@ def test_only_a_learning_curve_matrix_gets_the_curve(tmp_path):
     other = [dict(r, name="baseline") for r in records()]
     assert write_curve(other, tmp_path / "kermany.jsonl") is None
     assert not (tmp_path / "kermany_curve.md").exists()
+
+
+def test_every_size_of_the_curve_trains_for_about_the_full_sets_updates():
+    """``same_updates``: N images train 6n epochs with n = 4,400 / N, validated every n epochs (the
+    last epoch among them); all images keep the experiment's own epochs."""
+    from benchmarks.matrix import KERMANY_TRAIN_IMAGES, learning_curve_rows, same_updates
+
+    for size in (250, 500, 1000):
+        settings = dict(o.split("=") for o in same_updates(size))
+        epochs, every = int(settings["trainer.max_epochs"]), int(settings["trainer.check_val_every_n_epoch"])
+        assert 0.8 < epochs * size / (6 * KERMANY_TRAIN_IMAGES) < 1.2  # about the full set's samples
+        assert epochs % every == 0 and epochs // every == 6 and settings["hkd.teacher_epochs"] == str(epochs)
+    assert same_updates(None) == [] and same_updates(KERMANY_TRAIN_IMAGES) == []
+    rows = learning_curve_rows((250, None))
+    assert "hkd.kd_epochs=109" in rows["hkd (lung prior, kd all epochs), 250 images"][1]  # never reaches 0
+    assert rows["baseline, all images"][1][-1].startswith("data.prior_generator")  # nothing added
