@@ -94,7 +94,9 @@ def propose_irrelevant_regions(settings: Propagation, images: TrainingImages, ta
     positions = candidates(images, table, rejected)
     masks, confidence = predict_masks(module, images.evaluation_dataset(edited=False), positions,
                                       settings.threshold, size=size)
-    return confident(settings, masks, confidence), module
+    proposals = {idx: mask for idx, mask in masks.items()
+                 if 0 < mask.mean() <= settings.max_area and confidence[idx] >= settings.confidence}
+    return proposals, module
 
 
 def candidates(images: TrainingImages, table: EditTable, rejected: set[int]) -> list[int]:
@@ -103,9 +105,3 @@ def candidates(images: TrainingImages, table: EditTable, rejected: set[int]) -> 
     excluded = set(table) | rejected
     return [p for p, i in enumerate(images.indices) if int(i) not in excluded]
 
-
-def confident(settings: Propagation, masks: dict[int, np.ndarray], confidence: dict[int, float]
-              ) -> dict[int, np.ndarray]:
-    """The proposals that count: not empty, at most ``max_area`` of the image, confident enough."""
-    return {idx: mask for idx, mask in masks.items()
-            if 0 < mask.mean() <= settings.max_area and confidence[idx] >= settings.confidence}
