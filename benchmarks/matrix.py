@@ -127,21 +127,26 @@ CORNER_TAG = ["data.shortcut.kind=corner_tag", "data.shortcut.bias=0.95"]  # the
 # cheaper propagation (issue #32)
 HALF_SIZE = "imil.propagate_scale=0.5"
 WARM_START = ["imil.propagate_warm_start=true", "imil.propagate_updates=30"]
-# HKD's variant on Kermany (issue #31): the distillation weight never decays to 0 (6 epochs)
-KD_ALL_EPOCHS = ["hkd.kd_epochs=7"]
-
-
+# HKD's variant on Kermany (issue #31): the distillation weight never decays to 0
+KERMANY_EPOCHS = 6  # the kermany experiments' epochs (the student's, and HKD's teacher's)
+KD_ALL_EPOCHS = [f"hkd.kd_epochs={KERMANY_EPOCHS + 1}"]
 KERMANY_TRAIN_IMAGES = 4400  # about the training split of every seed at all images (records' splits)
 
 
-def same_updates(size: int | None, epochs: int = 6) -> list[str]:
+def update_scale(size: int | None) -> int:
+    """n: how many times the kermany epochs ``size`` training images train for about the optimiser
+    updates of all of them (1 at all images)."""
+    return max(1, round(KERMANY_TRAIN_IMAGES / size)) if size else 1
+
+
+def same_updates(size: int | None) -> list[str]:
     """Overrides that give ``size`` training images about the optimiser updates of all of them: the
-    kermany experiments' ``epochs`` (student and teacher) times n, validated every n epochs (so
-    six times, the last epoch included, as at full size); nothing at all images."""
-    n = max(1, round(KERMANY_TRAIN_IMAGES / size)) if size else 1
+    kermany epochs (student and teacher) times n, validated every n epochs (so six times, the last
+    epoch included, as at full size); nothing at all images."""
+    n = update_scale(size)
     if n == 1:
         return []
-    return [f"trainer.max_epochs={epochs * n}", f"hkd.teacher_epochs={epochs * n}",
+    return [f"trainer.max_epochs={KERMANY_EPOCHS * n}", f"hkd.teacher_epochs={KERMANY_EPOCHS * n}",
             f"trainer.check_val_every_n_epoch={n}"]
 
 
@@ -154,8 +159,7 @@ def learning_curve_rows(sizes: tuple[int | None, ...]) -> dict[str, tuple[str, l
     rows = {}
     for size in sizes:
         subset = [f"data.train_size={size}", *same_updates(size)] if size else []
-        epochs = int(next((o.split("=")[1] for o in subset if o.startswith("trainer.max_epochs=")), 6))
-        kd_all_epochs = [f"hkd.kd_epochs={epochs + 1}"]  # the weight never reaches 0
+        kd_all_epochs = [f"hkd.kd_epochs={KERMANY_EPOCHS * update_scale(size) + 1}"]  # never reaches 0
         name = f"{size} images" if size else "all images"
         rows |= {f"baseline, {name}": ("kermany_baseline", [*KERMANY, *subset]),
                  f"hkd (lung prior), {name}": ("kermany_hkd", [*KERMANY, *subset]),

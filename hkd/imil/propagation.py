@@ -104,4 +104,3 @@ def candidates(images: TrainingImages, table: EditTable, rejected: set[int]) -> 
     edited nor rejected."""
     excluded = set(table) | rejected
     return [p for p, i in enumerate(images.indices) if int(i) not in excluded]
-

@@ -149,7 +149,7 @@ def test_a_finished_run_is_reused_by_any_matrix_and_label_with_its_config(tmp_pa
     assert matrix.finished_run(runs / "prior", "baseline", "seed0", "synthetic_baseline", [], False) is None
 
 
-def test_out_keeps_an_invocations_records_apart_from_the_matrixs_records(tmp_path, monkeypatch, capsys):
+def test_out_keeps_an_invocations_records_apart_from_the_matrixs_records(tmp_path, monkeypatch):
     """``--out FILE``: the invocation's records go to FILE only; the matrix's own records file
     (benchmarks/results/MATRIX.jsonl) is not touched."""
     from hkd.config import load_config, save_config
