@@ -155,7 +155,7 @@ def learning_curve_rows(sizes: tuple[int | None, ...]) -> dict[str, tuple[str, l
     training images (whole patients, each class its share; the same validation and test split per
     seed), the baseline, HKD (lung prior) and HKD distilling over every epoch. Every size gets about
     the updates of the full set (``same_updates``): with the epochs fixed, 250 images would train
-    for 24 updates and stop before learning anything (every arm's best epoch was 0)."""
+    for 24 updates and stop before learning anything."""
     rows = {}
     for size in sizes:
         subset = [f"data.train_size={size}", *same_updates(size)] if size else []
