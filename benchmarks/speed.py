@@ -463,7 +463,7 @@ def propagation_rows() -> list[tuple[str, float, str, str]]:
         settings = build_imil_callback(synthetic_run_config("synthetic_imil_propagate", *overrides),
                                        WORK / "imil-propagation").propagation
         start = time.perf_counter()
-        _, generator = propose_irrelevant_regions(settings, images, table, set(), 1, previous)
+        generator = propose_irrelevant_regions(settings, images, table, set(), 1, previous).generator
         return time.perf_counter() - start, generator
 
     first, generator = step()

@@ -38,7 +38,7 @@ from hkd.imil.edits import Edit, EditTable, edited_shares
 from hkd.imil.marks_store import MarksStore
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.pictures import display_image, heatmap, proposal_overlay, round_pictures
-from hkd.imil.propagation import Propagation, candidates, propose_irrelevant_regions
+from hkd.imil.propagation import Propagation, Proposals, candidates, propose_irrelevant_regions
 from hkd.imil.queue import MARKS_COCO, TakenMark, read_marks, round_dir, write_round
 from hkd.imil.rounds import MINING, PROPOSALS, Round
 from hkd.imil.selection import choose, deduplicate, round_limit, total_budget
@@ -180,7 +180,7 @@ class IMILCallback(Callback):
 
     def _propagate_after(self, trainer: L.Trainer, record: Round) -> None:
         if self._can_propagate():
-            record.propagated = self._propagate(trainer, record.round, record.epoch)
+            record.propagated = self._propagate(trainer, record)
 
     # -- mining ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -260,6 +260,7 @@ class IMILCallback(Callback):
                    "imil/n_edited": len(record.edited or []),
                    "imil/n_skipped": len(record.skipped or []),
                    "imil/n_propagated": len(record.propagated or []),
+                   "imil/generator_updates": record.generator_updates or 0,
                    "imil/budget_used": self.table.clinician_count(),
                    **{f"imil/{key}": value for key, value in
                       edited_shares(len(self.table), self.table.clinician_count(), len(self.images)).items()}}
@@ -468,21 +469,23 @@ class IMILCallback(Callback):
                                  "never be used. Move them to an open round (or restore the file)")
 
     # -- propagation -------------------------------------------------------------------------
-    def _proposals(self, trainer: L.Trainer, number: int) -> dict[int, np.ndarray]:
-        """This round's proposals ({idx: mask}). They seed their own random numbers; the training's
-        go on as if none had been drawn."""
+    def _proposals(self, trainer: L.Trainer, number: int) -> Proposals:
+        """This round's proposals. They seed their own random numbers; the training's go on as if
+        none had been drawn."""
         device = trainer.lightning_module.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             previous = self.generator if self.propagation.warm_start else None
-            proposals, self.generator = propose_irrelevant_regions(self.propagation, self.images, self.table,
-                                                                   self.rejected, number, previous)
+            proposals = propose_irrelevant_regions(self.propagation, self.images, self.table, self.rejected,
+                                                   number, previous)
+        self.generator = proposals.generator
         return proposals
 
-    def _propagate(self, trainer: L.Trainer, number: int, epoch: int) -> list[int]:
+    def _propagate(self, trainer: L.Trainer, record: Round) -> list[int]:
         """Rank 0 trains the generator and proposes; every rank applies the same proposals."""
-        proposals = self._proposals(trainer, number) if trainer.is_global_zero else {}
-        proposals = trainer.strategy.broadcast(proposals, src=0)
-        for i, mask in proposals.items():
-            self.table[i] = Edit(mask=mask, round=number, epoch=epoch, source="propagated",
+        proposals = self._proposals(trainer, record.round) if trainer.is_global_zero else None
+        regions, record.generator_updates = trainer.strategy.broadcast(
+            (proposals.regions, proposals.updates) if proposals else None, src=0)
+        for i, mask in regions.items():
+            self.table[i] = Edit(mask=mask, round=record.round, epoch=record.epoch, source="propagated",
                                  reason="predicted from clinician marks")
-        return sorted(proposals)
+        return sorted(regions)

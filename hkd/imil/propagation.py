@@ -4,6 +4,7 @@ proposals are blacked out too (source ``propagated``, logged apart from the clin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,21 +38,31 @@ class MarkedSamples(Dataset):
         return {"image": image, "irrelevant": (target > 0.5).float(), "has_irrelevant": True, "label": 0}
 
 
-def fit_generator(module: PriorGeneratorModule, loader: DataLoader, epochs: int) -> None:
-    """A plain loop: this runs inside a Trainer's callback, where no second Trainer may run."""
+def fit_generator(module: PriorGeneratorModule, loader: DataLoader, max_updates: int,
+                  reproduced: Callable[[], bool] | None = None) -> int:
+    """At most ``max_updates`` optimiser updates, stopping at the first check (every
+    ``CHECK_EVERY``) where ``reproduced()`` holds; the updates made. A plain loop: this runs inside a
+    Trainer's callback, where no second Trainer may run."""
     optimizer = module.configure_optimizers()
-    module.train()
-    for _ in range(epochs):
+    updates = 0
+    while updates < max_updates:
         for batch in loader:
-            batch = move(batch, module.device)
-            loss = module.loss(batch)
+            module.train()
+            loss = module.loss(move(batch, module.device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            updates += 1
+            if updates >= max_updates or (reproduced and updates % CHECK_EVERY == 0 and reproduced()):
+                module.eval()
+                return updates
     module.eval()
+    return updates
 
 
 MIN_SIZE = 32  # the generator (a BasicUNet) halves its input four times
+CHECK_EVERY = 10  # updates between two checks of whether the generator reproduces the marks
+MAX_CHECKED = 64  # marked images a check predicts (the first, by row)
 
 
 @dataclass(frozen=True)
@@ -61,15 +72,19 @@ class Propagation:
 
     seed: int  # with the round number, seeds the generator's training
     channels: int
-    features: tuple[int, ...]
-    lr: float
-    epochs: int
-    threshold: float  # probability above which a pixel is proposed
+    features: tuple[int, ...]  # imil.propagate_features
+    lr: float  # imil.propagate_lr
+    threshold: float  # probability above which a pixel is proposed (prior_generator.threshold)
     max_area: float  # imil.propagate_max_area
     confidence: float  # imil.propagate_confidence
-    updates: int = 100  # imil.propagate_updates: at least this many optimiser updates per round
+    updates: int = 200  # imil.propagate_updates: at most this many optimiser updates per round
+    stop_recall: float | None = 0.99  # imil.propagate_stop_recall (None: every update)
     scale: float = 1.0  # imil.propagate_scale: the generator's share of the image size
     warm_start: bool = False  # imil.propagate_warm_start: continue the previous round's generator
+
+    def accepts(self, mask: np.ndarray, confidence: float) -> bool:
+        """Whether a proposed region is black-out-worthy: not empty, small, confident."""
+        return 0 < mask.mean() <= self.max_area and confidence >= self.confidence
 
 
 def generator_size(scale: float, image_size: int) -> int:
@@ -77,26 +92,52 @@ def generator_size(scale: float, image_size: int) -> int:
     return min(image_size, max(MIN_SIZE, round(scale * image_size)))
 
 
+@dataclass(frozen=True)
+class Proposals:
+    """A round's propagation: {data set row: region} of the accepted proposals, the generator that
+    made them and its optimiser updates this round."""
+
+    regions: dict[int, np.ndarray]
+    generator: PriorGeneratorModule
+    updates: int
+
+
 def propose_irrelevant_regions(settings: Propagation, images: TrainingImages, table: EditTable,
                                rejected: set[int], number: int,
-                               previous: PriorGeneratorModule | None = None
-                               ) -> tuple[dict[int, np.ndarray], PriorGeneratorModule]:
+                               previous: PriorGeneratorModule | None = None) -> Proposals:
     """Train a generator on the clinician masks in ``table`` (from ``previous``, the last round's,
-    when given) and propose regions for the training images that are neither edited nor
-    ``rejected``: ({idx: mask} of the confident, small ones, the generator)."""
+    when given) until it reproduces them (``reproduces_marks``) or for ``settings.updates``, and
+    propose regions for the training images that are neither edited nor ``rejected``: the
+    confident, small ones."""
     torch.manual_seed(settings.seed + number)
     module = previous or PriorGeneratorModule(settings.channels, "irrelevant", tuple(settings.features),
                                               settings.lr)
     marks = table.clinician_masks()
     size = generator_size(settings.scale, images.image_size)
     loader = DataLoader(MarkedSamples(images, marks, size), batch_size=min(16, len(marks)), shuffle=True)
-    fit_generator(module, loader, max(settings.epochs, settings.updates // max(1, len(loader))))
-    positions = candidates(images, table, rejected)
-    masks, confidence = predict_masks(module, images.evaluation_dataset(edited=False), positions,
-                                      settings.threshold, size=size)
-    proposals = {idx: mask for idx, mask in masks.items()
-                 if 0 < mask.mean() <= settings.max_area and confidence[idx] >= settings.confidence}
-    return proposals, module
+    reproduced = None if settings.stop_recall is None else (
+        lambda: reproduces_marks(module, settings, images, marks, size))
+    updates = fit_generator(module, loader, settings.updates, reproduced)
+    masks, confidence = predict_masks(module, images.evaluation_dataset(edited=False),
+                                      candidates(images, table, rejected), settings.threshold, size=size)
+    accepted = {idx: mask for idx, mask in masks.items() if settings.accepts(mask, confidence[idx])}
+    return Proposals(accepted, module, updates)
+
+
+def reproduces_marks(module: PriorGeneratorModule, settings: Propagation, images: TrainingImages,
+                     marks: dict[int, np.ndarray], size: int) -> bool:
+    """Whether the generator, shown the (up to ``MAX_CHECKED``) marked images unaugmented, would
+    propose every one of them and its regions cover on average ``settings.stop_recall`` of the
+    marked pixels. Marks larger than ``max_area`` could never be proposed and are not checked."""
+    checked = [idx for idx in sorted(marks) if 0 < marks[idx].mean() <= settings.max_area][:MAX_CHECKED]
+    if not checked:
+        return False
+    position = {int(idx): p for p, idx in enumerate(images.indices)}
+    masks, confidence = predict_masks(module, images.evaluation_dataset(edited=False),
+                                      [position[idx] for idx in checked], settings.threshold, size=size)
+    recall = np.mean([(masks[idx] & marks[idx]).sum() / marks[idx].sum() for idx in checked])
+    proposable = all(settings.accepts(masks[idx], confidence[idx]) for idx in checked)
+    return proposable and recall >= settings.stop_recall
 
 
 def candidates(images: TrainingImages, table: EditTable, rejected: set[int]) -> list[int]:

@@ -23,6 +23,7 @@ class Round:
     edited: list[int] | None = None  # rows that got an edit, and those the oracle skipped
     skipped: list[int] | None = None
     propagated: list[int] | None = None  # rows that got a propagated proposal after this round
+    generator_updates: int | None = None  # propagation: the generator's optimiser updates this round
     status: str | None = None  # queue oracle: pending review | reviewed; proposals: awaiting / confirmed
     unreviewed: list[int] | None = None
     applied_at: str | None = None

@@ -113,14 +113,17 @@ def edit_table(cfg: DictConfig) -> EditTable:
 
 
 def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
-    """IMIL's callback from the ``imil.*`` keys (propagation with the ``prior_generator.*`` ones)."""
+    """IMIL's callback from the ``imil.*`` keys (propagation's threshold is ``prior_generator``'s)."""
     section, generator = cfg.imil, cfg.prior_generator
+    stop_recall = section.propagate_stop_recall
     propagation = Propagation(seed=int(cfg.seed), channels=int(cfg.data.channels),
-                              features=tuple(generator.features), lr=float(generator.lr),
-                              epochs=int(generator.epochs), threshold=float(generator.threshold),
+                              features=tuple(section.propagate_features), lr=float(section.propagate_lr),
+                              threshold=float(generator.threshold),
                               max_area=float(section.propagate_max_area),
                               confidence=float(section.propagate_confidence),
-                              updates=int(section.propagate_updates), scale=float(section.propagate_scale),
+                              updates=int(section.propagate_updates),
+                              stop_recall=None if stop_recall is None else float(stop_recall),
+                              scale=float(section.propagate_scale),
                               warm_start=bool(section.propagate_warm_start)) if section.propagate else None
     return IMILCallback(run_dir, edit_table(cfg), oracle=section.oracle, budget=float(section.budget),
                         start_epoch=int(section.start_epoch), every_n_epochs=int(section.every_n_epochs),

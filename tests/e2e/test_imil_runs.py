@@ -220,6 +220,7 @@ def test_propagation_stops_once_every_training_image_is_edited(tiny, tmp_path, m
     assert len(rounds[0]["edited"]) + len(rounds[0]["propagated"]) == n_train
     assert len(rounds) >= 2 and all(r.get("propagated") is None for r in rounds[1:])
     assert calls == [1]  # the generator trained in round 1 only
+    assert rounds[0]["generator_updates"] == 2  # imil.propagate_updates: reproducing is checked every 10
 
 
 def test_hkd_student_with_imil_composes(tiny):

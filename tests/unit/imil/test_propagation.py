@@ -1,5 +1,6 @@
 """IMIL's propagation (imil.propagate): proposals at the images' size whatever size the generator
-works at, and a warm start that continues the previous round's generator."""
+works at, a warm start that continues the previous round's generator, and a generator that stops
+training once it reproduces the marks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import torch
 
 from hkd.imil.edits import Edit
 from hkd.imil.oracles import AnnotationOracle
-from hkd.imil.propagation import MarkedSamples, generator_size, propose_irrelevant_regions
+from hkd.imil.propagation import (
+    CHECK_EVERY,
+    MarkedSamples,
+    generator_size,
+    propose_irrelevant_regions,
+    reproduces_marks,
+)
 from hkd.run.build import build_datamodule, build_imil_callback, edit_table
 
 
@@ -32,7 +39,7 @@ def test_a_half_size_generator_learns_small_and_proposes_at_full_size(tiny, tmp_
     assert generator_size(settings.scale, 64) == 32 and generator_size(0.25, 64) == 32  # never below 32
     assert generator_size(1.0, 96) == 96 and generator_size(0.5, 96) == 48
     assert MarkedSamples(images, table.clinician_masks(), 32)[0]["image"].shape[-1] == 32
-    proposals, _ = propose_irrelevant_regions(settings, images, table, set(), number=1)
+    proposals = propose_irrelevant_regions(settings, images, table, set(), number=1).regions
     unedited = [int(i) for i in images.indices if int(i) not in table]
     assert sorted(proposals) == unedited  # threshold 0, no filters: every unedited image proposed
     assert {mask.shape for mask in proposals.values()} == {(64, 64)}
@@ -40,11 +47,34 @@ def test_a_half_size_generator_learns_small_and_proposes_at_full_size(tiny, tmp_
 
 def test_a_warm_start_continues_the_previous_generator(tiny, tmp_path):
     settings, images, table = marked_images(tiny, tmp_path, "imil.propagate_warm_start=true")
-    _, first = propose_irrelevant_regions(settings, images, table, set(), number=1)
+    first = propose_irrelevant_regions(settings, images, table, set(), number=1).generator
     before = [p.detach().clone() for p in first.parameters()]
-    _, second = propose_irrelevant_regions(settings, images, table, set(), number=2, previous=first)
+    second = propose_irrelevant_regions(settings, images, table, set(), number=2, previous=first).generator
     assert second is first  # the same network, trained further
     assert any(not torch.equal(a, b) for a, b in zip(before, second.parameters()))
-    _, fresh = propose_irrelevant_regions(dataclasses.replace(settings, warm_start=False), images, table,
-                                          set(), number=2)
+    fresh = propose_irrelevant_regions(dataclasses.replace(settings, warm_start=False), images, table,
+                                       set(), number=2).generator
     assert fresh is not first
+
+
+def test_the_generator_stops_at_the_first_check_where_it_reproduces_the_marks(tiny, tmp_path):
+    """Threshold 0 and no filters: every pixel is proposed, so every mark is reproduced (recall 1)
+    from the first check on; with the rule off, or a confidence no sigmoid reaches, it trains on
+    to imil.propagate_updates."""
+    settings, images, table = marked_images(tiny, tmp_path, "imil.propagate_updates=25")
+    assert settings.stop_recall == 0.99 and settings.updates == 25
+    assert propose_irrelevant_regions(settings, images, table, set(), number=1).updates == CHECK_EVERY
+    for never in (dataclasses.replace(settings, stop_recall=None),
+                  dataclasses.replace(settings, confidence=1.0)):
+        assert propose_irrelevant_regions(never, images, table, set(), number=1).updates == 25
+
+
+def test_reproducing_the_marks_needs_their_pixels_covered(tiny, tmp_path):
+    settings, images, table = marked_images(tiny, tmp_path)
+    generator = propose_irrelevant_regions(settings, images, table, set(), number=1).generator
+    marks, size = table.clinician_masks(), images.image_size
+    assert reproduces_marks(generator, settings, images, marks, size)  # threshold 0: all covered
+    nothing = dataclasses.replace(settings, threshold=1.0)  # no pixel proposed: recall 0, nothing accepted
+    assert not reproduces_marks(generator, nothing, images, marks, size)
+    no_mark_proposable = dataclasses.replace(settings, max_area=0.0)  # nothing to check: not reproduced
+    assert not reproduces_marks(generator, no_mark_proposable, images, marks, size)
