@@ -126,10 +126,12 @@ KERMANY_CF = {
 CORNER_TAG = ["data.shortcut.kind=corner_tag", "data.shortcut.bias=0.95"]  # the corner names the class
 # cheaper propagation (issue #32): the generator as configured before it stopped once it reproduces
 # the marks (each row that ran with it names it), and as configured since
+BATCHES_OF_16 = "imil.propagate_batch_size=16"
 OLD_GENERATOR = ["imil.propagate_features=[8,16,32,64,128,8]", "imil.propagate_lr=0.002",
-                 "imil.propagate_updates=100", "imil.propagate_stop_recall=null"]
+                 "imil.propagate_updates=100", "imil.propagate_stop_recall=null", BATCHES_OF_16]
 STOPPING_GENERATOR = ["imil.propagate_features=[8,8,16,32,64,8]", "imil.propagate_lr=0.003",
                       "imil.propagate_updates=200", "imil.propagate_stop_recall=0.99"]
+SMALL_BATCHES = "imil.propagate_batch_size=8"
 HALF_SIZE = "imil.propagate_scale=0.5"
 WARM_START = ["imil.propagate_warm_start=true", "imil.propagate_updates=30"]
 # HKD's variant on Kermany (issue #31): the distillation weight never decays to 0
@@ -284,7 +286,10 @@ MATRICES: dict[str, dict[str, Row | tuple[str, list[str]]]] = {
         "... warm-started, 30 updates a round": ("synthetic_imil_propagate", [*OLD_GENERATOR, *WARM_START]),
         "... both": ("synthetic_imil_propagate", [*OLD_GENERATOR, HALF_SIZE, *WARM_START]),
         "... 60 updates": ("synthetic_imil_propagate", [*OLD_GENERATOR, "imil.propagate_updates=60"]),
-        "... narrower, stops once it reproduces the marks": ("synthetic_imil_propagate", STOPPING_GENERATOR),
+        "... narrower, stops once it reproduces the marks": ("synthetic_imil_propagate",
+                                                             [*STOPPING_GENERATOR, BATCHES_OF_16]),
+        "... narrower, stops once it reproduces the marks, 8 a batch": ("synthetic_imil_propagate",
+                                                                        [*STOPPING_GENERATOR, SMALL_BATCHES]),
         "shortcut-free (ceiling)": ceiling("synthetic_clean", []),
     },
 }

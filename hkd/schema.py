@@ -190,6 +190,7 @@ class IMIL:
     propagate_confidence: float = key(PROBABILITY)
     propagate_max_area: float = key(PROBABILITY)
     propagate_updates: int = key(POSITIVE)
+    propagate_batch_size: int = key(POSITIVE)
     propagate_stop_recall: Optional[float] = key(PROBABILITY)
     propagate_features: list[int] = key()
     propagate_lr: float = key(ABOVE_ZERO)

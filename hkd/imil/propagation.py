@@ -78,6 +78,7 @@ class Propagation:
     max_area: float  # imil.propagate_max_area
     confidence: float  # imil.propagate_confidence
     updates: int = 200  # imil.propagate_updates: at most this many optimiser updates per round
+    batch_size: int = 8  # imil.propagate_batch_size
     stop_recall: float | None = 0.99  # imil.propagate_stop_recall (None: every update)
     scale: float = 1.0  # imil.propagate_scale: the generator's share of the image size
     warm_start: bool = False  # imil.propagate_warm_start: continue the previous round's generator
@@ -114,7 +115,8 @@ def propose_irrelevant_regions(settings: Propagation, images: TrainingImages, ta
                                               settings.lr)
     marks = table.clinician_masks()
     size = generator_size(settings.scale, images.image_size)
-    loader = DataLoader(MarkedSamples(images, marks, size), batch_size=min(16, len(marks)), shuffle=True)
+    loader = DataLoader(MarkedSamples(images, marks, size), batch_size=min(settings.batch_size, len(marks)),
+                        shuffle=True)
     reproduced = None if settings.stop_recall is None else (
         lambda: reproduces_marks(module, settings, images, marks, size))
     updates = fit_generator(module, loader, settings.updates, reproduced)

@@ -122,6 +122,7 @@ def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
                               max_area=float(section.propagate_max_area),
                               confidence=float(section.propagate_confidence),
                               updates=int(section.propagate_updates),
+                              batch_size=int(section.propagate_batch_size),
                               stop_recall=None if stop_recall is None else float(stop_recall),
                               scale=float(section.propagate_scale),
                               warm_start=bool(section.propagate_warm_start)) if section.propagate else None
