@@ -37,6 +37,7 @@ MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.
                "python -m benchmarks.matrix kermany_learning_curve --seeds 0 1 2 3 4",
            "kermany_kd_all_epochs": "python -m benchmarks.matrix kermany_kd_all_epochs --seeds 0 1 2",
            "imil_propagation": "python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4",
+           "propagation_trace": "python -m benchmarks.propagation_trace --seeds 0 1 2 --updates 120",
            "gpu_teacher_autocast": "python -m benchmarks.gpu --modes 'bf16 + channels-last' --no-loader "
                                    "--save gpu_teacher_autocast",
            "decode_threads": "python -m benchmarks.speed --only large --save decode_threads",
@@ -53,7 +54,10 @@ MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.
 # reference's commits are stated under its table): {matrix: {row: (other matrix, its row)}}
 REFERENCES = {"kermany_kd_all_epochs": {
     "hkd (lung prior), kd all epochs": ("kermany", "hkd (lung prior)"),
-    "hkd (lung prior), kd all epochs, shortcut (fair split)": ("kermany_shortcut_fair", "hkd (lung prior)")}}
+    "hkd (lung prior), kd all epochs, shortcut (fair split)": ("kermany_shortcut_fair", "hkd (lung prior)")},
+    "imil_propagation": {  # the generator as configured now against the one before (issue #32)
+        "... narrower, stops once it reproduces the marks, 8 a batch": ("imil_propagation",
+                                                                        "imil b=0.04 + propagate, inpaint")}}
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 

@@ -443,21 +443,13 @@ def imil_run_rows() -> list[tuple[str, float, str, str]]:
 def propagation_rows() -> list[tuple[str, float, str, str]]:
     """One propagation step (the generator trained on 4 % of the images' marks, proposing the
     rest) against a training epoch, as configured and in the cheaper variants (issue #32)."""
-    from hkd.imil.edits import Edit
-    from hkd.imil.oracles import AnnotationOracle
+    from benchmarks.propagation_trace import simulated_round
     from hkd.imil.propagation import propose_irrelevant_regions
 
-    cfg = synthetic_run_config("synthetic_imil_propagate")
-    images = ready(cfg).training_images()
-    table, oracle = edit_table(cfg), AnnotationOracle(images)
-    budget = max(1, round(float(cfg.imil.budget) * len(images.indices)))  # the clinician's 4 %
-    marks = ((int(idx), oracle.irrelevant_regions(int(idx))[0]) for idx in images.indices)
-    marked = [(idx, mask) for idx, mask in marks if mask is not None][:budget]
-    for idx, mask in marked:
-        table[idx] = Edit(mask=mask, round=1, epoch=0, source="oracle")
+    _, images, table, _ = simulated_round(synthetic_run_config("synthetic_imil_propagate"))
     plain = synthetic_run_config("synthetic_baseline")
     epoch = lightning_fit(plain, ready(plain), epochs=3)[0]
-    proposed = len(images.indices) - len(marked)
+    proposed = len(images.indices) - len(table)
 
     def step(*overrides: str, previous=None):
         settings = build_imil_callback(synthetic_run_config("synthetic_imil_propagate", *overrides),

@@ -53,7 +53,8 @@ def fit_generator(module: PriorGeneratorModule, loader: DataLoader, max_updates:
             loss.backward()
             optimizer.step()
             updates += 1
-            if updates >= max_updates or (reproduced and updates % CHECK_EVERY == 0 and reproduced()):
+            checked = reproduced is not None and updates % CHECK_EVERY == 0
+            if (checked and reproduced()) or updates >= max_updates:
                 module.eval()
                 return updates
     module.eval()
@@ -139,7 +140,7 @@ def reproduces_marks(module: PriorGeneratorModule, settings: Propagation, images
                                       [position[idx] for idx in checked], settings.threshold, size=size)
     recall = np.mean([(masks[idx] & marks[idx]).sum() / marks[idx].sum() for idx in checked])
     proposable = all(settings.accepts(masks[idx], confidence[idx]) for idx in checked)
-    return proposable and recall >= settings.stop_recall
+    return bool(proposable and recall >= settings.stop_recall)
 
 
 def candidates(images: TrainingImages, table: EditTable, rejected: set[int]) -> list[int]:
