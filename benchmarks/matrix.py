@@ -1,6 +1,7 @@
 """Run experiments x seeds (each in its own process), then print the comparison table and save
-it under benchmarks/results/. Resumable: finished runs are skipped, a run killed after its first
-checkpoint continues from it, and every finished run's record is appended to
+it under benchmarks/results/. Resumable: runs in the records or in a finished run directory are
+skipped, a run killed after its first checkpoint continues from it, and every finished run's
+record is appended to
 ``benchmarks/results/MATRIX.jsonl`` (metrics, config hash, git commit, date, machine), from which
 ``make results`` regenerates the tables without training.
 
@@ -421,6 +422,24 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
 
 
+def recorded_run(records_file: Path, label: str, experiment: str, overrides: list[str], seed: int,
+                 fold: int | None, strict_code: bool = False) -> dict | None:
+    """This row's run for this seed (and fold) as the matrix's records hold it, made with the same
+    experiment and overrides (with ``strict_code``, by this code version): a recorded run is not
+    trained again, even when its run directory is gone (delete its record to re-run it)."""
+    from hkd.run.run_dir import code_version
+
+    if not records_file.is_file():
+        return None
+    wanted = (label, seed, fold, experiment, [o.replace(str(REPO.parent), "..") for o in overrides])
+    for line in reversed(records_file.read_text().splitlines()):
+        record = json.loads(line)
+        if (record["name"], record["seed"], record.get("fold"), record["experiment"],
+                record["overrides"]) == wanted:
+            return None if strict_code and record.get("git_commit") != code_version() else record
+    return None
+
+
 def finished_run(out: Path, name: str, run_id: str, experiment: str, overrides: list[str],
                  strict_code: bool) -> Path | None:
     """A finished run of this config in any matrix under any label (the same label looked at
@@ -537,9 +556,14 @@ def main() -> None:
     for seed in args.seeds:  # seed by seed: each finished seed is a whole table
         for fold in folds:
             for label, row in rows:
+                used = row.overrides if fold is None else [*row.overrides, f"data.fold={fold}"]
+                recorded = None if args.out else recorded_run(records_file, label, row.experiment, used, seed,
+                                                              fold, args.strict_code)
+                if recorded:
+                    made.append(recorded)
+                    continue
                 run_dir = run(label, row, seed, out, args.strict_code, fold)
                 if run_dir:
-                    used = row.overrides if fold is None else [*row.overrides, f"data.fold={fold}"]
                     made.append(record_of(args.matrix, label, row.experiment, used, run_dir, row.ceiling))
                     if not args.out:  # --out keeps a trial's records apart from the matrix's
                         add_record(records_file, made[-1])

@@ -2,6 +2,7 @@
 uses too), and a later invocation finds the finished run instead of training again."""
 
 import json
+import shutil
 
 from benchmarks import matrix
 
@@ -21,3 +22,17 @@ def test_a_matrix_row_trains_once_and_is_found_again(tmp_path, capsys):
     assert record["ceiling"] is True and record["seed"] == 0 and record["config_sha256"]
     assert matrix.run("base line", matrix.Row("quickstart", tiny), 0, out) == run_dir
     assert "training" not in capsys.readouterr().out  # found, not trained again
+
+    # its record stands for it when the run directory is gone (a fresh clone, a wiped /tmp)
+    records_file = tmp_path / "demo.jsonl"
+    matrix.add_record(records_file, record)
+    shutil.rmtree(run_dir)
+    row = ("base line", "quickstart", tiny, 0, None)
+    assert matrix.recorded_run(records_file, *row) == record
+    for other in (("base line", "quickstart", [*tiny, "seed=1"], 0, None),
+                  ("base line", "quickstart", tiny, 1, None), ("baseline", "quickstart", tiny, 0, None),
+                  ("base line", "synthetic", tiny, 0, None)):
+        assert matrix.recorded_run(records_file, *other) is None
+    assert matrix.recorded_run(records_file, *row, strict_code=True) == record  # made by this code
+    matrix.add_record(records_file, {**record, "config_sha256": "another", "git_commit": "0" * 40})
+    assert matrix.recorded_run(records_file, *row, strict_code=True) is None  # the latest, by other code
