@@ -424,20 +424,43 @@ def machine() -> str:
 
 def recorded_run(records_file: Path, label: str, experiment: str, overrides: list[str], seed: int,
                  fold: int | None, strict_code: bool = False) -> dict | None:
-    """This row's run for this seed (and fold) as the matrix's records hold it, made with the same
-    experiment and overrides (with ``strict_code``, by this code version): a recorded run is not
-    trained again, even when its run directory is gone (delete its record to re-run it)."""
+    """This row's run for this seed (and fold) as the records hold it, made with the same experiment
+    and overrides (with ``strict_code``, by this code version): a recorded run is not trained
+    again, even when its run directory is gone (delete its record to re-run it). The matrix's own
+    records are looked at first, then every other matrix's beside them (a run of the same config
+    under another label, as ``finished_run`` finds run directories): such a record comes back
+    under this matrix and label, naming where it came from (``reused_from``)."""
     from hkd.run.run_dir import code_version
 
-    if not records_file.is_file():
-        return None
-    wanted = (label, seed, fold, experiment, [o.replace(str(REPO.parent), "..") for o in overrides])
-    for line in reversed(records_file.read_text().splitlines()):
-        record = json.loads(line)
-        if (record["name"], record["seed"], record.get("fold"), record["experiment"],
-                record["overrides"]) == wanted:
-            return None if strict_code and record.get("git_commit") != code_version() else record
+    config = (seed, fold, experiment, [o.replace(str(REPO.parent), "..") for o in overrides])
+    others = sorted(path for path in records_file.parent.glob("*.jsonl") if path != records_file)
+    for path in [records_file, *others]:
+        if not path.is_file():
+            continue
+        for line in reversed(path.read_text().splitlines()):
+            record = json.loads(line)
+            if (record["seed"], record.get("fold"), record["experiment"], record["overrides"]) != config \
+                    or (path == records_file and record["name"] != label):
+                continue
+            if strict_code and record.get("git_commit") != code_version():
+                break  # the latest of this config in this file is not this code's
+            if path == records_file:
+                return record
+            return {**record, "matrix": records_file.stem, "name": label,
+                    "reused_from": f"{path.stem}: {record['name']}"}
     return None
+
+
+def known_run(records_file: Path, label: str, row: Row, overrides: list[str], seed: int, fold: int | None,
+              strict_code: bool) -> dict | None:
+    """``recorded_run`` for a matrix's row; another matrix's record is appended to this matrix's
+    records, marked as this row's ceiling or not."""
+    record = recorded_run(records_file, label, row.experiment, overrides, seed, fold, strict_code)
+    if record and "reused_from" in record:
+        record = {key: value for key, value in record.items() if key != "ceiling"}
+        record |= {"ceiling": True} if row.ceiling else {}
+        add_record(records_file, record)
+    return record
 
 
 def finished_run(out: Path, name: str, run_id: str, experiment: str, overrides: list[str],
@@ -557,8 +580,8 @@ def main() -> None:
         for fold in folds:
             for label, row in rows:
                 used = row.overrides if fold is None else [*row.overrides, f"data.fold={fold}"]
-                recorded = None if args.out else recorded_run(records_file, label, row.experiment, used, seed,
-                                                              fold, args.strict_code)
+                recorded = None if args.out else known_run(records_file, label, row, used, seed, fold,
+                                                           args.strict_code)
                 if recorded:
                     made.append(recorded)
                     continue

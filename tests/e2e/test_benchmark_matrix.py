@@ -36,3 +36,10 @@ def test_a_matrix_row_trains_once_and_is_found_again(tmp_path, capsys):
     assert matrix.recorded_run(records_file, *row, strict_code=True) == record  # made by this code
     matrix.add_record(records_file, {**record, "config_sha256": "another", "git_commit": "0" * 40})
     assert matrix.recorded_run(records_file, *row, strict_code=True) is None  # the latest, by other code
+
+    # another matrix's record of the same config stands for it too, under this matrix's label
+    elsewhere = tmp_path / "curve.jsonl"
+    reused = matrix.recorded_run(elsewhere, "baseline, all", "quickstart", tiny, 0, None)
+    assert reused["name"] == "baseline, all" and reused["matrix"] == "curve"
+    assert reused["reused_from"] == "demo: base line" and reused["test"] == record["test"]
+    assert matrix.recorded_run(elsewhere, "baseline, all", "quickstart", tiny, 1, None) is None
