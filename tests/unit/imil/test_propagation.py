@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
+from hkd.errors import ConfigError
 from hkd.imil.edits import Edit
 from hkd.imil.oracles import AnnotationOracle
 from hkd.imil.propagation import (
@@ -78,3 +80,10 @@ def test_reproducing_the_marks_needs_their_pixels_covered(tiny, tmp_path):
     assert not reproduces_marks(generator, nothing, images, marks, size)
     no_mark_proposable = dataclasses.replace(settings, max_area=0.0)  # nothing to check: not reproduced
     assert not reproduces_marks(generator, no_mark_proposable, images, marks, size)
+
+
+def test_a_generator_width_list_a_basic_unet_cannot_take_names_its_key(tiny, tmp_path):
+    for widths in ("[8,8]", "[8,8,16,32,64,0]"):
+        cfg = tiny("imil.enabled=true", "imil.propagate=true", f"imil.propagate_features={widths}")
+        with pytest.raises(ConfigError, match=r"imil\.propagate_features=.*6 positive widths"):
+            build_imil_callback(cfg, tmp_path)
