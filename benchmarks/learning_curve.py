@@ -81,11 +81,13 @@ def curve_figure(curve: dict[str, dict[str, list[dict]]], path: Path, metric: st
     save_figure(figure, path)
 
 
-def write_curve(records: list[dict], records_file: Path) -> Path | None:
-    """``MATRIX_curve.md`` and ``.png`` beside the records, when the matrix is a learning curve."""
+def write_curve(records: list[dict], records_file: Path, provenance: str = "") -> Path | None:
+    """``MATRIX_curve.md`` (``provenance`` under its table) and ``.png`` beside the records, when
+    the matrix is a learning curve."""
     curve = curve_rows(records)
     if not curve:
         return None
     stem = records_file.with_name(f"{records_file.stem}_curve")
     curve_figure(curve, stem.with_suffix(".png"))
-    return atomic_write_text(stem.with_suffix(".md"), curve_table(curve) + "\n")
+    footer = f"\n\n<sub>{provenance}</sub>" if provenance else ""
+    return atomic_write_text(stem.with_suffix(".md"), curve_table(curve) + footer + "\n")

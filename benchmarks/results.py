@@ -130,7 +130,11 @@ def write_matrix(records_file: Path) -> Path:
     table_file = records_file.with_suffix(".md")
     atomic_write_text(table_file, matrix_text(records, records_file.stem, records_file.parent) + "\n")
     plot(aggregate(records, "name"), records_file.with_suffix(".png"))
-    write_curve(records, records_file)  # learning-curve matrices only
+    reused = sum("reused_from" in record for record in records)
+    write_curve(records, records_file,  # learning-curve matrices only
+                f"{len(records)} runs, {made_when(records)}"
+                + (f"; {reused} of them another matrix's run of the same configuration (reused_from)"
+                   if reused else ""))
     return table_file
 
 

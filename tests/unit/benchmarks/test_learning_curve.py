@@ -32,7 +32,9 @@ def test_each_size_compares_its_methods_with_its_baseline():
 
 def test_only_a_learning_curve_matrix_gets_the_curve(tmp_path):
     records_file = tmp_path / "kermany_learning_curve.jsonl"
-    assert write_curve(records(), records_file) == tmp_path / "kermany_learning_curve_curve.md"
+    table = tmp_path / "kermany_learning_curve_curve.md"
+    assert write_curve(records(), records_file, "16 runs, made then") == table
+    assert table.read_text().endswith("\n\n<sub>16 runs, made then</sub>\n")
     assert (tmp_path / "kermany_learning_curve_curve.png").stat().st_size > 0
     other = [dict(r, name="baseline") for r in records()]
     assert write_curve(other, tmp_path / "kermany.jsonl") is None
