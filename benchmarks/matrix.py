@@ -319,10 +319,18 @@ def matrix_rows(name: str) -> dict[str, Row]:
 FOLDS = {"covid_cv": 5}  # matrices cross-validated: every seed runs every fold
 
 
+# keys whose default, when they were added, changed what a run does: the value that reproduces
+# the code before them (what a run directory made before the key did)
+BEHAVIOUR_BEFORE_KEY = {  # issue #32: propagation got its own, narrower generator that stops early
+    "imil.propagate_features": [8, 16, 32, 64, 128, 8], "imil.propagate_lr": 0.002,
+    "imil.propagate_batch_size": 16, "imil.propagate_stop_recall": None}
+
+
 def same_run(run_dir: Path, experiment: str, overrides: list[str], strict_code: bool = False) -> bool:
     """Whether a run directory holds this row's run: the same config (keys added to the project
-    since count as the same at their default; ``logging.*``, which only changes what is shown and
-    logged, is left out) and, with ``strict_code``, the same code version."""
+    since count as the same at their default, or at ``BEHAVIOUR_BEFORE_KEY``'s value; ``logging.*``,
+    which only changes what is shown and logged, is left out) and, with ``strict_code``, the same
+    code version."""
     from hkd.config import load_config, to_dotlist
     from hkd.run.run_dir import code_version
 
@@ -334,8 +342,9 @@ def same_run(run_dir: Path, experiment: str, overrides: list[str], strict_code: 
                                       f"output_dir={saved.output_dir}", "logging.wandb=disabled",
                                       "logging.progress_bar=false"])
     saved_keys, wanted_keys = to_dotlist(saved), to_dotlist(wanted)
-    # a key added to the project after the run counts as the same when left at its default
-    defaults = to_dotlist(OmegaConf.load(REPO / "experiments" / "base.yaml"))
+    # a key added to the project after the run counts as the same when left at its default, or at
+    # the value that reproduces what the code did before it, when its default changed that
+    defaults = {**to_dotlist(OmegaConf.load(REPO / "experiments" / "base.yaml")), **BEHAVIOUR_BEFORE_KEY}
     return all(saved_keys.get(key, defaults.get(key)) == wanted_keys.get(key)
                for key in {*saved_keys, *wanted_keys} if not key.startswith("logging."))
 

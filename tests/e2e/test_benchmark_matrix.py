@@ -4,6 +4,8 @@ uses too), and a later invocation finds the finished run instead of training aga
 import json
 import shutil
 
+from omegaconf import OmegaConf
+
 from benchmarks import matrix
 
 
@@ -22,6 +24,18 @@ def test_a_matrix_row_trains_once_and_is_found_again(tmp_path, capsys):
     assert record["ceiling"] is True and record["seed"] == 0 and record["config_sha256"]
     assert matrix.run("base line", matrix.Row("quickstart", tiny), 0, out) == run_dir
     assert "training" not in capsys.readouterr().out  # found, not trained again
+
+    # a key added since counts at its default, unless its default changed what the code did before it
+    config_file = run_dir / "config.yaml"
+    saved = OmegaConf.load(config_file)
+    for key, default_then in (("propagate_scale", "default"), ("propagate_features", "behaviour before")):
+        config = saved.copy()
+        del config.imil[key]
+        OmegaConf.save(config, config_file)
+        assert matrix.same_run(run_dir, "quickstart", tiny) == (default_then == "default")
+    old_widths = [*tiny, "imil.propagate_features=[8,16,32,64,128,8]"]
+    assert matrix.same_run(run_dir, "quickstart", old_widths)  # what a run from before the key did
+    OmegaConf.save(saved, config_file)
 
     # its record stands for it when the run directory is gone (a fresh clone, a wiped /tmp)
     records_file = tmp_path / "demo.jsonl"
