@@ -250,6 +250,9 @@ def shortcut_spec(shortcut: DictConfig | None, n_classes: int) -> ShortcutSpec |
     return spec
 
 
+UNET_WIDTHS = 6  # a MONAI BasicUNet's features (the prior generator, IMIL's propagation): 5 levels + output
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that OmegaConf's types cannot express."""
     for key, allowed in enumerated_keys().items():
@@ -292,6 +295,11 @@ def validate(cfg: DictConfig) -> None:
     if (cfg.augment.mixup or cfg.augment.cutmix) and not METHODS[cfg.method.name].mixes_batches:
         raise ConfigError(f"augment.mixup / augment.cutmix mix images but not their priors: "
                           f"use them with method.name=baseline, not {cfg.method.name}")
+    for key in ("prior_generator.features", "imil.propagate_features"):
+        widths = list(OmegaConf.select(cfg, key))
+        if len(widths) != UNET_WIDTHS or min(widths) <= 0:
+            raise ConfigError(f"{key}={widths}: a BasicUNet needs {UNET_WIDTHS} positive widths "
+                              "(five levels and the output's), e.g. [8, 16, 32, 64, 128, 8]")
     if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:
         raise ConfigError(f"data.mean and data.std need one value per channel "
                           f"(data.channels={cfg.data.channels})")

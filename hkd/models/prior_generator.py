@@ -15,7 +15,6 @@ from monai.losses import DiceLoss
 from monai.networks.nets import BasicUNet
 
 from hkd.atomic import atomic_write
-from hkd.errors import ConfigError
 from hkd.models.generator_file import GENERATOR_FILE, generator_path  # noqa: F401 (re-exported)
 
 
@@ -23,18 +22,6 @@ def dice_scores(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-sample Dice of two boolean mask batches (B, ...)."""
     predicted, target = predicted.flatten(1).float(), target.flatten(1).float()
     return 2 * (predicted * target).sum(1) / (predicted.sum(1) + target.sum(1) + 1e-6)
-
-
-UNET_WIDTHS = 6  # a BasicUNet's features: five levels and the output's
-
-
-def unet_widths(features, key: str) -> tuple[int, ...]:
-    """``features`` as a BasicUNet's widths, or a ConfigError naming ``key``."""
-    widths = tuple(features)
-    if len(widths) != UNET_WIDTHS or not all(isinstance(w, int) and w > 0 for w in widths):
-        raise ConfigError(f"{key}={list(widths)}: a BasicUNet needs {UNET_WIDTHS} positive widths "
-                          "(five levels and the output's), e.g. [8, 16, 32, 64, 128, 8]")
-    return widths
 
 
 class PriorGeneratorModule(L.LightningModule):

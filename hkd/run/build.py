@@ -34,7 +34,6 @@ from hkd.methods.hkd import HKDStudent, default_kd_epochs
 from hkd.models.backbone import BackboneSpec, allow_double_backward, build_backbone
 from hkd.models.classifier import ClassifierModule
 from hkd.models.optim import Optimization
-from hkd.models.prior_generator import unet_widths
 
 
 def backbone_spec(cfg: DictConfig, pretrained: bool | str | None = None) -> BackboneSpec:
@@ -118,7 +117,7 @@ def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:
     section, generator = cfg.imil, cfg.prior_generator
     stop_recall = section.propagate_stop_recall
     propagation = Propagation(seed=int(cfg.seed), channels=int(cfg.data.channels),
-                              features=unet_widths(section.propagate_features, "imil.propagate_features"),
+                              features=tuple(section.propagate_features),
                               lr=float(section.propagate_lr),
                               threshold=float(generator.threshold),
                               max_area=float(section.propagate_max_area),

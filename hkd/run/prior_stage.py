@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Subset
 
 from hkd.data.datamodule import ChestXrayDataModule
-from hkd.models.prior_generator import PriorGeneratorModule, predict_masks, unet_widths
+from hkd.models.prior_generator import PriorGeneratorModule, predict_masks
 from hkd.run.csv_logger import AppendingCSVLogger
 
 
@@ -30,7 +30,7 @@ def train_prior_generator(cfg: DictConfig, out_dir: Path, datamodule: ChestXrayD
                          "(check hkd.roi_fraction and the annotations)")
     g = cfg.prior_generator
     module = PriorGeneratorModule(in_channels=cfg.data.channels, target=target,
-                                  features=unet_widths(g.features, "prior_generator.features"), lr=g.lr)
+                                  features=tuple(g.features), lr=g.lr)
     batch_size = min(cfg.data.batch_size, len(positions))
     loader = DataLoader(Subset(train, positions), batch_size=batch_size, shuffle=True,
                         num_workers=cfg.data.num_workers)

@@ -82,8 +82,9 @@ def test_reproducing_the_marks_needs_their_pixels_covered(tiny, tmp_path):
     assert not reproduces_marks(generator, no_mark_proposable, images, marks, size)
 
 
-def test_a_generator_width_list_a_basic_unet_cannot_take_names_its_key(tiny, tmp_path):
+def test_a_generator_width_list_a_basic_unet_cannot_take_names_its_key(tiny):
     for widths in ("[8,8]", "[8,8,16,32,64,0]"):
-        cfg = tiny("imil.enabled=true", "imil.propagate=true", f"imil.propagate_features={widths}")
         with pytest.raises(ConfigError, match=r"imil\.propagate_features=.*6 positive widths"):
-            build_imil_callback(cfg, tmp_path)
+            tiny("imil.enabled=true", "imil.propagate=true", f"imil.propagate_features={widths}")
+        with pytest.raises(ConfigError, match=r"prior_generator\.features=.*6 positive widths"):
+            tiny(f"prior_generator.features={widths}")
