@@ -1,9 +1,10 @@
 """A learning curve from a matrix whose rows are named ``METHOD, N images`` (or ``METHOD, all
 images``), e.g. ``kermany_learning_curve`` (issue #31): per training-set size, each method's test
 balanced accuracy (mean ± std over seeds) and its paired difference to the baseline at that size
-(the sign-flip test over seeds), as a table (``MATRIX_curve.md``) and a figure
-(``MATRIX_curve.png``). ``python -m benchmarks.results`` writes both when such a matrix's records
-exist."""
+(the sign-flip test over seeds), then whether that difference grows as the data shrinks (per seed,
+the slope of the difference against log2 of the training images, tested over seeds), as tables
+(``MATRIX_curve.md``) and a figure (``MATRIX_curve.png``). ``python -m benchmarks.results`` writes
+them when such a matrix's records exist."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from hkd.atomic import atomic_write_text
-from hkd.reporting.compare import aggregate, paired_differences
+from hkd.reporting.compare import (
+    aggregate,
+    difference_summary,
+    paired_differences,
+    paired_table,
+    paired_values,
+)
 
 ROW = re.compile(r"^(?P<method>.+), (?P<size>\d+|all) images$")
 METRIC = "test.balanced_accuracy"
@@ -57,6 +64,42 @@ def curve_table(curve: dict[str, dict[str, list[dict]]], metric: str = METRIC) -
     return "\n".join(lines)
 
 
+def gain_per_halving(curve: dict[str, dict[str, list[dict]]], metric: str = METRIC) -> dict[str, dict]:
+    """{method: {mean, std, n, wins, p, ci}} of how much a method's paired difference to the baseline
+    grows each time the training set halves: per seed, minus the least-squares slope of the
+    difference against log2(training images), over the seeds that have the method and the baseline
+    at every size; ``wins``: the seeds whose gain grows as the data shrinks."""
+    sizes = {size: np.log2(training_images([r for rs in methods.values() for r in rs]))
+             for size, methods in curve.items()}
+    differences: dict[str, dict[tuple, dict[str, float]]] = {}  # method -> seed -> size -> Δ
+    for size, methods in curve.items():
+        runs = [dict(record, name=method) for method, records in methods.items() for record in records]
+        values = paired_values(runs, "name", metric)
+        reference = values.get(REFERENCE, {})
+        for method, by_seed in values.items():
+            if method == REFERENCE:
+                continue
+            for seed in set(by_seed) & set(reference):
+                at_seed = differences.setdefault(method, {}).setdefault(seed, {})
+                at_seed[size] = by_seed[seed] - reference[seed]
+    if len(curve) < 2:
+        return {}
+    rows = {}
+    for method, by_seed in differences.items():
+        slopes = [-float(np.polyfit([sizes[s] for s in at], list(at.values()), 1)[0])
+                  for at in by_seed.values() if len(at) == len(curve)]
+        if slopes:
+            rows[method] = difference_summary(slopes)
+    return rows
+
+
+def trend_table(curve: dict[str, dict[str, list[dict]]], metric: str = METRIC) -> str:
+    """Markdown: per method, the gain over the baseline each halving of the training set adds
+    (``better in``: the seeds whose gain grows as the data shrinks)."""
+    return paired_table(gain_per_halving(curve, metric), REFERENCE,
+                        metric=f"{metric} added per halving of the training set")
+
+
 def curve_figure(curve: dict[str, dict[str, list[dict]]], path: Path, metric: str = METRIC) -> None:
     """Mean ± std of ``metric`` against the training images (log scale), one line per method."""
     import matplotlib.pyplot as plt
@@ -90,4 +133,5 @@ def write_curve(records: list[dict], records_file: Path, provenance: str = "") -
     stem = records_file.with_name(f"{records_file.stem}_curve")
     curve_figure(curve, stem.with_suffix(".png"))
     footer = f"\n\n<sub>{provenance}</sub>" if provenance else ""
-    return atomic_write_text(stem.with_suffix(".md"), curve_table(curve) + footer + "\n")
+    tables = f"{curve_table(curve)}\n\n{trend_table(curve)}"
+    return atomic_write_text(stem.with_suffix(".md"), tables + footer + "\n")

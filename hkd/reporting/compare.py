@@ -124,12 +124,16 @@ def paired_differences(summaries: list[dict], reference: str, by: str = "name",
         shared = sorted(set(runs) & set(values[reference]), key=str)
         if group == reference or not shared:
             continue
-        diffs = [runs[key] - values[reference][key] for key in shared]
-        rows[group] = {"mean": float(np.mean(diffs)), "n": len(diffs),
-                       "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0,
-                       "wins": sum(d > 0 for d in diffs),
-                       "p": sign_flip_p_value(diffs), "ci": mean_interval(diffs)}
+        rows[group] = difference_summary([runs[key] - values[reference][key] for key in shared])
     return rows
+
+
+def difference_summary(differences: list[float]) -> dict:
+    """{mean, std, n, wins, p, ci} of paired differences (``wins``: how many are above 0)."""
+    return {"mean": float(np.mean(differences)), "n": len(differences),
+            "std": float(np.std(differences, ddof=1)) if len(differences) > 1 else 0.0,
+            "wins": sum(d > 0 for d in differences),
+            "p": sign_flip_p_value(differences), "ci": mean_interval(differences)}
 
 
 def paired_table(rows: dict[str, dict], reference: str, metric: str = "test.accuracy",

@@ -3,7 +3,9 @@ seed; written beside a matrix's records only when its rows are named METHOD, N i
 
 from __future__ import annotations
 
-from benchmarks.learning_curve import curve_rows, curve_table, write_curve
+import math
+
+from benchmarks.learning_curve import curve_rows, curve_table, gain_per_halving, trend_table, write_curve
 
 
 def record(method: str, size: str, seed: int, accuracy: float, images: int) -> dict:
@@ -30,11 +32,30 @@ def test_each_size_compares_its_methods_with_its_baseline():
     assert "| 250 (250) | baseline | 4 | 61.5 ± 1.3 | – | – | – |" in lines
 
 
+def test_the_trend_is_the_gain_each_halving_of_the_data_adds():
+    """hkd is +5 at 250 images and -1 / +1 at 4,453 on alternate seeds: per seed the gain grows by
+    6 or 4 points over log2(4453 / 250) halvings; a seed without every size is left out."""
+    halvings = math.log2(4453 / 250)
+    only_250 = [record("baseline", "250", 9, 0.5, 250), record("hkd (lung prior)", "250", 9, 0.9, 250)]
+    runs = [*records(), *only_250]
+    row = gain_per_halving(curve_rows(runs))["hkd (lung prior)"]
+    assert row["n"] == 4 and row["wins"] == 4 and row["p"] == 0.125
+    assert math.isclose(row["mean"], 0.05 / halvings)
+    assert math.isclose(row["std"], 0.0115470 / halvings, rel_tol=1e-4)  # the std of 6, 4, 6, 4 points
+    shrinking = [dict(r, test={"balanced_accuracy": 1 - r["test"]["balanced_accuracy"]}) for r in records()]
+    assert gain_per_halving(curve_rows(shrinking))["hkd (lung prior)"]["wins"] == 0  # falls as data shrinks
+    line = trend_table(curve_rows(runs)).splitlines()[2]
+    assert line.startswith(f"| hkd (lung prior) | 4 | +{100 * 0.05 / halvings:.1f} ± ")
+    assert "| 4/4 | 0.125 |" in line
+    assert gain_per_halving(curve_rows([r for r in runs if r["name"].endswith("250 images")])) == {}
+
+
 def test_only_a_learning_curve_matrix_gets_the_curve(tmp_path):
     records_file = tmp_path / "kermany_learning_curve.jsonl"
     table = tmp_path / "kermany_learning_curve_curve.md"
     assert write_curve(records(), records_file, "16 runs, made then") == table
     assert table.read_text().endswith("\n\n<sub>16 runs, made then</sub>\n")
+    assert "| hkd (lung prior) | 4 | +1.2 ± 0.3 | 4/4 | 0.125 |" in table.read_text()  # the trend table
     assert (tmp_path / "kermany_learning_curve_curve.png").stat().st_size > 0
     other = [dict(r, name="baseline") for r in records()]
     assert write_curve(other, tmp_path / "kermany.jsonl") is None
