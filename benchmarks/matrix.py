@@ -30,6 +30,13 @@ from typing import NamedTuple
 
 from omegaconf import OmegaConf
 
+from benchmarks.defaults_history import (
+    BATCHES_OF_16,
+    GENERATOR_BEFORE_32,
+    behaviour_before_keys,
+    overrides_then,
+    same_overrides,
+)
 from benchmarks.results import write_matrix
 from hkd.atomic import append_json_line, atomic_write_json, atomic_write_text
 from hkd.run.resumable import train_resumable
@@ -127,9 +134,7 @@ KERMANY_CF = {
 CORNER_TAG = ["data.shortcut.kind=corner_tag", "data.shortcut.bias=0.95"]  # the corner names the class
 # cheaper propagation (issue #32): the generator as configured before it stopped once it reproduces
 # the marks (each row that ran with it names it), and as configured since
-BATCHES_OF_16 = "imil.propagate_batch_size=16"
-OLD_GENERATOR = ["imil.propagate_features=[8,16,32,64,128,8]", "imil.propagate_lr=0.002",
-                 "imil.propagate_updates=100", "imil.propagate_stop_recall=null", BATCHES_OF_16]
+OLD_GENERATOR = [*GENERATOR_BEFORE_32, BATCHES_OF_16]
 STOPPING_GENERATOR = ["imil.propagate_features=[8,8,16,32,64,8]", "imil.propagate_lr=0.003",
                       "imil.propagate_updates=200", "imil.propagate_stop_recall=0.99"]
 SMALL_BATCHES = "imil.propagate_batch_size=8"
@@ -319,16 +324,10 @@ def matrix_rows(name: str) -> dict[str, Row]:
 FOLDS = {"covid_cv": 5}  # matrices cross-validated: every seed runs every fold
 
 
-# keys whose default, when they were added, changed what a run does: the value that reproduces
-# the code before them (what a run directory made before the key did)
-BEHAVIOUR_BEFORE_KEY = {  # issue #32: propagation got its own, narrower generator that stops early
-    "imil.propagate_features": [8, 16, 32, 64, 128, 8], "imil.propagate_lr": 0.002,
-    "imil.propagate_batch_size": 16, "imil.propagate_stop_recall": None}
-
-
 def same_run(run_dir: Path, experiment: str, overrides: list[str], strict_code: bool = False) -> bool:
     """Whether a run directory holds this row's run: the same config (keys added to the project
-    since count as the same at their default, or at ``BEHAVIOUR_BEFORE_KEY``'s value; ``logging.*``,
+    since count as the same at their default, or at their value before a change of defaults
+    (``benchmarks/defaults_history.py``) when they came with one; ``logging.*``,
     which only changes what is shown and logged, is left out) and, with ``strict_code``, the same
     code version."""
     from hkd.config import load_config, to_dotlist
@@ -344,7 +343,7 @@ def same_run(run_dir: Path, experiment: str, overrides: list[str], strict_code: 
     saved_keys, wanted_keys = to_dotlist(saved), to_dotlist(wanted)
     # a key added to the project after the run counts as the same when left at its default, or at
     # the value that reproduces what the code did before it, when its default changed that
-    defaults = {**to_dotlist(OmegaConf.load(REPO / "experiments" / "base.yaml")), **BEHAVIOUR_BEFORE_KEY}
+    defaults = {**to_dotlist(OmegaConf.load(REPO / "experiments" / "base.yaml")), **behaviour_before_keys()}
     return all(saved_keys.get(key, defaults.get(key)) == wanted_keys.get(key)
                for key in {*saved_keys, *wanted_keys} if not key.startswith("logging."))
 
@@ -382,6 +381,19 @@ def prerequisite(name: str) -> Path:
         print(f"training the prerequisite {name} ({experiment})", flush=True)
         hkd_command(["prior", "train", experiment, *overrides, *quiet(folder.parents[1], name, 0)], "seed0")
     return folder
+
+
+def by_prerequisite(overrides: list[str]) -> list[str]:
+    """Overrides as records compare them: a prerequisite's run, wherever the clone that ran it kept
+    it (``runs/bench/prerequisites/NAME/seed0``, ``benchmarks/artifacts/NAME``), as ``{NAME}``."""
+    def named(override: str) -> str:
+        key, value = override.split("=", 1)
+        if key not in PREREQUISITE_KEYS:
+            return override
+        found = [name for name in PREREQUISITES if name in Path(value).parts]
+        return f"{key}={{{found[0]}}}" if found else override
+
+    return [named(override) for override in overrides]
 
 
 def resolve(overrides: list[str]) -> list[str]:
@@ -434,22 +446,28 @@ def machine() -> str:
 def recorded_run(records_file: Path, label: str, experiment: str, overrides: list[str], seed: int,
                  fold: int | None, strict_code: bool = False) -> dict | None:
     """This row's run for this seed (and fold) as the records hold it, made with the same experiment
-    and overrides (with ``strict_code``, by this code version): a recorded run is not trained
-    again, even when its run directory is gone (delete its record to re-run it). The matrix's own
-    records are looked at first, then every other matrix's beside them (a run of the same config
-    under another label, as ``finished_run`` finds run directories): such a record comes back
-    under this matrix and label, naming where it came from (``reused_from``)."""
+    and overrides (a prerequisite by its name; with ``strict_code``, by this code version): a
+    recorded run is not trained again, even when its run directory is gone (delete its record to
+    re-run it). A record made
+    before a change of defaults that touches this row's runs is read with the old defaults
+    (``benchmarks/defaults_history.py``): it stands for the row only if the row asks for them. The
+    matrix's own records are looked at first, then every other matrix's beside them (a run of the
+    same config under another label, as ``finished_run`` finds run directories): such a record
+    comes back under this matrix and label, naming where it came from (``reused_from``)."""
+    from hkd.config import load_config
     from hkd.run.run_dir import code_version
 
-    config = (seed, fold, experiment, [o.replace(str(REPO.parent), "..") for o in overrides])
+    wanted = by_prerequisite([o.replace(str(REPO.parent), "..") for o in overrides])
+    row_config = load_config(experiment, overrides)
     others = sorted(path for path in records_file.parent.glob("*.jsonl") if path != records_file)
     for path in [records_file, *others]:
         if not path.is_file():
             continue
         for line in reversed(path.read_text().splitlines()):
             record = json.loads(line)
-            if (record["seed"], record.get("fold"), record["experiment"], record["overrides"]) != config \
-                    or (path == records_file and record["name"] != label):
+            if (record["seed"], record.get("fold"), record["experiment"]) != (seed, fold, experiment) \
+                    or (path == records_file and record["name"] != label) \
+                    or not same_overrides(by_prerequisite(overrides_then(record, row_config)), wanted):
                 continue
             if strict_code and record.get("git_commit") != code_version():
                 break  # the latest of this config in this file is not this code's
