@@ -383,9 +383,11 @@ def prerequisite(name: str) -> Path:
     return folder
 
 
-def by_prerequisite(overrides: list[str]) -> list[str]:
-    """Overrides as records compare them: a prerequisite's run, wherever the clone that ran it kept
-    it (``runs/bench/prerequisites/NAME/seed0``, ``benchmarks/artifacts/NAME``), as ``{NAME}``."""
+def comparable(overrides: list[str]) -> list[str]:
+    """Overrides as records compare them: paths under the shared folder relative, a prerequisite's
+    run, wherever the clone that ran it kept it (``runs/bench/prerequisites/NAME/seed0``,
+    ``benchmarks/artifacts/NAME``), as ``{NAME}``, and no ``data.fold`` (a record's ``fold``
+    says it, some older records' overrides do not)."""
     def named(override: str) -> str:
         key, value = override.split("=", 1)
         if key not in PREREQUISITE_KEYS:
@@ -393,7 +395,7 @@ def by_prerequisite(overrides: list[str]) -> list[str]:
         found = [name for name in PREREQUISITES if name in Path(value).parts]
         return f"{key}={{{found[0]}}}" if found else override
 
-    return [named(override) for override in overrides]
+    return [named(o.replace(str(REPO.parent), "..")) for o in overrides if not o.startswith("data.fold=")]
 
 
 def resolve(overrides: list[str]) -> list[str]:
@@ -457,7 +459,7 @@ def recorded_run(records_file: Path, label: str, experiment: str, overrides: lis
     from hkd.config import load_config
     from hkd.run.run_dir import code_version
 
-    wanted = by_prerequisite([o.replace(str(REPO.parent), "..") for o in overrides])
+    wanted = comparable(overrides)
     row_config = load_config(experiment, overrides)
     others = sorted(path for path in records_file.parent.glob("*.jsonl") if path != records_file)
     for path in [records_file, *others]:
@@ -467,7 +469,7 @@ def recorded_run(records_file: Path, label: str, experiment: str, overrides: lis
             record = json.loads(line)
             if (record["seed"], record.get("fold"), record["experiment"]) != (seed, fold, experiment) \
                     or (path == records_file and record["name"] != label) \
-                    or not same_overrides(by_prerequisite(overrides_then(record, row_config)), wanted):
+                    or not same_overrides(comparable(overrides_then(record, row_config)), wanted):
                 continue
             if strict_code and record.get("git_commit") != code_version():
                 break  # the latest of this config in this file is not this code's

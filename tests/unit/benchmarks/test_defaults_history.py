@@ -74,7 +74,7 @@ def test_a_record_from_before_the_generator_changed_does_not_stand_for_todays_pr
 def test_a_prerequisite_compares_by_its_name_wherever_it_was_kept():
     for path in ("../bench/runs/bench/prerequisites/lung_prior/seed0",
                  "../main/benchmarks/artifacts/lung_prior"):
-        assert matrix.by_prerequisite([f"data.prior_generator={path}", "data.root=../x"]) == [
-            "data.prior_generator={lung_prior}", "data.root=../x"]
-    own = ["data.prior_generator=/elsewhere/mine"]
-    assert matrix.by_prerequisite(own) == own
+        assert matrix.comparable([f"data.prior_generator={path}", "data.root=../x", "data.fold=2"]) == [
+            "data.prior_generator={lung_prior}", "data.root=../x"]  # the fold: the record's own field
+    own = ["data.prior_generator=/elsewhere/mine", f"data.root={matrix.REPO.parent}/shared/x"]
+    assert matrix.comparable(own) == ["data.prior_generator=/elsewhere/mine", "data.root=../shared/x"]
