@@ -39,6 +39,11 @@ def curve_rows(records: list[dict]) -> dict[str, dict[str, list[dict]]]:
     return dict(sorted(found.items(), key=lambda item: float("inf") if item[0] == "all" else int(item[0])))
 
 
+def named_runs(methods: dict[str, list[dict]]) -> list[dict]:
+    """One size's records, each named by its method (for grouping and pairing)."""
+    return [dict(record, name=method) for method, records in methods.items() for record in records]
+
+
 def training_images(records: list[dict]) -> float:
     """The mean number of training images the runs of one row had (their ``splits`` record)."""
     counts = [r["splits"]["train"]["images"] for r in records if r.get("splits")]
@@ -50,7 +55,7 @@ def curve_table(curve: dict[str, dict[str, list[dict]]], metric: str = METRIC) -
     lines = [f"| training images | method | n | {metric.split('.', 1)[1]} | Δ vs {REFERENCE} | better in "
              "| p (paired sign-flip) |", "|---|---|---|---|---|---|---|"]
     for size, methods in curve.items():
-        runs = [dict(record, name=method) for method, records in methods.items() for record in records]
+        runs = named_runs(methods)
         table = aggregate(runs, "name")
         paired = paired_differences(runs, REFERENCE, metric=metric) if REFERENCE in methods else {}
         images = training_images([r for records in methods.values() for r in records])
@@ -73,8 +78,7 @@ def gain_per_halving(curve: dict[str, dict[str, list[dict]]], metric: str = METR
              for size, methods in curve.items()}
     differences: dict[str, dict[tuple, dict[str, float]]] = {}  # method -> seed -> size -> Δ
     for size, methods in curve.items():
-        runs = [dict(record, name=method) for method, records in methods.items() for record in records]
-        values = paired_values(runs, "name", metric)
+        values = paired_values(named_runs(methods), "name", metric)
         reference = values.get(REFERENCE, {})
         for method, by_seed in values.items():
             if method == REFERENCE:
@@ -101,26 +105,46 @@ def trend_table(curve: dict[str, dict[str, list[dict]]], metric: str = METRIC) -
 
 
 def curve_figure(curve: dict[str, dict[str, list[dict]]], path: Path, metric: str = METRIC) -> None:
-    """Mean ± std of ``metric`` against the training images (log scale), one line per method."""
+    """Against the training images (log scale), one line per method: the mean ± std of ``metric``
+    (left) and the paired difference to the baseline with its bootstrap 95 % interval (right)."""
     import matplotlib.pyplot as plt
 
     from hkd.reporting.figures import save_figure  # importing it selects the Agg backend
 
-    figure, axis = plt.subplots(figsize=(5.5, 3.8))
+    figure, (levels, gains) = plt.subplots(1, 2, figsize=(10, 3.8))
     key = metric.split(".", 1)[1]
-    for method in dict.fromkeys(method for methods in curve.values() for method in methods):
-        sizes, means, stds = [], [], []
+    methods = list(dict.fromkeys(method for methods_at in curve.values() for method in methods_at))
+    for index, method in enumerate(methods):
+        style = {"marker": "o", "capsize": 3, "label": method, "color": f"C{index}"}
+        shift = 1.04 ** (index - (len(methods) - 1) / 2)  # side by side, so the error bars do not overlap
+        sizes, means, stds, gain_sizes, gain, low, high = [], [], [], [], [], [], []
         for methods_at in curve.values():
-            if method in methods_at:
-                values = [record["test"][key] for record in methods_at[method]]
-                sizes.append(training_images(methods_at[method]))
-                means.append(float(np.mean(values)))
-                stds.append(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
-        axis.errorbar(sizes, means, yerr=stds, marker="o", capsize=3, label=method)
-    axis.set_xscale("log")
-    axis.set_xlabel("training images")
-    axis.set_ylabel(metric)
-    axis.legend(fontsize=7)
+            if method not in methods_at:
+                continue
+            values = [record["test"][key] for record in methods_at[method]]
+            sizes.append(shift * training_images(methods_at[method]))
+            means.append(100 * float(np.mean(values)))
+            stds.append(100 * float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+            paired = paired_differences(named_runs(methods_at), REFERENCE, metric=metric).get(method) \
+                if REFERENCE in methods_at else None
+            if paired:
+                gain_sizes.append(sizes[-1])
+                gain.append(100 * paired["mean"])
+                low.append(gain[-1] - 100 * paired["ci"][0])
+                high.append(100 * paired["ci"][1] - gain[-1])
+        levels.errorbar(sizes, means, yerr=stds, **style)
+        if gain:
+            gains.errorbar(gain_sizes, gain, yerr=[low, high], **style)
+    gains.axhline(0, color="grey", linewidth=0.8)
+    ticks = [training_images([r for rs in methods_at.values() for r in rs]) for methods_at in curve.values()]
+    labels = (f"{key} (%), mean ± std", f"Δ {key} vs {REFERENCE} (points, 95 % CI)")
+    for axis, label in zip((levels, gains), labels):
+        axis.set_xscale("log")
+        axis.set_xticks(ticks, [f"{tick:.0f}" for tick in ticks])
+        axis.minorticks_off()
+        axis.set_xlabel("training images")
+        axis.set_ylabel(label)
+        axis.legend(fontsize=7)
     save_figure(figure, path)
 
 
