@@ -71,6 +71,11 @@ evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; re
 	$(PY) -m benchmarks.matrix imil
 	$(PY) -m benchmarks.matrix imil --only baseline "imil b=0.04 + propagate, inpaint" \
 	  "imil b=1.0 start=1, inpaint" --seeds $(TEN_SEEDS)
+	$(PY) -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4
+	$(PY) -m benchmarks.matrix imil_propagation --only baseline "imil b=0.04 + propagate, inpaint" \
+	  "... 60 updates" "... narrower, stops once it reproduces the marks" \
+	  "... narrower, stops once it reproduces the marks, 8 a batch" "shortcut-free (ceiling)" --seeds 5 6 7 8 9
+	$(PY) -m benchmarks.propagation_trace --seeds 0 1 2 --updates 120
 	$(PY) -m benchmarks.tune
 	$(PY) -m benchmarks.matrix methods_tuned --seeds 0 1 2 3 4
 	$(PY) -m benchmarks.matrix kermany

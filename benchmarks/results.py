@@ -36,7 +36,12 @@ MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.
            "kermany_learning_curve_curve":
                "python -m benchmarks.matrix kermany_learning_curve --seeds 0 1 2 3 4",
            "kermany_kd_all_epochs": "python -m benchmarks.matrix kermany_kd_all_epochs --seeds 0 1 2",
-           "imil_propagation": "python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4",
+           "imil_propagation": "python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4 && "
+                               "python -m benchmarks.matrix imil_propagation --only baseline "
+                               "'imil b=0.04 + propagate, inpaint' '... 60 updates' "
+                               "'... narrower, stops once it reproduces the marks' "
+                               "'... narrower, stops once it reproduces the marks, 8 a batch' "
+                               "'shortcut-free (ceiling)' --seeds 5 6 7 8 9",
            "propagation_trace": "python -m benchmarks.propagation_trace --seeds 0 1 2 --updates 120",
            "gpu_teacher_autocast": "python -m benchmarks.gpu --modes 'bf16 + channels-last' --no-loader "
                                    "--save gpu_teacher_autocast",
