@@ -50,15 +50,24 @@ def training_images(records: list[dict]) -> float:
     return float(np.mean(counts)) if counts else float("nan")
 
 
+def size_images(methods: dict[str, list[dict]]) -> float:
+    """The mean number of training images of one size's runs, every method's."""
+    return training_images([record for records in methods.values() for record in records])
+
+
+def paired_at(methods: dict[str, list[dict]], metric: str) -> dict[str, dict]:
+    """One size's methods against its baseline, paired by seed (none without a baseline)."""
+    return paired_differences(named_runs(methods), REFERENCE, metric=metric) if REFERENCE in methods else {}
+
+
 def curve_table(curve: dict[str, dict[str, list[dict]]], metric: str = METRIC) -> str:
     """Markdown: one line per size and method, with the paired difference to the baseline."""
     lines = [f"| training images | method | n | {metric.split('.', 1)[1]} | Δ vs {REFERENCE} | better in "
              "| p (paired sign-flip) |", "|---|---|---|---|---|---|---|"]
     for size, methods in curve.items():
-        runs = named_runs(methods)
-        table = aggregate(runs, "name")
-        paired = paired_differences(runs, REFERENCE, metric=metric) if REFERENCE in methods else {}
-        images = training_images([r for records in methods.values() for r in records])
+        table = aggregate(named_runs(methods), "name")
+        paired = paired_at(methods, metric)
+        images = size_images(methods)
         for method in methods:
             mean, std, n = table[method][metric]
             row = paired.get(method)
@@ -74,8 +83,9 @@ def gain_per_halving(curve: dict[str, dict[str, list[dict]]], metric: str = METR
     grows each time the training set halves: per seed, minus the least-squares slope of the
     difference against log2(training images), over the seeds that have the method and the baseline
     at every size; ``wins``: the seeds whose gain grows as the data shrinks."""
-    sizes = {size: np.log2(training_images([r for rs in methods.values() for r in rs]))
-             for size, methods in curve.items()}
+    if len(curve) < 2:
+        return {}
+    sizes = {size: np.log2(size_images(methods)) for size, methods in curve.items()}
     differences: dict[str, dict[tuple, dict[str, float]]] = {}  # method -> seed -> size -> Δ
     for size, methods in curve.items():
         values = paired_values(named_runs(methods), "name", metric)
@@ -83,11 +93,9 @@ def gain_per_halving(curve: dict[str, dict[str, list[dict]]], metric: str = METR
         for method, by_seed in values.items():
             if method == REFERENCE:
                 continue
-            for seed in set(by_seed) & set(reference):
+            for seed in sorted(set(by_seed) & set(reference), key=str):  # one order in every process
                 at_seed = differences.setdefault(method, {}).setdefault(seed, {})
                 at_seed[size] = by_seed[seed] - reference[seed]
-    if len(curve) < 2:
-        return {}
     rows = {}
     for method, by_seed in differences.items():
         slopes = [-float(np.polyfit([sizes[s] for s in at], list(at.values()), 1)[0])
@@ -114,29 +122,29 @@ def curve_figure(curve: dict[str, dict[str, list[dict]]], path: Path, metric: st
     figure, (levels, gains) = plt.subplots(1, 2, figsize=(10, 3.8))
     key = metric.split(".", 1)[1]
     methods = list(dict.fromkeys(method for methods_at in curve.values() for method in methods_at))
+    paired = {size: paired_at(methods_at, metric) for size, methods_at in curve.items()}
     for index, method in enumerate(methods):
         style = {"marker": "o", "capsize": 3, "label": method, "color": f"C{index}"}
         shift = 1.04 ** (index - (len(methods) - 1) / 2)  # side by side, so the error bars do not overlap
         sizes, means, stds, gain_sizes, gain, low, high = [], [], [], [], [], [], []
-        for methods_at in curve.values():
+        for size, methods_at in curve.items():
             if method not in methods_at:
                 continue
             values = [record["test"][key] for record in methods_at[method]]
             sizes.append(shift * training_images(methods_at[method]))
             means.append(100 * float(np.mean(values)))
             stds.append(100 * float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
-            paired = paired_differences(named_runs(methods_at), REFERENCE, metric=metric).get(method) \
-                if REFERENCE in methods_at else None
-            if paired:
+            difference = paired[size].get(method)
+            if difference:
                 gain_sizes.append(sizes[-1])
-                gain.append(100 * paired["mean"])
-                low.append(gain[-1] - 100 * paired["ci"][0])
-                high.append(100 * paired["ci"][1] - gain[-1])
+                gain.append(100 * difference["mean"])
+                low.append(gain[-1] - 100 * difference["ci"][0])
+                high.append(100 * difference["ci"][1] - gain[-1])
         levels.errorbar(sizes, means, yerr=stds, **style)
         if gain:
             gains.errorbar(gain_sizes, gain, yerr=[low, high], **style)
     gains.axhline(0, color="grey", linewidth=0.8)
-    ticks = [training_images([r for rs in methods_at.values() for r in rs]) for methods_at in curve.values()]
+    ticks = [size_images(methods_at) for methods_at in curve.values()]
     labels = (f"{key} (%), mean ± std", f"Δ {key} vs {REFERENCE} (points, 95 % CI)")
     for axis, label in zip((levels, gains), labels):
         axis.set_xscale("log")
