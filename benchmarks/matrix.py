@@ -383,6 +383,12 @@ def prerequisite(name: str) -> Path:
     return folder
 
 
+def portable(overrides: list[str]) -> list[str]:
+    """Overrides with paths under the folder around the clone (``../shared``, ``../main``) relative,
+    as records keep them whichever machine made them."""
+    return [o.replace(str(REPO.parent), "..") for o in overrides]
+
+
 def comparable(overrides: list[str]) -> list[str]:
     """Overrides as records compare them: paths under the shared folder relative, a prerequisite's
     run, wherever the clone that ran it kept it (``runs/bench/prerequisites/NAME/seed0``,
@@ -395,7 +401,7 @@ def comparable(overrides: list[str]) -> list[str]:
         found = [name for name in PREREQUISITES if name in Path(value).parts]
         return f"{key}={{{found[0]}}}" if found else override
 
-    return [named(o.replace(str(REPO.parent), "..")) for o in overrides if not o.startswith("data.fold=")]
+    return [named(o) for o in portable(overrides) if not o.startswith("data.fold=")]
 
 
 def resolve(overrides: list[str]) -> list[str]:
@@ -432,7 +438,7 @@ def record_of(matrix: str, label: str, experiment: str, overrides: list[str], ru
 def provenance(overrides: list[str], config_file: Path, made: float) -> dict:
     """Where a record came from: the overrides (paths under the shared folder made relative), the
     run's config hash, when (a timestamp) and on which machine."""
-    return {"overrides": [o.replace(str(REPO.parent), "..") for o in overrides],
+    return {"overrides": portable(overrides),
             "config_sha256": hashlib.sha256(config_file.read_bytes()).hexdigest()[:16],
             "date": datetime.fromtimestamp(made, timezone.utc).isoformat(timespec="seconds"),
             "machine": machine()}
@@ -450,12 +456,12 @@ def recorded_run(records_file: Path, label: str, experiment: str, overrides: lis
     """This row's run for this seed (and fold) as the records hold it, made with the same experiment
     and overrides (a prerequisite by its name; with ``strict_code``, by this code version): a
     recorded run is not trained again, even when its run directory is gone (delete its record to
-    re-run it). A record made
-    before a change of defaults that touches this row's runs is read with the old defaults
-    (``benchmarks/defaults_history.py``): it stands for the row only if the row asks for them. The
-    matrix's own records are looked at first, then every other matrix's beside them (a run of the
-    same config under another label, as ``finished_run`` finds run directories): such a record
-    comes back under this matrix and label, naming where it came from (``reused_from``)."""
+    re-run it). A record made before a change of defaults that touches this row's runs is read
+    with the old defaults (``benchmarks/defaults_history.py``): it stands for the row only if the
+    row asks for them. The matrix's own records are looked at first, then every other matrix's
+    beside them (a run of the same config under another label, as ``finished_run`` finds run
+    directories): such a record comes back under this matrix and label, naming where it came from
+    (``reused_from``)."""
     from hkd.config import load_config
     from hkd.run.run_dir import code_version
 

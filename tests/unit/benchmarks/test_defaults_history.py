@@ -4,6 +4,7 @@ that asks for the old ones or does not use them."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from benchmarks import matrix
@@ -21,8 +22,8 @@ from hkd.config import load_config
 
 def commit(repo, message: str) -> str:
     subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", message], check=True,
-                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
     return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()
 
