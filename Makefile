@@ -65,8 +65,6 @@ evidence: $(STAMP)  ## train every benchmark behind the docs (many CPU hours; re
 	$(PY) -m benchmarks.matrix methods_lung --only baseline hkd --seeds $(TEN_SEEDS)
 	$(PY) -m benchmarks.matrix no_augmentation --seeds $(TEN_SEEDS)
 	$(PY) -m benchmarks.matrix hkd_boxes --seeds 0 1 2 3 4
-	$(PY) -m benchmarks.at_commit 439c924 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
-	$(PY) -m benchmarks.at_commit 12b8db1 hkd_boxes --only "hkd (finding boxes)" --seeds 0 1 2 3 4
 	$(PY) -m benchmarks.matrix prior
 	$(PY) -m benchmarks.matrix imil
 	$(PY) -m benchmarks.matrix imil --only baseline "imil b=0.04 + propagate, inpaint" \

@@ -17,7 +17,7 @@ import csv
 import json
 from pathlib import Path
 
-from benchmarks.matrix import REPO, matrix_rows, run, slug
+from benchmarks.matrix import REPO, matrix_rows, slug, train_row
 from benchmarks.report import clinical_tables
 from hkd.atomic import atomic_write_text
 from hkd.evaluation.paired import paired_comparison
@@ -63,7 +63,7 @@ def pooled_covid_report(runs: Path) -> dict:
     row = matrix_rows(matrix)[label]
     rows, header = [], None
     for fold in range(folds):
-        run_dir = run(label, row, 0, runs / matrix, fold=fold)
+        run_dir = train_row(matrix, row, 0, fold, runs)
         if run_dir is None:
             raise SystemExit(f"{matrix} {label} fold {fold} failed")
         with open(predictions_file(run_dir, "test"), newline="") as handle:

@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.matrix import MATRICES, slug
+from benchmarks.matrix import matrix_names, slug
 from hkd.atomic import atomic_write_text
 from hkd.config import load_run_config
 from hkd.data.rle import decode
@@ -56,7 +56,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("matrix", choices=list(MATRICES))
+    parser.add_argument("matrix", choices=matrix_names())
     parser.add_argument("--only", nargs="+", required=True, help="the IMIL rows to look at")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "bench",
                         help="where the matrices' run directories are (default runs/bench)")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.matrix import REPO, SHARED, add_record, provenance
-from benchmarks.results import write_matrix
+from benchmarks.matrix import REPO, SHARED, machine
+from benchmarks.results import load_records, write_matrix
+from hkd.atomic import atomic_write_text
 from hkd.inference.external import external_test
 
 # name -> (matrix whose runs are tested, data.* overrides, --map)
@@ -37,6 +38,8 @@ def main() -> None:
     runs = sorted((args.runs / matrix).glob("*/seed*/summary.json"))
     if not runs:
         sys.exit(f"no finished runs under runs/bench/{matrix}: run python -m benchmarks.matrix {matrix}")
+    kept = {(r["name"], r["seed"], r.get("fold")): r for r in load_records(records_file)} \
+        if records_file.is_file() else {}  # runs not tested again keep their records
     for summary_file in runs:
         run_dir = summary_file.parent
         trained = json.loads(summary_file.read_text())
@@ -45,10 +48,12 @@ def main() -> None:
         record = {"matrix": args.name, "name": trained["name"], "experiment": f"hkd test {run_dir.name}",
                   **{key: summary.get(key) for key in ("seed", "fold", "test", "explanations", "test_ci")},
                   "external": summary["external"], "git_commit": trained.get("git_commit"),
-                  **provenance(overrides, run_dir / "config.yaml", time.time())}
-        add_record(records_file, record)
+                  "overrides": overrides, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "machine": machine()}
+        kept[(record["name"], record["seed"], record["fold"])] = record
         print(f"{trained['name']} seed {summary['seed']}: balanced accuracy "
               f"{summary['test']['balanced_accuracy']:.3f} on {summary['external']['images']} images")
+    atomic_write_text(records_file, "".join(json.dumps(record) + "\n" for record in kept.values()))
     print(write_matrix(records_file).read_text())
 
 

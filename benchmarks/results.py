@@ -17,6 +17,8 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+
 from benchmarks.learning_curve import write_curve
 from benchmarks.report import audit_table, benchmark_report, clinical_tables
 from hkd.atomic import atomic_write_text
@@ -26,43 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 PAIRED_METRICS = ("test.balanced_accuracy", "explanations.relevance_mass")
 NOT_YET = "*No runs recorded yet: `{command}`, then `make results`.*\n"
-# the command that makes a block's table (every other block: python -m benchmarks.matrix NAME)
-MADE_BY = {"tuned": "python -m benchmarks.tune", "speed": "python -m benchmarks.speed --save",
-           "gpu": "python -m benchmarks.gpu (on a GPU: make bench-gpu)",
-           "cli_startup": "python -m benchmarks.speed --only cli --save cli_startup",
-           "kermany_corner_tag_cf_edit_coverage":
-               "python -m benchmarks.edit_coverage kermany_corner_tag_cf "
-               "--only 'hkd (lung prior) + imil (propagate, inpaint), cf selection'",
-           "kermany_learning_curve_curve":
-               "python -m benchmarks.matrix kermany_learning_curve --seeds 0 1 2 3 4",
-           "kermany_kd_all_epochs": "python -m benchmarks.matrix kermany_kd_all_epochs --seeds 0 1 2",
-           "imil_propagation": "python -m benchmarks.matrix imil_propagation --seeds 0 1 2 3 4 && "
-                               "python -m benchmarks.matrix imil_propagation --only baseline "
-                               "'imil b=0.04 + propagate, inpaint' '... 60 updates' "
-                               "'... narrower, stops once it reproduces the marks' "
-                               "'... narrower, stops once it reproduces the marks, 8 a batch' "
-                               "'shortcut-free (ceiling)' --seeds 5 6 7 8 9",
-           "propagation_trace": "python -m benchmarks.propagation_trace --seeds 0 1 2 --updates 120",
-           "gpu_teacher_autocast": "python -m benchmarks.gpu --modes 'bf16 + channels-last' --no-loader "
-                                   "--save gpu_teacher_autocast",
-           "decode_threads": "python -m benchmarks.speed --only large --save decode_threads",
-           "clinical": "python -m benchmarks.matrix kermany_cf && python -m benchmarks.clinical",
-           "kermany_shortcut_cf_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '
-                                        '"shortcut-free (ceiling)"',
-           "kermany_shortcut_cf_val_audit": 'python -m benchmarks.audits kermany_shortcut_cf --only baseline '
-                                            '"shortcut-free (ceiling)" --split val '
-                                            '--data data.shortcut.bias=0.95 --save kermany_shortcut_cf_val',
-           "synthetic_cf_val_audit": 'python -m benchmarks.audits synthetic_cf --only baseline '
-                                     '"shortcut-free (ceiling)" --split val '
-                                     '--data data.synthetic.shortcut_bias=0.95 --save synthetic_cf_val'}
-# rows read against a row of another matrix that ran the same task on the same seeds (the
-# reference's commits are stated under its table): {matrix: {row: (other matrix, its row)}}
-REFERENCES = {"kermany_kd_all_epochs": {
-    "hkd (lung prior), kd all epochs": ("kermany", "hkd (lung prior)"),
-    "hkd (lung prior), kd all epochs, shortcut (fair split)": ("kermany_shortcut_fair", "hkd (lung prior)")},
-    "imil_propagation": {  # the generator as configured now against the one before (issue #32)
-        "... narrower, stops once it reproduces the marks, 8 a batch": ("imil_propagation",
-                                                                        "imil b=0.04 + propagate, inpaint")}}
+COMMANDS = REPO / "benchmarks" / "commands.yaml"  # the command behind each block that is not a matrix's
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
@@ -78,6 +44,25 @@ def load_records(path: Path) -> list[dict]:
     return list(latest.values())
 
 
+def made_by(block: str) -> str:
+    """The command that makes a results block's table."""
+    from benchmarks.matrix import MATRICES, load_matrix
+
+    if (MATRICES / f"{block}.yaml").is_file():
+        return load_matrix(block).command or f"python -m benchmarks.matrix {block}"
+    return yaml.safe_load(COMMANDS.read_text()).get(block, f"python -m benchmarks.matrix {block}")
+
+
+def references(matrix: str) -> dict[str, tuple[str, str]]:
+    """{row: (another matrix, its row)}: rows read against a row of another matrix that ran the same
+    task on the same seeds (the reference's commits are stated under its table)."""
+    from benchmarks.matrix import MATRICES, load_matrix
+
+    if not (MATRICES / f"{matrix}.yaml").is_file():
+        return {}
+    return {row: (ref["matrix"], ref["row"]) for row, ref in load_matrix(matrix).references.items()}
+
+
 def made_when(records: list[dict]) -> str:
     """``FIRST to LAST date, code COMMITS`` of the records (runs or studies) behind a table."""
     commits = sorted({str(r.get("git_commit"))[:12] for r in records})
@@ -86,8 +71,8 @@ def made_when(records: list[dict]) -> str:
 
 
 def commit_comparisons(records: list[dict]) -> str:
-    """Rows run with another commit's code (``ROW @ COMMIT``, by ``benchmarks/at_commit.py``): each
-    later commit's row against the first commit's, paired by seed (the same code path and data)."""
+    """Rows run with another commit's code (``ROW @ COMMIT``): each later commit's row against the
+    first commit's, paired by seed (the same code path and data)."""
     by_row: dict[str, list[str]] = {}
     for record in records:
         if " @ " in record["name"]:
@@ -106,10 +91,10 @@ def commit_comparisons(records: list[dict]) -> str:
 
 
 def reference_comparisons(matrix: str, records: list[dict], results: Path) -> str:
-    """Each row of ``REFERENCES[matrix]`` against its reference row of another matrix, paired by
+    """Each row of the matrix's ``references`` against its reference row of another matrix, paired by
     seed (``ROW (MATRIX)``), with the dates and commits of the reference's runs."""
     tables = []
-    for row, (other, reference) in REFERENCES.get(matrix, {}).items():
+    for row, (other, reference) in references(matrix).items():
         source = results / f"{other}.jsonl"
         theirs = [r for r in load_records(source) if r["name"] == reference] if source.is_file() else []
         label = f"{reference} ({other})"
@@ -166,8 +151,7 @@ def fill_document(path: Path, results: Path = RESULTS) -> bool:
     def table(match: re.Match) -> str:
         source = results / f"{match['name']}.md"
         if not source.is_file():  # said, not hidden: the block shows how to make its table
-            command = MADE_BY.get(match["name"], f"python -m benchmarks.matrix {match['name']}")
-            return match.group(1) + NOT_YET.format(command=command) + match.group(4)
+            return match.group(1) + NOT_YET.format(command=made_by(match["name"])) + match.group(4)
         return match.group(1) + source.read_text() + match.group(4)
 
     filled = BLOCK.sub(table, text)

@@ -8,6 +8,8 @@ in its module plus one line here; code outside hkd adds its own with ``@METHODS.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from hkd.registry import Registry
 
 METHODS = Registry("method.name", {
@@ -66,3 +68,10 @@ WANDB_MODES = ("offline", "online", "disabled")  # logging.wandb
 # logging.loggers: dashboard -> the package it needs (the CSV log is always written)
 LOGGERS = {"csv": "lightning", "wandb": "wandb", "tensorboard": "tensorboard", "mlflow": "mlflow"}
 CHECKPOINT_MODES = ("min", "max")  # checkpoint.mode
+
+
+def one_of(name: str, value: str, allowed: Collection[str]) -> str:
+    """``value`` when it is one of ``allowed``, else a ValueError naming ``name`` and the choices."""
+    if value not in allowed:
+        raise ValueError(f"{name} is one of {', '.join(allowed)}, not {value!r}")
+    return value

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from hkd.atomic import atomic_write_json, atomic_write_text
 from hkd.errors import ConfigError, InputError
 from hkd.explanations.cam import upsample
+from hkd.explanations.metrics import region_scores
 from hkd.inference.external import external_config
 from hkd.inference.model import load_model
 from hkd.reporting.compare import mean_interval
@@ -44,7 +45,7 @@ def views_of(model, batch: dict) -> dict[str, torch.Tensor]:
     relevance mass inside the region (NaN without one)."""
     device = model.device
     clean_logits, cam = model.true_class_cams(batch["image"].to(device), batch["label"].to(device))
-    mass, _ = model.region_scores(cam, {key: batch[key].to(device) for key in ("prior", "has_prior")})
+    mass, _ = region_scores(cam, batch["prior"].to(device), batch["has_prior"].to(device))
     views = torch.cat([batch[f"cf_{view}"] for view in VIEWS]).to(device)
     probabilities = dict(zip(VIEWS, (logits.softmax(1).cpu() for logits in model(views).float().chunk(3))))
     return {"clean": model.calibrated(clean_logits).float().softmax(1).cpu(), **probabilities,

@@ -3,7 +3,6 @@ on val/test and explanation metrics (relevance mass, pointing game) on the test 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -21,19 +20,13 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from hkd.explanations.cam import grad_cam, upsample
-from hkd.explanations.metrics import pointing_game, relevance_mass
+from hkd.explanations.cam import grad_cam
+from hkd.explanations.metrics import region_scores
 from hkd.models.backbone import features_and_logits
+from hkd.models.counterfactual_scores import CounterfactualScores
 from hkd.models.nonfinite import NonFiniteGuard
 from hkd.models.optim import Optimization, configure_optimization
-
-log = logging.getLogger(__name__)
-
-
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training met a NaN/inf loss and ``training.nonfinite_loss=stop``."""
+from hkd.models.per_sample import PerSampleOutputs
 
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -85,11 +78,7 @@ class ClassifierModule(L.LightningModule):
         # beside the checkpoint (calibration.json), never in it; 1 while training
         self.register_buffer("temperature", torch.ones(()), persistent=False)
         self.val_metrics = classification_metrics(num_classes, "val/")
-        # counterfactual views of the validation images with a relevant region (hkd.data.counterfactual)
-        self.val_swap_balanced = MulticlassRecall(num_classes, average="macro")
-        self.val_roi_balanced = MulticlassRecall(num_classes, average="macro")
-        self.val_flip_rate = MeanMetric()
-        self.counterfactual_seen = False  # this validation epoch had views to score
+        self.counterfactual = CounterfactualScores(num_classes)  # views of images with a relevant region
         self.test_metrics = classification_metrics(num_classes, "test/")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_relevance_mass = MeanMetric()
@@ -102,11 +91,9 @@ class ClassifierModule(L.LightningModule):
 
     @property
     def run_config(self) -> dict:
-        """The configuration of the run that built this module, as plain values (for the run and
-        inference layers, which read it)."""
+        """The configuration of the run that built this module, as plain values (run, inference)."""
         return dict(self.hparams["cfg"] or {})
 
-    # -- model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
         if self.compile and self._compiled is None:
             # compile the whole pass (features + head); compiling `self.net` alone would not
@@ -138,7 +125,6 @@ class ClassifierModule(L.LightningModule):
         target = labels if soft_labels is None else soft_labels
         return F.cross_entropy(logits, target, weight=self.class_weights)
 
-    # -- steps -------------------------------------------------------------------------------
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         return self.method.before_transfer(batch) if self.training else batch
 
@@ -156,7 +142,6 @@ class ClassifierModule(L.LightningModule):
         self.log("train/accuracy", acc, prog_bar=True, batch_size=batch_size)
         return out["loss"]
 
-    # -- non-finite losses (hkd.models.nonfinite) ----------------------------------------------
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # 16-mixed: it skips overflows
         self.nonfinite.guard_step(optimizer, count_gradients=scaler is None)
@@ -173,20 +158,9 @@ class ClassifierModule(L.LightningModule):
         self.act_on_nonfinite_steps()
 
     def act_on_nonfinite_steps(self) -> None:
-        """The host's look at the device's count of non-finite steps (all ranks together): skip
-        (count and warn) or stop, per ``training.nonfinite_loss``."""
-        new, where = self.nonfinite.new_bad_steps(
-            lambda count: self.trainer.strategy.reduce(count, reduce_op="sum"))
-        if not new:
-            return
-        if self.nonfinite_loss == "skip":
-            self.skipped_batches += new
-            log.warning("non-finite loss or gradients in %d step(s), first at %s: those steps were "
-                        "skipped", new, where)
-            return
-        # raise rather than stop at the epoch's end: no checkpoint may be written from here on
-        raise NonFiniteLossError(f"non-finite loss or gradients at {where} ({new} step(s) skipped; "
-                                 "the weights never took a non-finite step)")
+        """The host's look at the device's count of non-finite steps (all ranks together)."""
+        self.skipped_batches += self.nonfinite.act(
+            lambda count: self.trainer.strategy.reduce(count, reduce_op="sum"), self.nonfinite_loss)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch[self.input_key])
@@ -195,36 +169,10 @@ class ClassifierModule(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
         self.log_dict(self.val_metrics, batch_size=len(logits))
         if "cf_swap" in batch and self.input_key == "image":  # the views are of the raw image
-            self.score_counterfactuals(batch, logits)
-
-    def score_counterfactuals(self, batch: dict, logits: torch.Tensor) -> None:
-        """The images with a region, seen through their swap and roi views (one pass for both):
-        balanced accuracy under each, and the share whose predicted class the swap changes."""
-        region = batch["has_region"].bool()
-        if not region.any():
-            return
-        views = torch.cat([batch["cf_swap"][region], batch["cf_roi"][region]])
-        swap_logits, roi_logits = self(views).chunk(2)
-        labels = batch["label"][region]
-        self.val_swap_balanced.update(swap_logits, labels)
-        self.val_roi_balanced.update(roi_logits, labels)
-        self.val_flip_rate.update((swap_logits.argmax(1) != logits[region].argmax(1)).float())
-        self.counterfactual_seen = True
+            self.counterfactual.update(self, batch, logits)
 
     def on_validation_epoch_end(self) -> None:
-        """``val/cf/*``, ``val/roi/balanced_accuracy`` and the selection score ``val/cf_score``: the
-        worse of the clean and the swapped balanced accuracy (absent when no image had a region)."""
-        seen = torch.tensor(float(self.counterfactual_seen), device=self.device)
-        if float(self.trainer.strategy.reduce(seen, reduce_op="sum")) == 0:  # every rank decides alike
-            return
-        swap = self.val_swap_balanced.compute()
-        clean = self.val_metrics["balanced_accuracy"].compute()
-        self.log_dict({"val/cf/balanced_accuracy": swap, "val/cf/flip_rate": self.val_flip_rate.compute(),
-                       "val/roi/balanced_accuracy": self.val_roi_balanced.compute(),
-                       "val/cf_score": torch.minimum(clean, swap)})
-        for metric in (self.val_swap_balanced, self.val_roi_balanced, self.val_flip_rate):
-            metric.reset()
-        self.counterfactual_seen = False
+        self.counterfactual.log_epoch(self, self.val_metrics["balanced_accuracy"].compute())
 
     def true_class_cams(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the Grad-CAM (B, h, w) of the true class, both detached."""
@@ -233,43 +181,7 @@ class ClassifierModule(L.LightningModule):
             cam = grad_cam(features, logits, labels).detach()
         return logits.detach(), cam
 
-    @staticmethod
-    def region_scores(cam: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per sample: relevance mass and pointing game of ``cam`` against the expert regions
-        (``prior``); NaN where the sample has none."""
-        region = (batch["prior"][:, 0] > 0.5).float()
-        cam = upsample(cam, tuple(region.shape[-2:]))
-        annotated = batch["has_prior"].bool().to(cam.device)
-        missing = torch.full((len(cam),), float("nan"), device=cam.device)
-        return (torch.where(annotated, relevance_mass(cam, region), missing),
-                torch.where(annotated, pointing_game(cam, region), missing))
-
-    def on_test_epoch_start(self) -> None:
-        self._test_parts: list[dict[str, torch.Tensor]] = []
-        self.test_outputs: dict[str, np.ndarray] | None = None
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        labels = batch["label"]
-        raw, cam = self.true_class_cams(batch[self.input_key], labels)
-        logits = self.calibrated(raw)
-        probabilities = logits.softmax(1)
-        self.test_metrics.update(probabilities, labels)
-        self.test_confusion.update(logits, labels)
-        self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True,
-                 batch_size=len(labels))
-        self.log_dict(self.test_metrics, batch_size=len(labels))
-        mass, pointing = self.region_scores(cam, batch)
-        self._test_parts.append({"idx": batch["idx"], "probabilities": probabilities.float(),
-                                 "logits": raw.float(), "relevance_mass": mass, "pointing_game": pointing})
-        annotated = batch["has_prior"].bool().to(mass.device)
-        if annotated.any():
-            self.test_relevance_mass.update(mass[annotated])
-            self.test_pointing_game.update(pointing[annotated])
-            self.log("test/relevance_mass", self.test_relevance_mass)
-            self.log("test/pointing_game", self.test_pointing_game)
-
-    def predict_step(self, batch: dict, batch_idx: int = 0,
-                     dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+    def scored(self, batch: dict) -> dict[str, torch.Tensor]:
         """Per sample: ``idx``, class ``probabilities`` (calibrated) and the raw ``logits`` (before
         the temperature); for labelled samples with their regions also the true class's
         ``relevance_mass`` and ``pointing_game`` (NaN without regions)."""
@@ -277,31 +189,41 @@ class ClassifierModule(L.LightningModule):
         if "label" not in batch or "prior" not in batch:
             with torch.no_grad():
                 raw = self.features_and_logits(x)[1]
-                return {"idx": batch["idx"], "probabilities": self.calibrated(raw).softmax(1), "logits": raw}
+            return {"idx": batch["idx"], "probabilities": self.calibrated(raw).softmax(1), "logits": raw}
         raw, cam = self.true_class_cams(x, batch["label"])
-        mass, pointing = self.region_scores(cam, batch)
+        mass, pointing = region_scores(cam, batch["prior"], batch["has_prior"])
         return {"idx": batch["idx"], "probabilities": self.calibrated(raw).softmax(1), "logits": raw,
                 "relevance_mass": mass, "pointing_game": pointing}
+
+    def predict_step(self, batch: dict, batch_idx: int = 0,
+                     dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        return self.scored(batch)
+
+    def on_test_epoch_start(self) -> None:
+        self.per_sample = PerSampleOutputs()
+        self.test_outputs: dict[str, np.ndarray] | None = None
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        out, labels = self.scored(batch), batch["label"]
+        logits = self.calibrated(out["logits"])
+        self.test_metrics.update(out["probabilities"], labels)
+        self.test_confusion.update(logits, labels)
+        self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True, batch_size=len(labels))
+        self.log_dict(self.test_metrics, batch_size=len(labels))
+        self.per_sample.add(**{key: value.float() if key in ("probabilities", "logits") else value
+                               for key, value in out.items()})
+        annotated = batch["has_prior"].bool().to(out["relevance_mass"].device)
+        if annotated.any():
+            self.test_relevance_mass.update(out["relevance_mass"][annotated])
+            self.test_pointing_game.update(out["pointing_game"][annotated])
+            self.log("test/relevance_mass", self.test_relevance_mass)
+            self.log("test/pointing_game", self.test_pointing_game)
 
     def on_test_epoch_end(self) -> None:
         self.confusion_matrix = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
-        self.test_outputs = self.gathered_test_outputs()
+        self.test_outputs = self.per_sample.gathered(self)
 
-    def gathered_test_outputs(self) -> dict[str, np.ndarray]:
-        """The test pass's per-sample outputs (``idx``, ``probabilities``, raw ``logits``,
-        ``relevance_mass``, ``pointing_game``; NaN without regions) from every rank, each sample
-        once, by ``idx`` (a distributed sampler repeats samples to give every rank as many)."""
-        parts = self._test_parts
-        if not parts:
-            return {}
-        local = {key: torch.cat([part[key] for part in parts]).detach() for key in parts[0]}
-        if self.trainer.world_size > 1:
-            local = {key: value.flatten(0, 1) for key, value in self.all_gather(local).items()}
-        _, first = np.unique(local["idx"].cpu().numpy(), return_index=True)
-        return {key: value.cpu().numpy()[first] for key, value in local.items()}
-
-    # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
         steps = self.trainer.estimated_stepping_batches if self.optimization.per_step else 0
         return configure_optimization(self, self.optimization, self.trainer.max_epochs or 1, steps)

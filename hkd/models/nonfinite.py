@@ -18,7 +18,15 @@ checkpoint after a bad step without having stopped first.
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training met a NaN/inf loss and ``training.nonfinite_loss=stop``."""
 
 
 def supports_found_inf(optimizer: torch.optim.Optimizer) -> bool:
@@ -96,3 +104,18 @@ class NonFiniteGuard:
         where = (f"step {step} (epoch {epoch}, batch {batch}); samples idx {ids}" if step >= 0
                  else "a step on another rank")
         return new, where
+
+    def act(self, reduce_sum, policy: str) -> int:
+        """The host's look (``new_bad_steps``), acted on per ``training.nonfinite_loss``: with
+        ``skip`` the new bad steps are counted (returned) and warned about; with ``stop`` a
+        ``NonFiniteLossError`` (raised rather than stopping at the epoch's end: no checkpoint may
+        be written from here on)."""
+        new, where = self.new_bad_steps(reduce_sum)
+        if not new:
+            return 0
+        if policy == "skip":
+            log.warning("non-finite loss or gradients in %d step(s), first at %s: those steps were "
+                        "skipped", new, where)
+            return new
+        raise NonFiniteLossError(f"non-finite loss or gradients at {where} ({new} step(s) skipped; "
+                                 "the weights never took a non-finite step)")

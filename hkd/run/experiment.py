@@ -20,7 +20,7 @@ from hkd.data.datamodule import ChestXrayDataModule
 from hkd.data.dicom import DICOM_SUFFIXES, HEADER_METADATA
 from hkd.errors import ConfigError
 from hkd.methods import METHODS
-from hkd.models.classifier import NonFiniteLossError
+from hkd.models.nonfinite import NonFiniteLossError
 from hkd.reporting.model_card import write_model_card
 from hkd.run import imil_run as imil
 from hkd.run.build import build_datamodule, build_module

@@ -13,7 +13,8 @@ from hkd.config import to_dotlist
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.evaluation.predictions import predictions_file
 from hkd.evaluation.report import REPORT_FIGURES, REPORT_FOLDER, write_report
-from hkd.models.classifier import ClassifierModule, NonFiniteLossError
+from hkd.models.classifier import ClassifierModule
+from hkd.models.nonfinite import NonFiniteLossError
 from hkd.run.build import report_options
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.media import fixed_test_batch, wandb_loggers, write_cam_overlays

@@ -1,59 +1,114 @@
-"""A benchmark matrix's row trains once, in a process of its own (the resumable runner `hkd cv`
-uses too), and a later invocation finds the finished run instead of training again."""
+"""A benchmark matrix is a YAML file; its rows train once, in a process of their own (the resumable
+runner `hkd cv` uses too), and a record stands for a row's run exactly when the row's resolved
+configuration today hashes to the record's: a new key counts at its default, a changed default
+re-trains."""
 
 import json
 import shutil
+from pathlib import Path
 
-from omegaconf import OmegaConf
+import pytest
 
 from benchmarks import matrix
 
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["trainer.max_epochs=1", "data.synthetic.n_train=40", "data.synthetic.n_val=20",
+        "data.synthetic.n_test=20", "data.synthetic.size=48", "data.image_size=32"]
 
-def test_a_matrix_row_trains_once_and_is_found_again(tmp_path, capsys):
-    tiny = ["trainer.max_epochs=1", "data.synthetic.n_train=40", "data.synthetic.n_val=20",
-            "data.synthetic.n_test=20", "data.synthetic.size=48", "data.image_size=32",
-            f"data.cache_dir={tmp_path / 'cache'}"]
-    out = tmp_path / "runs" / "demo"
-    out.mkdir(parents=True)
-    run_dir = matrix.run("base line", matrix.Row("quickstart", tiny), 0, out)
-    assert run_dir == out / "base_line" / "seed0"
-    assert json.loads((run_dir / "summary.json").read_text())["name"] == "base line"
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    """Matrices, records and run configurations under tmp_path."""
+    for name in ("MATRICES", "RECORDS"):
+        (tmp_path / name).mkdir()
+        monkeypatch.setattr(matrix, name, tmp_path / name)
+    monkeypatch.setattr(matrix, "RUN_CONFIGS", tmp_path / "run_configs.jsonl")
+    fragments = ", ".join(f'"{o}"' for o in [*TINY, f"data.cache_dir={tmp_path / 'cache'}"])
+    (tmp_path / "MATRICES" / "demo.yaml").write_text(
+        f"fragments:\n  tiny: &tiny [{fragments}]\nseeds: [0]\nrows:\n"
+        "  - {name: base line, experiment: quickstart, overrides: *tiny}\n"
+        "  - {name: top, experiment: quickstart, overrides: [*tiny, augment.policy=none], ceiling: true}\n")
+    (tmp_path / "MATRICES" / "curve.yaml").write_text(
+        f"rows:\n  - {{name: 'baseline, all', experiment: quickstart, overrides: [{fragments}]}}\n")
+    return tmp_path
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_matrix_trains_each_row_once_and_its_records_stand_for_it(bench, capsys):
+    demo = matrix.load_matrix("demo")
+    assert [row.name for row in demo.rows] == ["base line", "top"] and demo.rows[1].ceiling
+    assert demo.rows[1].overrides[-1] == "augment.policy=none" and demo.seeds == [0]  # aliases spliced in
+    matrix.run_matrix(demo, [0], None, bench / "runs")
     printed = capsys.readouterr().out
-    assert f"[base line seed0] training {run_dir}" in printed and "base line seed0: test acc" in printed
-    record = matrix.record_of("demo", "base line", "quickstart", tiny, run_dir, is_ceiling=True)
-    assert record["ceiling"] is True and record["seed"] == 0 and record["config_sha256"]
-    assert matrix.run("base line", matrix.Row("quickstart", tiny), 0, out) == run_dir
-    assert "training" not in capsys.readouterr().out  # found, not trained again
+    run_dir = bench / "runs" / "demo" / "base_line" / "seed0"
+    assert f"[base line seed0] training {run_dir}" in printed and "| base line | 1 |" in printed
+    first, top = records(bench / "RECORDS" / "demo.jsonl")
+    assert (first["name"], first["seed"], top.get("ceiling")) == ("base line", 0, True)
+    configs = matrix.run_configs()
+    assert set(configs) == {first["config_hash"], top["config_hash"]}
+    assert "data.cache_dir" not in configs[first["config_hash"]]  # where a run is written: not its identity
 
-    # a key added since counts at its default, unless its default changed what the code did before it
-    config_file = run_dir / "config.yaml"
-    saved = OmegaConf.load(config_file)
-    for key, default_then in (("propagate_scale", "default"), ("propagate_features", "behaviour before")):
-        config = saved.copy()
-        del config.imil[key]
-        OmegaConf.save(config, config_file)
-        assert matrix.same_run(run_dir, "quickstart", tiny) == (default_then == "default")
-    old_widths = [*tiny, "imil.propagate_features=[8,16,32,64,128,8]"]
-    assert matrix.same_run(run_dir, "quickstart", old_widths)  # what a run from before the key did
-    OmegaConf.save(saved, config_file)
+    # found again, not trained again, even with its run directories gone (a fresh clone)
+    shutil.rmtree(bench / "runs")
+    matrix.run_matrix(demo, [0], None, bench / "runs")
+    assert "training" not in capsys.readouterr().out and len(records(bench / "RECORDS" / "demo.jsonl")) == 2
+    row = demo.rows[0]
+    wanted = matrix.digest(matrix.identity(matrix.run_config(row, 0, None)))
+    assert matrix.recorded_run("demo", row, 0, None, wanted)["test"] == first["test"]
+    assert matrix.recorded_run("demo", row, 1, None, wanted) is None  # another seed
+    other = matrix.digest(matrix.identity(matrix.run_config(demo.rows[1], 0, None)))
+    assert matrix.recorded_run("demo", row, 0, None, other) is None  # another configuration
 
-    # its record stands for it when the run directory is gone (a fresh clone, a wiped /tmp)
-    records_file = tmp_path / "demo.jsonl"
-    matrix.add_record(records_file, record)
-    shutil.rmtree(run_dir)
-    row = ("base line", "quickstart", tiny, 0, None)
-    assert matrix.recorded_run(records_file, *row) == record
-    for other in (("base line", "quickstart", [*tiny, "seed=1"], 0, None),
-                  ("base line", "quickstart", tiny, 1, None), ("baseline", "quickstart", tiny, 0, None),
-                  ("base line", "synthetic", tiny, 0, None)):
-        assert matrix.recorded_run(records_file, *other) is None
-    assert matrix.recorded_run(records_file, *row, strict_code=True) == record  # made by this code
-    matrix.add_record(records_file, {**record, "config_sha256": "another", "git_commit": "0" * 40})
-    assert matrix.recorded_run(records_file, *row, strict_code=True) is None  # the latest, by other code
+    # a key added to hkd after the record counts at its default; a default that changed re-trains
+    stored = configs[first["config_hash"]]
+    without_key = {key: value for key, value in stored.items() if key != "imil.propagate_scale"}
+    changed_default = {**stored, "imil.propagate_lr": 0.002}
+    for config, stands in ((without_key, True), (changed_default, False)):
+        rewritten = {**first, "config_hash": matrix.keep_config(config), "test": {"balanced_accuracy": 0.0}}
+        (bench / "RECORDS" / "demo.jsonl").write_text(json.dumps(rewritten) + "\n")
+        found = matrix.recorded_run("demo", row, 0, None, wanted)
+        assert (found is not None and found["test"] == rewritten["test"]) == stands
 
-    # another matrix's record of the same config stands for it too, under this matrix's label
-    elsewhere = tmp_path / "curve.jsonl"
-    reused = matrix.recorded_run(elsewhere, "baseline, all", "quickstart", tiny, 0, None)
-    assert reused["name"] == "baseline, all" and reused["matrix"] == "curve"
-    assert reused["reused_from"] == "demo: base line" and reused["test"] == record["test"]
-    assert matrix.recorded_run(elsewhere, "baseline, all", "quickstart", tiny, 1, None) is None
+    # another matrix's record of the same configuration stands in, under the row's name
+    (bench / "RECORDS" / "demo.jsonl").write_text(json.dumps(first) + "\n")
+    curve = matrix.load_matrix("curve")
+    matrix.run_matrix(curve, [0], None, bench / "runs")
+    [reused] = records(bench / "RECORDS" / "curve.jsonl")
+    assert reused["name"] == "baseline, all" and reused["reused_from"] == "demo: base line"
+    assert reused["test"] == first["test"] and "training" not in capsys.readouterr().out
+
+
+def test_a_run_directory_of_another_configuration_starts_again(bench, capsys):
+    demo = matrix.load_matrix("demo")
+    run_dir = matrix.train_row("demo", demo.rows[0], 0, None, bench / "runs")
+    assert (run_dir / "summary.json").is_file()
+    assert matrix.train_row("demo", demo.rows[0], 0, None, bench / "runs") == run_dir  # finished: kept
+    assert "training" in capsys.readouterr().out
+    changed = demo.rows[0]._replace(overrides=[*demo.rows[0].overrides, "optim.lr=0.01"])
+    assert matrix.train_row("demo", changed, 0, None, bench / "runs") == run_dir
+    assert "training" in capsys.readouterr().out
+    assert "lr: 0.01" in (run_dir / "config.yaml").read_text()
+
+
+def test_a_matrix_file_that_is_not_yaml_names_itself(bench):
+    (bench / "MATRICES" / "broken.yaml").write_text("rows: [ {name: a\n")
+    with pytest.raises(SystemExit, match="broken.yaml"):
+        matrix.load_matrix("broken")
+    with pytest.raises(SystemExit, match="no such matrix.*demo"):
+        matrix.load_matrix("absent")
+
+
+def test_every_committed_matrix_loads_and_every_record_has_its_configuration():
+    configs = matrix.run_configs()
+    for name in matrix.matrix_names():
+        rows = matrix.matrix_rows(name)
+        assert rows and all(row.experiment and row.name == label for label, row in rows.items())
+    for path in (REPO / "benchmarks" / "results").glob("*.jsonl"):
+        for record in records(path):  # all but the runs of other code and the external tests
+            if "config_hash" in record:
+                assert record["config_hash"] in configs, (path.name, record["name"])
+            else:
+                assert " @ " in record["name"] or record["experiment"].startswith("hkd test"), path.name

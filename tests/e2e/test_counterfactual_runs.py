@@ -13,8 +13,7 @@ import torch
 from conftest import make_folder_dataset
 
 from hkd.cli import main
-from hkd.imil.callback import IMILCallback
-from hkd.imil.edits import EditTable
+from hkd.imil.mining import Miner
 from hkd.run.build import build_datamodule, build_module, swap_settings
 from hkd.run.experiment import run_experiment
 
@@ -95,12 +94,11 @@ def test_mining_flips_scores_each_sample_by_its_swap_view(tiny):
     datamodule = build_datamodule(cfg)
     datamodule.setup()
     module = build_module(cfg, datamodule.classes).eval()
-    callback = IMILCallback("unused", EditTable(), mine="flips", swap=swap_settings(cfg), seed=0)
-    callback.images = datamodule.training_images()
+    miner = Miner(datamodule.training_images(), "flips", swap_settings(cfg), seed=0)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    idx, labels, predictions, losses, drops, flipped = callback.mine(trainer, module)
-    dataset = callback.images.evaluation_dataset()
-    views, swapped = dataset.swapped_images_for(idx, callback.partners, callback.swap)
+    idx, labels, predictions, losses, drops, flipped = miner.mine(trainer, module, set())
+    dataset = miner.images.evaluation_dataset()
+    views, swapped = dataset.swapped_images_for(idx, miner.partners, miner.swap)
     with torch.no_grad():
         clean = module(dataset.images_for(idx)).softmax(1)
         swap = module(views).softmax(1)

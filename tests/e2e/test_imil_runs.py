@@ -12,7 +12,8 @@ from lightning.pytorch.callbacks import Callback
 from hkd.imil.callback import IMILCallback
 from hkd.imil.edits import Edit, load_edits
 from hkd.imil.masks import decode_mask
-from hkd.run.build import build_datamodule, build_imil_callback, build_module
+from hkd.imil.mining import Miner
+from hkd.run.build import build_datamodule, build_imil_callback, build_module, edit_table
 from hkd.run.experiment import run_experiment
 from hkd.run.trainer import build_trainer
 
@@ -205,11 +206,11 @@ def test_queue_propagation_proposals_are_confirmed_or_rejected_in_review(tiny):
 def test_propagation_stops_once_every_training_image_is_edited(tiny, tmp_path, monkeypatch):
     """Round 1 proposes a region for every image it can (threshold 0: all of them); later rounds
     still mine and mark, but train no generator: nothing is left to propose to."""
-    import hkd.imil.callback as callback_module
+    import hkd.imil.propagator as propagator_module
 
     calls = []
-    real = callback_module.propose_irrelevant_regions
-    monkeypatch.setattr(callback_module, "propose_irrelevant_regions",
+    real = propagator_module.propose_irrelevant_regions
+    monkeypatch.setattr(propagator_module, "propose_irrelevant_regions",
                         lambda *args, **kwargs: calls.append(args[4]) or real(*args, **kwargs))
     cfg = tiny(*IMIL, "imil.budget=1.0", "imil.propagate=true", "imil.propagate_confidence=0",
                "imil.propagate_max_area=1", "prior_generator.threshold=0", "prior_generator.epochs=1",
@@ -265,14 +266,15 @@ def test_mining_reads_whole_batches_of_the_edited_images_and_skips_reviewed_samp
     datamodule = build_datamodule(cfg)
     datamodule.setup()
     module = build_module(cfg, datamodule.classes).eval()
-    callback = build_imil_callback(cfg, tmp_path)
-    callback.images = datamodule.training_images()
-    callback.images.use_edits(callback.table)
-    dataset = callback.images.evaluation_dataset()
+    table = edit_table(cfg)
+    images = datamodule.training_images()
+    images.use_edits(table)
+    miner = Miner(images, cfg.imil.mine)
+    dataset = images.evaluation_dataset()
     edited = int(dataset.indices[3])
-    callback.table[edited] = Edit(mask=np.ones((32, 32), bool), round=1, epoch=0, source="clinician")
+    table[edited] = Edit(mask=np.ones((32, 32), bool), round=1, epoch=0, source="clinician")
     trainer = Trainer(accelerator="cpu", devices=1, logger=False)
-    idx, labels, predictions, losses, drops, flipped = callback.mine(trainer, module)
+    idx, labels, predictions, losses, drops, flipped = miner.mine(trainer, module, set())
     assert list(idx) == sorted(int(i) for i in dataset.indices)
     assert np.isnan(drops).all() and not flipped.any()  # imil.mine=mispredicted: no swap pass
     with torch.no_grad():
@@ -280,6 +282,5 @@ def test_mining_reads_whole_batches_of_the_edited_images_and_skips_reviewed_samp
             sample = dataset[position]
             expected = F.cross_entropy(module(sample["image"][None]), torch.tensor([sample["label"]]))
             assert losses[list(idx).index(sample["idx"])] == pytest.approx(float(expected), abs=1e-5)
-    callback.reviewed = {int(i) for i in dataset.indices[:10]}
-    again = callback.mine(trainer, module)[0]
+    again = miner.mine(trainer, module, {int(i) for i in dataset.indices[:10]})[0]
     assert set(again) == {int(i) for i in dataset.indices[10:]}

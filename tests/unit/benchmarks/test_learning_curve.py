@@ -63,16 +63,22 @@ def test_only_a_learning_curve_matrix_gets_the_curve(tmp_path):
 
 
 def test_every_size_of_the_curve_trains_for_about_the_full_sets_updates():
-    """``same_updates``: N images train 6n epochs with n = 4,400 / N, validated every n epochs (the
-    last epoch among them); all images keep the experiment's own epochs."""
-    from benchmarks.matrix import KERMANY_TRAIN_IMAGES, learning_curve_rows, same_updates
+    """The curve's rows (benchmarks/matrices/kermany_learning_curve.yaml): N images train 6n epochs,
+    n = 4,400 / N, validated every n epochs (the last epoch among them), the teacher as long, the
+    kd-all-epochs weight never reaching 0; all images keep the experiment's own 6 epochs."""
+    from benchmarks.matrix import matrix_rows
 
+    rows = matrix_rows("kermany_learning_curve")
     for size in (250, 500, 1000):
-        settings = dict(o.split("=") for o in same_updates(size))
+        settings = dict(o.split("=", 1) for o in rows[f"baseline, {size} images"].overrides)
         epochs, every = int(settings["trainer.max_epochs"]), int(settings["trainer.check_val_every_n_epoch"])
-        assert 0.8 < epochs * size / (6 * KERMANY_TRAIN_IMAGES) < 1.2  # about the full set's samples
+        assert int(settings["data.train_size"]) == size
+        assert 0.8 < epochs * size / (6 * 4400) < 1.2  # about the full set's samples
         assert epochs % every == 0 and epochs // every == 6 and settings["hkd.teacher_epochs"] == str(epochs)
-    assert same_updates(None) == [] and same_updates(KERMANY_TRAIN_IMAGES) == []
-    rows = learning_curve_rows((250, None))
-    assert "hkd.kd_epochs=109" in rows["hkd (lung prior, kd all epochs), 250 images"][1]  # never reaches 0
-    assert rows["baseline, all images"][1][-1].startswith("data.prior_generator")  # nothing added
+        kd_all = rows[f"hkd (lung prior, kd all epochs), {size} images"].overrides
+        assert f"hkd.kd_epochs={epochs + 1}" in kd_all
+        hkd = rows[f"hkd (lung prior), {size} images"]
+        assert hkd.overrides == rows[f"baseline, {size} images"].overrides
+    everything = rows["baseline, all images"].overrides
+    assert not any(o.startswith(("trainer.", "data.train_size")) for o in everything)
+    assert "hkd.kd_epochs=7" in rows["hkd (lung prior, kd all epochs), all images"].overrides

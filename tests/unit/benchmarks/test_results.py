@@ -1,6 +1,6 @@
 """The benchmarks package: `make results` regenerates tables from committed run records, byte for
 byte, and pastes them into the documents' results blocks; the gap-closed share and edit shares;
-matrix rows, records and their reuse; rows run at another commit."""
+rows run at another commit; tuned settings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import at_commit, matrix, results, tune
+from benchmarks import matrix, results, tune
 from benchmarks.report import benchmark_report, edited_share_table, gap_closed
 
 REPO = Path(__file__).resolve().parents[3]
@@ -92,86 +92,6 @@ def test_the_ceiling_is_the_row_whose_records_say_so():
     assert "base → upper bound gap closed" in benchmark_report(renamed, metric)
 
 
-def test_a_partial_run_never_replaces_fuller_records(tmp_path):
-    full = [json.loads(line) for line in (FIXTURE / "demo.jsonl").read_text().splitlines()]
-    path = tmp_path / "methods.jsonl"
-    assert matrix.save_records(path, full)
-    assert path.with_suffix(".md").read_bytes() == (FIXTURE / "demo.md").read_bytes()
-    assert not matrix.save_records(path, full[:1])
-    assert len(path.read_text().splitlines()) == len(full)  # kept
-    assert matrix.save_records(path, full[:1], force=True) and len(path.read_text().splitlines()) == 1
-
-
-def test_another_commit_reads_the_same_images_as_a_folder_data_set(tmp_path):
-    overrides = ["data.synthetic.n_train=8", "data.synthetic.n_val=4", "data.synthetic.n_test=4",
-                 "data.synthetic.size=32", f"data.cache_dir={tmp_path}", "seed=3"]
-    folder = at_commit.as_folder_data("synthetic_hkd_lung", overrides)
-    assert folder[-3] == "data.format=folder" and folder[-1] == "data.relevant_categories=[lung]"
-    assert not any(o.startswith("data.synthetic.") for o in folder)
-    root = Path(folder[-2].split("=", 1)[1])
-    labels = (root / "labels.csv").read_text().splitlines()
-    assert root.is_relative_to(tmp_path) and len(labels) == 1 + 16  # the header and every image
-    assert at_commit.as_folder_data("synthetic_hkd_lung", overrides) == folder  # generated once
-
-
-def test_matrix_records_are_appended_once_per_run(tmp_path, monkeypatch):
-    record = json.loads((FIXTURE / "demo.jsonl").read_text().splitlines()[0])
-    path = tmp_path / "demo.jsonl"
-    matrix.add_record(path, record)
-    matrix.add_record(path, record)  # the same run found again by a later invocation
-    matrix.add_record(path, {**record, "seed": 7})
-    matrix.add_record(path, {**record, "config_sha256": "another config"})  # a re-run: kept, replaces
-    lines = path.read_text().splitlines()
-    assert len(lines) == 3
-    kept = [r["config_sha256"] for r in results.load_records(path) if r["seed"] == 0]
-    assert kept == ["another config"]
-    assert matrix.prerequisite("lung_prior") == REPO / "benchmarks" / "artifacts" / "lung_prior"
-
-
-def test_a_finished_run_is_reused_by_any_matrix_and_label_with_its_config(tmp_path, monkeypatch):
-    from hkd.config import load_config, save_config
-
-    runs = tmp_path / "runs"
-    trained = runs / "methods_lung" / "baseline" / "seed0"
-    trained.mkdir(parents=True)
-    save_config(load_config("synthetic_baseline", ["data.relevant_categories=[lung]", "seed=0",
-                                                   f"output_dir={runs / 'methods_lung'}", "name=baseline",
-                                                   "logging.wandb=disabled", "logging.progress_bar=false"]),
-                trained / "config.yaml")
-    (trained / "summary.json").write_text(json.dumps({"test": {"accuracy": 0.5}}))
-    (runs / "prior").mkdir()
-    lung = ["data.relevant_categories=[lung]"]
-    found = matrix.finished_run(runs / "prior", "baseline_no_annotations", "seed0", "synthetic_baseline",
-                                lung, False)
-    assert found == trained  # another matrix, another label, the same config
-    assert matrix.finished_run(runs / "prior", "baseline_no_annotations", "seed1", "synthetic_baseline",
-                               lung, False) is None  # another seed
-    assert matrix.finished_run(runs / "prior", "baseline", "seed0", "synthetic_baseline", [], False) is None
-
-
-def test_out_keeps_an_invocations_records_apart_from_the_matrixs_records(tmp_path, monkeypatch):
-    """``--out FILE``: the invocation's records go to FILE only; the matrix's own records file
-    (benchmarks/results/MATRIX.jsonl) is not touched."""
-    from hkd.config import load_config, save_config
-
-    runs = tmp_path / "runs"
-    trained = runs / "imil_propagation" / "baseline" / "seed0"
-    trained.mkdir(parents=True)
-    save_config(load_config("synthetic_baseline", matrix.quiet(runs / "imil_propagation", "baseline", 0)),
-                trained / "config.yaml")
-    summary = {"seed": 0, "test": {"accuracy": 0.5, "balanced_accuracy": 0.5},
-               "explanations": {"relevance_mass": 0.1, "pointing_game": 0.2}, "git_commit": "abc"}
-    (trained / "summary.json").write_text(json.dumps(summary))
-    monkeypatch.setattr(matrix, "RECORDS", tmp_path / "records")
-    out = tmp_path / "trial" / "trial.jsonl"
-    out.parent.mkdir()
-    monkeypatch.setattr("sys.argv", ["matrix", "imil_propagation", "--seeds", "0", "--only", "baseline",
-                                     "--runs", str(runs), "--out", str(out)])
-    matrix.main()
-    assert [json.loads(line)["name"] for line in out.read_text().splitlines()] == ["baseline"]
-    assert not (tmp_path / "records").exists()
-
-
 def test_the_tuned_matrix_trains_at_the_recorded_settings_with_a_shortcut_free_val(tmp_path, monkeypatch):
     monkeypatch.setattr(tune, "TUNED", tmp_path / "tuned.json")
     with pytest.raises(SystemExit, match="no tuned settings for rrr.*--only rrr"):
@@ -182,7 +102,7 @@ def test_the_tuned_matrix_trains_at_the_recorded_settings_with_a_shortcut_free_v
     rows = matrix.matrix_rows("methods_tuned")
     assert list(rows) == ["baseline", "rrr (tuned)", "gradmask (tuned)", "actdiff (tuned)",
                           "cam_align (tuned)", "hkd (tuned)", "shortcut-free (ceiling)"]
-    assert rows["gradmask (tuned)"] == matrix.Row("synthetic_gradmask",
+    assert rows["gradmask (tuned)"] == matrix.Row("gradmask (tuned)", "synthetic_gradmask",
                                                   ["data.synthetic.val_shortcut=random", "method.weight=1"])
     assert rows["hkd (tuned)"].overrides[1:] == ["hkd.alpha=0.2", "hkd.kd_epochs=3"]
     assert all("data.synthetic.val_shortcut=random" in row.overrides for row in rows.values())
@@ -214,7 +134,7 @@ def test_every_trial_of_a_study_is_kept_in_the_results(tmp_path, monkeypatch):
 
 
 def test_rows_run_at_other_commits_are_compared_with_the_first_commit_paired_by_seed(tmp_path):
-    """``benchmarks/at_commit.py`` rows (``ROW @ COMMIT``) get a table of their own: each later
+    """Rows run at another commit (``ROW @ COMMIT``) get a table of their own: each later
     commit against the first one, paired by seed; without a second commit there is none."""
     lines = [json.loads(line) for line in (FIXTURE / "demo.jsonl").read_text().splitlines()]
     hkd = [r for r in lines if r["name"] == "hkd"]
@@ -230,13 +150,17 @@ def test_rows_run_at_other_commits_are_compared_with_the_first_commit_paired_by_
 
 
 def test_a_row_is_read_against_its_reference_row_of_another_matrix_paired_by_seed(tmp_path, monkeypatch):
-    """``REFERENCES``: a row paired by seed with a row of another matrix's records, labelled with
+    """A matrix's ``references``: a row paired by seed with a row of another matrix's records, labelled with
     that matrix and the reference's commits; no table while the other matrix has no records."""
     lines = [json.loads(line) for line in (FIXTURE / "demo.jsonl").read_text().splitlines()]
     hkd = [r for r in lines if r["name"] == "hkd"]
     better = [{**r["test"], "balanced_accuracy": r["test"]["balanced_accuracy"] + 0.05} for r in hkd[:2]]
     variant = [{**r, "name": "hkd, variant", "test": test} for r, test in zip(hkd, better)]
-    monkeypatch.setattr(results, "REFERENCES", {"variants": {"hkd, variant": ("demo", "hkd")}})
+    (tmp_path / "matrices").mkdir()
+    (tmp_path / "matrices" / "variants.yaml").write_text(
+        'references: {"hkd, variant": {matrix: demo, row: hkd}}\nrows:\n'
+        '  - {name: "hkd, variant", experiment: synthetic_hkd}\n')
+    monkeypatch.setattr(matrix, "MATRICES", tmp_path / "matrices")
     assert results.reference_comparisons("variants", variant, tmp_path) == ""  # demo.jsonl not there yet
     shutil.copy(FIXTURE / "demo.jsonl", tmp_path)
     text = results.reference_comparisons("variants", variant, tmp_path)
