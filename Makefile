@@ -13,7 +13,7 @@ RUN ?=
 INPUT ?=
 PORT ?= 8765
 
-.PHONY: help install experiment cv predict results evidence bench bench-gpu review compare test test-unit test-full test-ddp lint sync clean
+.PHONY: help install experiment cv predict config results evidence bench bench-gpu review compare test test-unit test-full test-ddp lint sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ test-full: $(STAMP)  ## every test, the slow ones included
 
 test-ddp: $(STAMP)  ## only the multi-process DDP tests
 	$(PY) -m pytest -m ddp $(PYTEST_ARGS)
+
+config: $(STAMP)  ## regenerate experiments/base.yaml and docs/configuration.md from hkd/config/schema.py
+	$(PY) -m hkd.config.reference
 
 results: $(STAMP)  ## regenerate every benchmark table and figure from benchmarks/results/*.jsonl (no training)
 	$(PY) -m benchmarks.results

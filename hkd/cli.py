@@ -243,7 +243,7 @@ def run_config(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from hkd.experiment_files import list_experiments
+    from hkd.config.experiment_files import list_experiments
 
     experiments = list_experiments()
     width = max(len(experiment.name) for experiment in experiments)

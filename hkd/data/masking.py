@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hkd.choices import FILLS
+from hkd.config.choices import FILLS
 
 
 def box_sum(x: torch.Tensor, size: int) -> torch.Tensor:

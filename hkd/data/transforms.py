@@ -10,7 +10,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from hkd.choices import POLICIES
+from hkd.config.choices import POLICIES
 from hkd.data.affine_range import AffineRange
 
 GEOMETRIC_OPS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from hkd.choices import CHANGED_IMAGES, one_of
+from hkd.config.choices import CHANGED_IMAGES, one_of
 from hkd.data.training_images import TrainingImages
 from hkd.errors import InputError
 from hkd.imil.queue import TakenMark

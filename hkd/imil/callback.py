@@ -17,7 +17,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from hkd.choices import CHANGED_IMAGES, EDIT_MODES, MINE_MODES, one_of
+from hkd.config.choices import CHANGED_IMAGES, EDIT_MODES, MINE_MODES, one_of
 from hkd.data.counterfactual import CounterfactualSettings
 from hkd.imil.binding import ImageBinding
 from hkd.imil.edits import EditTable

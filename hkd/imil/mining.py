@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hkd.choices import MINE_MODES, one_of
+from hkd.config.choices import MINE_MODES, one_of
 from hkd.data.counterfactual import CounterfactualSettings, partners_by_row
 from hkd.data.training_images import TrainingImages
 from hkd.imil.selection import deduplicate

@@ -2,7 +2,7 @@
 method and delegates its training loss to it.
 
 A new method is a ``Method`` subclass that declares what it needs on the class, named in
-``hkd.choices.METHODS`` (or, outside hkd, registered with ``@METHODS.register("name")``);
+``hkd.config.choices.METHODS`` (or, outside hkd, registered with ``@METHODS.register("name")``);
 ``method.name=name`` then trains it. Its constructor
 takes plain values: the run's composition root (``hkd.run.build``) passes it the ``method.*`` keys
 its signature names (e.g. ``weight``); a method reads no configuration itself."""

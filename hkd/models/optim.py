@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from timm.optim import param_groups_weight_decay
 
-from hkd.choices import OPTIMIZERS
+from hkd.config.choices import OPTIMIZERS
 from hkd.models.nonfinite import fused_where_possible
 
 

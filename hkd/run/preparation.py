@@ -8,9 +8,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from hkd.config.registry import Registry
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.methods import Method
-from hkd.registry import Registry
 from hkd.run.build import build_method
 from hkd.run.hkd_pipeline import prepare_hkd
 

@@ -17,14 +17,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "hkd"
 
 LAYERS = [
     ("errors", ["hkd.errors"]),
-    ("core", ["hkd.atomic", "hkd.registry", "hkd.experiment_files"]),
-    ("choices", ["hkd.choices"]),
+    ("core", ["hkd.atomic", "hkd.config.registry", "hkd.config.experiment_files"]),
+    ("choices", ["hkd.config.choices"]),
     ("data", ["hkd.data"]),
     ("explanations", ["hkd.explanations"]),
     ("models", ["hkd.models"]),
     ("methods", ["hkd.methods"]),
     ("imil", ["hkd.imil"]),
-    ("schema", ["hkd.schema"]),
+    ("schema", ["hkd.config.schema"]),
     ("config", ["hkd.config"]),
     ("reporting", ["hkd.reporting"]),
     ("evaluation", ["hkd.evaluation"]),

@@ -1,9 +1,9 @@
 """From ``data.format`` to a list of records and the class names. Each layout is one module with
-its loader, named in ``FORMATS`` (``hkd.choices``) and imported when that format is first used."""
+its loader, named in ``FORMATS`` (``hkd.config.choices``) and imported when that format is first used."""
 
 from __future__ import annotations
 
-from hkd.choices import FORMATS
+from hkd.config.choices import FORMATS
 from hkd.data.formats.source import DataSource
 from hkd.data.image_record import Record
 from hkd.errors import InputError

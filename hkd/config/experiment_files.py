@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hkd.errors import ConfigError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # hkd/
 SWEEPS = "sweeps"  # experiments/sweeps/: W&B sweep files (`wandb sweep FILE`), not experiments
 
 

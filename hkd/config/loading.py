@@ -1,6 +1,7 @@
-"""Experiment configuration: ``experiments/base.yaml`` <- ``experiments/NAME.yaml`` <- dotlist.
+"""A run's configuration: the schema's keys (``hkd.config.schema``) <- ``experiments/base.yaml``
+<- ``experiments/NAME.yaml`` <- dotlist, checked as each layer is merged and once resolved.
 
-Every key must exist in ``base.yaml`` (struct mode), so a typo is an error naming the key.
+Every key must exist in the schema (struct mode), so a typo is an error naming the key.
 An experiment file may start from another experiment with ``extends: OTHER``.
 """
 
@@ -17,32 +18,12 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from hkd.atomic import atomic_write_text
-from hkd.choices import (
-    CHANGED_IMAGES,
-    CHECKPOINT_MODES,
-    EDIT_MODES,
-    FILLS,
-    FORMATS,
-    LOGGERS,
-    METHODS,
-    MINE_MODES,
-    NONFINITE_POLICIES,
-    OPTIMIZERS,
-    ORACLES,
-    POLICIES,
-    PRIORS,
-    ROI_FRACTION_MODES,
-    ROI_MODES,
-    SAMPLERS,
-    SCHEDULERS,
-    TEACHER_PRECISIONS,
-    WANDB_MODES,
-)
+from hkd.config.choices import LOGGERS, METHODS
+from hkd.config.experiment_files import experiment_name, experiments_dir, resolve_experiment_path
+from hkd.config.registry import did_you_mean, not_one_of
+from hkd.config.schema import ENUMERATED, TYPED_TRAINER_KEYS, Config, check_ranges
 from hkd.errors import ConfigError
-from hkd.experiment_files import experiment_name, experiments_dir, resolve_experiment_path
 from hkd.models.generator_file import generator_path
-from hkd.registry import did_you_mean, not_one_of
-from hkd.schema import TYPED_TRAINER_KEYS, Config, check_complete, check_ranges
 
 if TYPE_CHECKING:
     from hkd.data.shortcut import ShortcutSpec
@@ -134,7 +115,6 @@ def typed_base() -> DictConfig:
     """``base.yaml`` on the schema, struct mode on."""
     base_path = experiments_dir() / "base.yaml"
     cfg = merge_layer(OmegaConf.structured(Config), _load_yaml(base_path), str(base_path))
-    check_complete(cfg, str(base_path))
     lock_keys(cfg)
     check_ranges(cfg, str(base_path))
     return cfg
@@ -225,18 +205,6 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     return cfg
 
 
-def enumerated_keys() -> dict[str, Collection[str]]:
-    """Every key with a fixed set of values, and the list (or registry) that owns those values."""
-    return {"data.format": FORMATS, "method.name": METHODS, "logging.wandb": WANDB_MODES,
-            "data.sampler": SAMPLERS, "augment.policy": POLICIES, "optim.name": OPTIMIZERS,
-            "optim.scheduler": SCHEDULERS, "checkpoint.mode": CHECKPOINT_MODES,
-            "training.nonfinite_loss": NONFINITE_POLICIES, "imil.fill": FILLS, "imil.oracle": ORACLES,
-            "imil.changed_images": CHANGED_IMAGES, "counterfactual.fill": FILLS,
-            "imil.mine": MINE_MODES, "imil.edit": EDIT_MODES,
-            "hkd.roi_fill": FILLS, "hkd.roi_mode": ROI_MODES, "hkd.prior": PRIORS,
-            "hkd.roi_fraction_mode": ROI_FRACTION_MODES, "hkd.teacher_precision": TEACHER_PRECISIONS}
-
-
 def shortcut_spec(shortcut: DictConfig | None, n_classes: int) -> ShortcutSpec | None:
     """``data.shortcut`` as a checked spec, or None when it is off."""
     if not shortcut or not shortcut.get("kind"):
@@ -255,7 +223,7 @@ UNET_WIDTHS = 6  # a MONAI BasicUNet's features (the prior generator, IMIL's pro
 
 def validate(cfg: DictConfig) -> None:
     """Checks that OmegaConf's types cannot express."""
-    for key, allowed in enumerated_keys().items():
+    for key, allowed in ENUMERATED.items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise not_one_of(f"{key}={value!r}", value, allowed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from hkd.registry import Registry
+from hkd.config.registry import Registry
 
 METHODS = Registry("method.name", {
     "baseline": "hkd.methods.base:Method",

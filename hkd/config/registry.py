@@ -1,5 +1,5 @@
 """Named choices of a configuration key (methods, data formats, fills, ...): the ``Registry`` each
-of them is, declared in ``hkd.choices`` and read by ``hkd.config.validate`` for its checks and
+of them is, declared in ``hkd.config.choices`` and read by ``hkd.config.validate`` for its checks and
 messages."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Registry(Mapping[str, T], Generic[T]):
     """``name -> implementation`` for the configuration key ``key`` (e.g. ``method.name``).
 
     ``builtin`` names each built-in entry's ``"module:attribute"``, imported the first time it is
-    looked up, so the names are known without importing any implementation (``hkd.choices``);
+    looked up, so the names are known without importing any implementation (``hkd.config.choices``);
     ``@REGISTRY.register("name")`` adds one from code outside hkd. A missing name is a ConfigError
     that lists the choices and suggests the closest one."""
 
