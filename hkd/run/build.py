@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -30,10 +28,10 @@ from hkd.imil.callback import IMILCallback
 from hkd.imil.edits import EditTable
 from hkd.imil.propagation import Propagation
 from hkd.methods import METHODS, Method
-from hkd.methods.hkd import HKDStudent, default_kd_epochs
 from hkd.models.backbone import BackboneSpec, allow_double_backward, build_backbone
 from hkd.models.classifier import ClassifierModule
 from hkd.models.optim import Optimization
+from hkd.run.method_runs import method_run
 
 
 def backbone_spec(cfg: DictConfig, pretrained: bool | str | None = None) -> BackboneSpec:
@@ -51,20 +49,6 @@ def build_network(cfg: DictConfig, num_classes: int, pretrained: bool | str | No
                           int(cfg.data.image_size))
 
 
-def build_hkd_student(cfg: DictConfig, num_classes: int) -> HKDStudent:
-    """HKD's student method with a placeholder teacher for stage 1's weights, built on a forked RNG
-    so it takes no random numbers from the student's initialisation or data order."""
-    with torch.random.fork_rng(devices=[]):
-        teacher = build_network(cfg, num_classes, pretrained=False)
-    return HKDStudent(teacher, alpha0=float(cfg.hkd.alpha),
-                      kd_epochs=default_kd_epochs(cfg.hkd.kd_epochs, int(cfg.trainer.max_epochs)),
-                      teacher_autocast=cfg.hkd.teacher_precision == "autocast")
-
-
-# methods whose constructor needs more than its ``method.*`` keys: name -> builder
-METHOD_BUILDERS: dict[str, Callable[[DictConfig, int], Method]] = {"hkd": build_hkd_student}
-
-
 def method_arguments(method_class: type[Method], section: DictConfig) -> dict:
     """The ``method.*`` keys (but ``name``) that the method's constructor names."""
     parameters = inspect.signature(method_class.__init__).parameters
@@ -74,10 +58,10 @@ def method_arguments(method_class: type[Method], section: DictConfig) -> dict:
 
 def build_method(cfg: DictConfig, num_classes: int) -> Method:
     """The configured training method (``method.name``)."""
-    name = cfg.method.name
-    if name in METHOD_BUILDERS:
-        return METHOD_BUILDERS[name](cfg, num_classes)
-    method_class = METHODS[name]
+    build = method_run(cfg).build
+    if build is not None:
+        return build(cfg, num_classes)
+    method_class = METHODS[cfg.method.name]
     return method_class(**method_arguments(method_class, cfg.method))
 
 
@@ -207,7 +191,7 @@ def data_roi_fraction(cfg: DictConfig) -> float:
     ``hkd.prior=none`` (the teacher sees raw images), all of them in
     ``hkd.roi_fraction_mode=authors`` (only the teacher sees the fraction; the student distils from
     every image's ROI), ``hkd.roi_fraction`` otherwise."""
-    if cfg.method.name == "hkd" and cfg.hkd.prior == "none":
+    if not method_run(cfg).uses_annotations(cfg):
         return 0.0
     return 1.0 if cfg.hkd.roi_fraction_mode == "authors" else float(cfg.hkd.roi_fraction)
 

@@ -22,10 +22,10 @@ from hkd.errors import ConfigError
 from hkd.methods import METHODS
 from hkd.models.nonfinite import NonFiniteLossError
 from hkd.reporting.model_card import write_model_card
-from hkd.run import imil_run as imil
-from hkd.run.build import build_datamodule, build_module
+from hkd.run import imil_setup
+from hkd.run.build import build_datamodule, build_method, build_module
 from hkd.run.data_check import check_data_set
-from hkd.run.preparation import prepare_method
+from hkd.run.method_runs import method_run
 from hkd.run.run_dir import (
     code_version,
     config_fingerprint,
@@ -112,14 +112,16 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     check_report_columns(cfg, datamodule)
     class_weights = train_class_weights(cfg, datamodule)
     saved_prior = apply_saved_prior(cfg, datamodule)
-    method, stage_records = prepare_method(cfg, run_dir, datamodule, class_weights)
+    prepare = method_run(cfg).prepare  # the steps a method needs before it trains (HKD: prior, teacher)
+    method, stage_records = (prepare(cfg, run_dir, datamodule, class_weights) if prepare
+                             else (build_method(cfg, len(datamodule.classes)), {}))
     datamodule.stop_building_roi(["val", "test", "train_eval"])  # evaluation reads raw images only
     counterfactual = counterfactual_coverage(datamodule)
     module = build_module(cfg, datamodule.classes, method, class_weights)
-    callbacks = [*imil.callbacks(cfg, run_dir), *(extra_callbacks or [])]
+    callbacks = [*imil_setup.callbacks(cfg, run_dir), *(extra_callbacks or [])]
     stage = Stage(run_dir, int(cfg.trainer.max_epochs), cfg.checkpoint.monitor, cfg.checkpoint.mode,
                   resume_from=resume_path(cfg, run_dir), callbacks=tuple(callbacks),
-                  options=imil.trainer_options(cfg))
+                  options=imil_setup.trainer_options(cfg))
     result = train_stage(cfg, stage, datamodule, module)
     if result.waiting_for_review is not None:
         if result.is_global_zero:
@@ -147,10 +149,10 @@ def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: 
     return {"name": cfg.name, "method": cfg.method.name, "seed": cfg.seed,
             "backbone": cfg.model.backbone, "data": cfg.data.format,
             "fold": cfg.data.fold if cfg.data.folds else None,
-            "imil": imil.is_enabled(cfg), "classes": result.module.classes,
+            "imil": imil_setup.is_enabled(cfg), "classes": result.module.classes,
             "val": result.val, "test": test, "explanations": explanations,
             "test_ci": result.test_intervals,
             "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),
             "skipped_batches": result.module.skipped_batches,
             "duration_s": round(time.time() - started, 2), "git_commit": code_version(), **stage_records,
-            **imil.summary_fields(cfg, run_dir, n_train)}
+            **imil_setup.summary_fields(cfg, run_dir, n_train)}

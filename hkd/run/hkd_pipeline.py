@@ -14,15 +14,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from hkd.data.datamodule import ChestXrayDataModule
 from hkd.errors import ConfigError
-from hkd.methods.hkd import HKDStudent
-from hkd.run.build import build_hkd_student
+from hkd.methods.hkd import HKDStudent, default_kd_epochs
+from hkd.run.build import build_network
+from hkd.run.method_runs import MethodRun
 from hkd.run.prior_stage import predict_missing_priors
 from hkd.run.teacher_features import cache_teacher_features
 from hkd.run.teacher_stage import train_teacher
+
+
+def build_hkd_student(cfg: DictConfig, num_classes: int) -> HKDStudent:
+    """HKD's student method with a placeholder teacher for stage 1's weights, built on a forked RNG
+    so it takes no random numbers from the student's initialisation or data order."""
+    with torch.random.fork_rng(devices=[]):
+        teacher = build_network(cfg, num_classes, pretrained=False)
+    return HKDStudent(teacher, alpha0=float(cfg.hkd.alpha),
+                      kd_epochs=default_kd_epochs(cfg.hkd.kd_epochs, int(cfg.trainer.max_epochs)),
+                      teacher_autocast=cfg.hkd.teacher_precision == "autocast")
 
 
 def refuse_without_regions(datamodule: ChestXrayDataModule) -> None:
@@ -59,3 +71,9 @@ def prepare_hkd(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
         records["teacher_features"] = features.record
         datamodule.stop_building_roi(["train"])  # the student's batches carry the features instead
     return student, records
+
+
+# HKD in the run wing (``hkd.run.method_runs``): hkd.prior=none is the self-distillation control, whose
+# data keeps no annotations (the teacher sees raw images)
+HKD_RUN = MethodRun(build=build_hkd_student, prepare=prepare_hkd,
+                    uses_annotations=lambda cfg: cfg.hkd.prior != "none")

@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from hkd.atomic import atomic_write_text
-from hkd.run import imil_run as imil
+from hkd.run import imil_setup
 from hkd.run.csv_logger import AppendingCSVLogger
 
 
@@ -41,7 +41,7 @@ def mlflow_uri(cfg: DictConfig) -> str:
 def build_loggers(cfg: DictConfig, run_dir: Path, job_type: str) -> list[Logger]:
     dashboards = set(cfg.logging.loggers)
     name = f"{cfg.name}/{run_dir.name}" + ("" if job_type == "train" else f"/{job_type}")
-    tags = [cfg.method.name, cfg.model.backbone, cfg.data.format, *imil.run_tags(cfg)]
+    tags = [cfg.method.name, cfg.model.backbone, cfg.data.format, *imil_setup.run_tags(cfg)]
     loggers: list[Logger] = [AppendingCSVLogger(str(run_dir))]
     sweep = os.environ.get("WANDB_SWEEP_ID")  # run by `wandb agent`: the agent's run is the student's
     if "wandb" in dashboards and cfg.logging.wandb != "disabled" and not (sweep and job_type != "train"):

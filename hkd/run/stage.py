@@ -17,8 +17,8 @@ from hkd.models.classifier import ClassifierModule
 from hkd.models.nonfinite import NonFiniteLossError
 from hkd.run.build import report_options
 from hkd.run.checkpoints import resume_checkpoint
+from hkd.run.evaluation_outputs import read_intervals
 from hkd.run.media import fixed_test_batch, wandb_loggers, write_cam_overlays
-from hkd.run.test_record import read_intervals
 from hkd.run.trainer import build_trainer
 
 
@@ -97,7 +97,7 @@ def fit(cfg: DictConfig, stage: Stage, datamodule: ChestXrayDataModule, module: 
 def evaluate(fitted: Fitted, datamodule: ChestXrayDataModule, module: ClassifierModule) -> tuple[dict, dict]:
     """Validation and test metrics of the best checkpoint (loaded into ``module``); the one test
     pass also writes ``test_predictions.csv``, the intervals and the confusion matrix
-    (``hkd.run.test_record``)."""
+    (``hkd.run.evaluation_outputs``)."""
     trainer = fitted.trainer
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=fitted.best_checkpoint, verbose=False)[0]
     datamodule.setup()

@@ -11,10 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 from hkd.run.calibration import Calibration
 from hkd.run.callbacks import configured_callbacks
 from hkd.run.checkpoints import AtomicCheckpointIO
+from hkd.run.evaluation_outputs import EvaluationOutputs
 from hkd.run.loggers import build_loggers
 from hkd.run.media import MediaCallback
 from hkd.run.progress import EpochLines
-from hkd.run.test_record import TestRecord
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str, mode: str,
@@ -38,7 +38,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, monitor: str,
         default_root_dir=run_dir, logger=build_loggers(cfg, run_dir, job_type),
         callbacks=[checkpoint, last, *progress,
                    MediaCallback(run_dir, cfg.explain.n_images, cfg.logging.images),
-                   TestRecord(run_dir, int(cfg.seed)),
+                   EvaluationOutputs(run_dir, int(cfg.seed)),
                    *calibration,
                    *configured_callbacks(cfg), *([EpochLines(job_type)] if cfg.logging.epoch_lines else []),
                    *(callbacks or [])],

@@ -64,3 +64,31 @@ def test_an_unregistered_method_is_a_config_error_with_a_suggestion(tiny, regist
     METHODS.unregister("roi_consistency")
     with pytest.raises(ConfigError, match="is not one of baseline"):
         tiny("method.name=roi_consistency")
+
+
+def test_a_method_with_steps_before_training_has_one_entry_in_the_run_wing(tiny, registered):
+    """``METHOD_RUNS``: its preparation runs before training (its records land in summary.json), its
+    builder builds the method, and ``uses_annotations`` false trains on data without annotations."""
+    from hkd.run.build import build_datamodule
+    from hkd.run.method_runs import METHOD_RUNS, MethodRun
+
+    prepared = []
+
+    def prepare(cfg, run_dir, datamodule, class_weights):
+        prepared.append(run_dir)
+        return ROIConsistency(weight=2.0), {"warm_up": {"steps": 3}}
+
+    METHOD_RUNS.register("roi_consistency")(MethodRun(
+        build=lambda cfg, n: ROIConsistency(weight=7.0), prepare=prepare, uses_annotations=lambda cfg: False))
+    try:
+        cfg = tiny("method.name=roi_consistency", "trainer.max_epochs=1")
+        run_dir = run_experiment(cfg)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert prepared == [run_dir] and summary["warm_up"] == {"steps": 3}
+        assert load_classifier(summary["best_checkpoint"]).method.weight == 7.0  # loading uses its builder
+        datamodule = build_datamodule(cfg)
+        datamodule.setup()
+        train = datamodule.datasets["train"]
+        assert not any(train.has_region(int(idx)) for idx in train.indices)  # annotations dropped
+    finally:
+        METHOD_RUNS.unregister("roi_consistency")

@@ -23,7 +23,7 @@ from hkd.reporting.statistics import bootstrap_intervals
 INTERVALS_FILE = "test_ci.json"
 
 
-class TestRecord(Callback):
+class EvaluationOutputs(Callback):
     def __init__(self, run_dir: str | Path, seed: int) -> None:
         self.run_dir = Path(run_dir)
         self.seed = seed
