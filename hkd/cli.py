@@ -74,6 +74,9 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         ("--against", {"default": None,
                        "help": "a group to compare the others with, paired by seed (and fold)"}),
         ("--metric", {"default": "test.accuracy", "help": "metric of the paired comparison"}),
+        ("--ceiling", {"default": None,
+                       "help": "with --against: the group trained without the shortcut; prints the share of "
+                               "the gap between the two each other group closes (and IMIL's edited shares)"}),
         ("--paired", {"action": "store_true",
                       "help": "two runs on the same test images: McNemar, paired-bootstrap differences"})]),
     "report": ("clinical evaluation report: per-class operating points, ROC/PR, calibration, subgroups", [
@@ -203,6 +206,15 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.against:
         rows = comparison.paired_differences(summaries, args.against, args.by, args.metric)
         print("\n" + comparison.paired_table(rows, args.against, args.metric))
+    if args.ceiling:
+        if not args.against:
+            return fail("--ceiling needs --against: the gap is measured from that group to the ceiling")
+        from hkd.reporting.gap import edited_share_table, gap_closed, gap_table
+
+        gaps = gap_closed(summaries, args.against, args.ceiling, args.by, args.metric)
+        print("\n" + gap_table(gaps, args.against, args.ceiling, args.metric))
+        edits = edited_share_table(summaries, args.by)
+        print("\n" + edits if edits else "", end="\n" if edits else "")
     if args.plot:
         comparison.plot(table, Path(args.plot))
     from hkd.reporting.model_card import audits

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import matrix, results, tune
-from benchmarks.report import benchmark_report, edited_share_table, gap_closed
+from benchmarks.report import benchmark_report
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURE = REPO / "tests" / "fixtures" / "results"
@@ -62,24 +62,6 @@ def test_documents_get_the_generated_table_between_their_markers(tmp_path):
 def summaries(values: dict[str, list[float]]) -> list[dict]:
     return [{"name": name, "seed": seed, "test": {"balanced_accuracy": value}}
             for name, per_seed in values.items() for seed, value in enumerate(per_seed)]
-
-
-def test_gap_closed_is_the_gain_over_the_gap_with_an_interval():
-    rows = gap_closed(summaries({"base": [0.5, 0.6, 0.4], "m": [0.6, 0.7, 0.5],
-                                 "top": [0.7, 0.8, 0.6]}), "base", "top")
-    assert rows["m"]["share"] == pytest.approx(0.5)
-    assert rows["m"]["ci"] == pytest.approx([0.5, 0.5])  # the same share on every seed
-    uneven = gap_closed(summaries({"base": [0.5, 0.5, 0.5, 0.5], "m": [0.5, 0.9, 0.5, 0.7],
-                                   "top": [0.9, 0.9, 0.9, 0.9]}), "base", "top")["m"]
-    assert uneven["share"] == pytest.approx(0.375)
-    assert uneven["ci"][0] < 0.375 < uneven["ci"][1]
-
-
-def test_edited_share_splits_clinician_marks_from_propagated_edits():
-    text = edited_share_table([{"name": "imil", "imil_edited": 50, "imil_clinician_edits": 10,
-                                "splits": {"train": {"images": 500}}}, {"name": "baseline"}])
-    assert "| imil | 1 | 10.0 % | 2.0 % | 8.0 % |" in text
-    assert "baseline" not in text
 
 
 def test_the_ceiling_is_the_row_whose_records_say_so():
