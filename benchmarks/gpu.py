@@ -34,7 +34,7 @@ import torch
 
 from benchmarks.speed import WORK, bench_config, device_of, lightning_fit, loader_epoch, ready, synchronize
 from hkd.atomic import atomic_write_text
-from hkd.run.build import build_imil_callback
+from hkd.imil.mining import Miner
 from hkd.run.run_dir import code_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,16 +99,15 @@ def fit_row(backbone: str, mode: str, method: str, sizes: dict, batches: Batches
 def mining_row(backbone: str, mode: str, sizes: dict, trainer, module, epoch_s: float) -> dict:
     cfg = config(backbone, mode, sizes)
     datamodule = ready(cfg)
-    callback = build_imil_callback(cfg, WORK / "gpu-imil-run")
-    callback.images = datamodule.training_images()
+    miner = Miner(datamodule.training_images(), cfg.imil.mine)
     module = module.to(device_of(cfg))
-    callback.mine(trainer, module)  # warm-up
+    miner.mine(trainer, module, set())  # warm-up
     synchronize(module.device)
     start = time.perf_counter()
-    callback.mine(trainer, module)
+    miner.mine(trainer, module, set())
     synchronize(module.device)
     mining = time.perf_counter() - start
-    n = len(callback.images.indices)
+    n = len(miner.images.indices)
     return {"backbone": backbone, "mode": mode, "method": "imil mining",
             "s_per_1000_images": 1000 * mining / n, "mining_over_epoch": mining / epoch_s}
 

@@ -49,6 +49,7 @@ from PIL import Image
 from hkd.atomic import atomic_write_text
 from hkd.config import load_config
 from hkd.data.datamodule import ChestXrayDataModule
+from hkd.imil.mining import Miner
 from hkd.models.backbone import build_backbone, feature_map
 from hkd.models.classifier import ClassifierModule
 from hkd.run.build import build_datamodule, build_imil_callback, build_method, build_module, edit_table
@@ -242,10 +243,9 @@ def measure_synthetic(only: set[str]) -> list[tuple[str, float, str, str]]:
     if teacher_pass is not None:
         rows.append(teacher_pass)
     if "mining" in only:
-        callback = build_imil_callback(cfg, WORK / "imil-run")
-        callback.images = datamodule.training_images()
+        miner = Miner(datamodule.training_images(), cfg.imil.mine)
         start = time.perf_counter()
-        callback.mine(trainer, module.to(device_of(cfg)))
+        miner.mine(trainer, module.to(device_of(cfg)), set())
         mining = time.perf_counter() - start
         rows.append(("IMIL mining pass / training epoch", mining / lightning_epoch, "<= 0.3",
                      f"{mining:.2f} s vs {lightning_epoch:.2f} s"))
