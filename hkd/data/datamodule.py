@@ -4,7 +4,7 @@ splits and settings come built: ``hkd.run.build.build_datamodule`` makes them fr
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from hkd.data.image_record import Record
 from hkd.data.shortcut import ShortcutSpec, marker_codes, plant_shortcut
 from hkd.data.training_images import TrainingImages
 
+DATASETS = ("train", "val", "test", "train_eval")  # train_eval: the training split, unaugmented
 
 @dataclass(frozen=True)
 class SampleSettings:
@@ -61,7 +62,8 @@ class ChestXrayDataModule(L.LightningDataModule):
                  samples: SampleSettings = SampleSettings(), loaders: LoaderSettings = LoaderSettings(),
                  augmentation: Callable | None = None, shortcut: ShortcutSpec | None = None,
                  seed: int = 0, roi_fraction: float = 1.0,
-                 counterfactual: CounterfactualSettings | None = None) -> None:
+                 counterfactual: CounterfactualSettings | None = None,
+                 roi_splits: Collection[str] | None = None) -> None:
         super().__init__()
         self.records, self.classes, self.splits = records, list(classes), list(splits)
         self.names = image_names(records)  # each image's file within the data set (its identity)
@@ -71,7 +73,8 @@ class ChestXrayDataModule(L.LightningDataModule):
         self.seed, self.roi_fraction = int(seed), float(roi_fraction)
         self.counterfactual = counterfactual
         self.roi_mode = samples.roi_mode
-        self.splits_without_roi: set[str] = set()  # datasets that no longer build ROI images
+        # the datasets whose samples carry an ROI image (with a roi_mode; None: all of them)
+        self.roi_splits = frozenset(roi_splits if roi_splits is not None else DATASETS)
         self.datasets: dict[str, ChestXrayDataset] = {}
         self.train_positions: list[int] | None = None  # a view's training samples (restricted_to)
 
@@ -80,6 +83,18 @@ class ChestXrayDataModule(L.LightningDataModule):
         (e.g. PneuKnowNet's ROI-fraction subset); the datasets are shared, this one is unchanged."""
         view = copy.copy(self)
         view.train_positions = list(positions)
+        return view
+
+    def with_roi(self, splits: Collection[str]) -> ChestXrayDataModule:
+        """A view of this DataModule whose ``splits`` carry ROI images and the others none (e.g. HKD's
+        teacher, trained and evaluated on ROI images); its datasets are copies sharing the cache,
+        the annotations and predicted priors; this one is unchanged."""
+        self.setup()
+        view = copy.copy(self)
+        view.roi_splits = frozenset(splits)
+        view.datasets = {name: copy.copy(dataset) for name, dataset in self.datasets.items()}
+        for name, dataset in view.datasets.items():
+            dataset.roi_mode = self.roi_mode if name in view.roi_splits else None
         return view
 
     def add_counterfactual_views(self, split: str, settings: CounterfactualSettings,
@@ -156,22 +171,14 @@ class ChestXrayDataModule(L.LightningDataModule):
         common = dict(cache=cache, labels=labels, has_prior=has_prior, mean=list(sample.mean),
                       std=list(sample.std), roi_fill=sample.roi_fill,
                       prior_soft_edge=sample.prior_soft_edge, fill_mean=float(sample.fill_mean))
-        for split in ("train", "val", "test"):
-            transform = self.augmentation if split == "train" else None
-            self.datasets[split] = ChestXrayDataset(indices=np.flatnonzero(splits == split),
-                                                transform=transform, roi_mode=self.roi_mode, **common)
-        # The same training samples without augmentation, for evaluation passes (IMIL mining).
-        self.datasets["train_eval"] = ChestXrayDataset(indices=np.flatnonzero(splits == "train"),
-                                                   transform=None, roi_mode=self.roi_mode, **common)
+        # train_eval: the training samples without augmentation, for evaluation passes (IMIL mining)
+        for name in DATASETS:
+            rows = np.flatnonzero(splits == ("train" if name == "train_eval" else name))
+            self.datasets[name] = ChestXrayDataset(
+                indices=rows, transform=self.augmentation if name == "train" else None,
+                roi_mode=self.roi_mode if name in self.roi_splits else None, **common)
         if self.counterfactual is not None:
             self.add_counterfactual_views("val", self.counterfactual)
-        self.stop_building_roi(self.splits_without_roi)
-
-    def stop_building_roi(self, splits: Iterable[str]) -> None:
-        """These datasets' samples no longer carry an ROI image (e.g. once HKD's teacher is trained)."""
-        self.splits_without_roi.update(splits)
-        for split in self.splits_without_roi & set(self.datasets):
-            self.datasets[split].roi_mode = None
 
     def _used_annotations(self, has_prior: np.ndarray, splits: np.ndarray) -> np.ndarray:
         """``hkd.roi_fraction``: keep the annotations of only that (seeded) share of the

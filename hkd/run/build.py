@@ -156,9 +156,11 @@ def augmentation(cfg: DictConfig):
                               channels=int(cfg.data.channels))
 
 
-def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayDataModule:
+def build_datamodule(cfg: DictConfig, roi_mode: str | None = None,
+                     roi_splits: tuple[str, ...] | None = None) -> ChestXrayDataModule:
     """The configured data set (read, and generated where it is synthetic), its splits and loaders;
-    ``roi_mode`` (e.g. ``cfg.hkd.roi_mode``) makes its samples carry ROI images."""
+    ``roi_mode`` (e.g. ``cfg.hkd.roi_mode``) makes the samples of ``roi_splits`` (default: every
+    split) carry ROI images."""
     data = cfg.data
     records, classes = load_records(data_source(cfg), int(cfg.seed))
     splits = configured_splits(cfg, records, classes)
@@ -175,7 +177,7 @@ def build_datamodule(cfg: DictConfig, roi_mode: str | None = None) -> ChestXrayD
                                augmentation=augmentation(cfg),
                                shortcut=shortcut_spec(data.get("shortcut"), len(classes)),
                                seed=int(cfg.seed), roi_fraction=data_roi_fraction(cfg),
-                               counterfactual=counterfactual_settings(cfg))
+                               counterfactual=counterfactual_settings(cfg), roi_splits=roi_splits)
 
 
 def counterfactual_settings(cfg: DictConfig) -> CounterfactualSettings | None:

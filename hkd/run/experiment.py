@@ -106,7 +106,9 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
     method_class = METHODS[cfg.method.name]
-    datamodule = build_datamodule(cfg, roi_mode=cfg.hkd.roi_mode if "roi" in method_class.inputs else None)
+    reads_roi = "roi" in method_class.inputs  # e.g. HKD's student, for its teacher's pass
+    datamodule = build_datamodule(cfg, roi_mode=cfg.hkd.roi_mode if reads_roi else None,
+                                  roi_splits=method_run(cfg).roi_splits(cfg))
     check_data_set(run_dir, datamodule.fingerprint(), resuming=bool(cfg.resume),
                    allow_split_change=bool(cfg.data.allow_split_change))
     check_report_columns(cfg, datamodule)
@@ -115,7 +117,6 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     prepare = method_run(cfg).prepare  # the steps a method needs before it trains (HKD: prior, teacher)
     method, stage_records = (prepare(cfg, run_dir, datamodule, class_weights) if prepare
                              else (build_method(cfg, len(datamodule.classes)), {}))
-    datamodule.stop_building_roi(["val", "test", "train_eval"])  # evaluation reads raw images only
     counterfactual = counterfactual_coverage(datamodule)
     module = build_module(cfg, datamodule.classes, method, class_weights)
     callbacks = [*imil_setup.callbacks(cfg, run_dir), *(extra_callbacks or [])]

@@ -69,11 +69,12 @@ def prepare_hkd(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
         features = cache_teacher_features(cfg, datamodule, student, teacher.checkpoint)
         student.use_teacher_features(features.features, features.rows)
         records["teacher_features"] = features.record
-        datamodule.stop_building_roi(["train"])  # the student's batches carry the features instead
     return student, records
 
 
 # HKD in the run wing (``hkd.run.method_runs``): hkd.prior=none is the self-distillation control, whose
-# data keeps no annotations (the teacher sees raw images)
+# data keeps no annotations (the teacher sees raw images); the student's batches carry ROI images for
+# the teacher's pass, or none when its features are cached
 HKD_RUN = MethodRun(build=build_hkd_student, prepare=prepare_hkd,
-                    uses_annotations=lambda cfg: cfg.hkd.prior != "none")
+                    uses_annotations=lambda cfg: cfg.hkd.prior != "none",
+                    roi_splits=lambda cfg: () if cfg.hkd.cache_teacher_features else ("train",))

@@ -29,11 +29,16 @@ def always(cfg: DictConfig) -> bool:
     return True
 
 
+def training_split(cfg: DictConfig) -> tuple[str, ...]:
+    return ("train",)
+
+
 @dataclass(frozen=True)
 class MethodRun:
     build: Callable[[DictConfig, int], Method] | None = None  # (cfg, classes) -> the method; None: method.*
     prepare: Preparation | None = None  # the steps before it trains; None: build it and train
     uses_annotations: Callable[[DictConfig], bool] = always  # False: the data drops every annotation
+    roi_splits: Callable[[DictConfig], tuple[str, ...]] = training_split  # where the method reads ROI images
 
 
 METHOD_RUNS: Registry[MethodRun] = Registry("method.name", {"hkd": "hkd.run.hkd_pipeline:HKD_RUN"})

@@ -52,8 +52,7 @@ def cache_teacher_features(cfg: DictConfig, datamodule: ChestXrayDataModule, stu
     ``checkpoint``) gives every training sample's ROI image, once, through the same pass training
     would run (a file made earlier for the same teacher and ROI images is reused)."""
     check_cacheable(cfg)
-    datamodule.setup()
-    dataset = datamodule.datasets["train_eval"]
+    dataset = datamodule.with_roi(("train_eval",)).datasets["train_eval"]
     folder = datamodule.datasets["train"].cache.folder
     target = folder.parent / f"{folder.name}-teacher-{features_key(cfg, checkpoint, datamodule)}"
 

@@ -74,7 +74,7 @@ def train_teacher(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModul
         epochs = max(1, math.floor(epochs / fraction) if mode == "authors" else round(epochs / fraction))
     stage = Stage(teacher_dir, epochs, "val/loss", "min", job_type="teacher",
                   resume_from=str(last) if last else None)
-    result = train_stage(cfg, stage, data, teacher)
+    result = train_stage(cfg, stage, data.with_roi(("train", "val", "test")), teacher)  # on ROI images
     if not result.best_checkpoint:
         raise FileNotFoundError("HKD's stage 1 left no teacher checkpoint: the student would distil "
                                 "from a random teacher")

@@ -116,12 +116,15 @@ def test_a_skipped_teacher_at_zero_weight_gives_the_plain_loss_and_gradient(stud
 
 
 def test_the_student_batch_carries_the_roi_image_the_teacher_was_trained_on(student):
-    """ROI images are no longer built for val/test/train_eval after stage 1: training batches
-    still carry the same ROI images as before."""
+    """The student's data builds ROI images for training only (the teacher's view, ``with_roi``, for
+    every split): its training batches carry the same ROI images the teacher's view reads."""
     module, datamodule, batch, _, _ = student
     positions = [int(list(datamodule.datasets["train"].indices).index(int(i))) for i in batch["idx"]]
     before = torch.stack([datamodule.datasets["train"][p]["roi"] for p in positions])
-    datamodule.stop_building_roi(["val", "test", "train_eval"])
-    after = torch.stack([datamodule.datasets["train"][p]["roi"] for p in positions])
+    student_data = datamodule.with_roi(("train",))
+    assert {name for name, d in student_data.datasets.items() if d.roi_mode} == {"train"}
+    assert all(d.roi_mode for d in datamodule.datasets.values())  # the view left this one unchanged
+    assert "roi" not in student_data.datasets["val"][0]
+    after = torch.stack([student_data.datasets["train"][p]["roi"] for p in positions])
     torch.testing.assert_close(after, before, rtol=0, atol=0)
     torch.testing.assert_close(before, batch["roi"], rtol=0, atol=0)
