@@ -222,13 +222,15 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
 
 
-def train_row(matrix: str, row: Row, seed: int, fold: int | None, runs: Path) -> Path | None:
+def train_row(matrix: str, row: Row, seed: int, fold: int | None, runs: Path,
+              wanted: str | None = None) -> Path | None:
     """The row's run directory for this seed (and fold), trained unless it finished with the row's
     configuration (a begun one continues from its last checkpoint, one of another configuration
-    starts again); None when training failed."""
+    starts again); None when training failed. ``wanted``: the row's configuration hash, when the
+    caller has it already."""
     run_id = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
     run_dir = runs / matrix / slug(row.name) / run_id
-    wanted = digest(identity(run_config(row, seed, fold)))
+    wanted = wanted or digest(identity(run_config(row, seed, fold)))
     if (run_dir / "config.yaml").is_file():
         if digest(as_today(identity(OmegaConf.load(run_dir / "config.yaml")))) != wanted:
             shutil.rmtree(run_dir)
@@ -291,7 +293,7 @@ def run_matrix(matrix: Matrix, seeds: list[int], only: list[str] | None, runs: P
                 if record and "reused_from" not in record:
                     continue
                 if record is None:
-                    run_dir = train_row(matrix.name, row, seed, fold, runs)
+                    run_dir = train_row(matrix.name, row, seed, fold, runs, wanted)
                     if run_dir is None:
                         continue
                     record = record_of(matrix.name, row, run_dir)
