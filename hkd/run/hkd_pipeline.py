@@ -23,8 +23,7 @@ from hkd.methods.hkd import HKDStudent, default_kd_epochs
 from hkd.run.build import build_network
 from hkd.run.method_runs import MethodRun
 from hkd.run.prior_stage import predict_missing_priors
-from hkd.run.teacher_features import cache_teacher_features
-from hkd.run.teacher_stage import train_teacher
+from hkd.run.teacher import cache_teacher_features, train_teacher
 
 
 def build_hkd_student(cfg: DictConfig, num_classes: int) -> HKDStudent:

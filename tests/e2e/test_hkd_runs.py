@@ -90,8 +90,7 @@ def test_cached_teacher_features_equal_fresh_ones_and_follow_the_teacher(tiny, t
 
     from hkd.config import load_config
     from hkd.errors import ConfigError
-    from hkd.run.teacher_features import cache_teacher_features
-    from hkd.run.teacher_stage import existing_teacher
+    from hkd.run.teacher import cache_teacher_features, existing_teacher
 
     overrides = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true",
                  "hkd.teacher_epochs=1")

@@ -79,7 +79,7 @@ def test_teacher_features_are_fp32_outside_autocast(tiny):
 
 
 def test_a_missing_teacher_checkpoint_is_an_error_not_a_random_teacher(tiny, tmp_path):
-    from hkd.run.teacher_stage import existing_teacher, train_teacher
+    from hkd.run.teacher import existing_teacher, train_teacher
 
     with pytest.raises(FileNotFoundError, match="random teacher"):
         existing_teacher(tmp_path / "gone.ckpt", {})  # e.g. a resumed run's teacher moved away

@@ -16,8 +16,7 @@ from hkd.models.backbone import features_and_logits
 from hkd.models.classifier import ClassifierModule
 from hkd.models.frozen import FrozenFeatures, channels_last_copy, fold_batch_norms, inference_copy
 from hkd.run.build import build_datamodule, build_method, build_module
-from hkd.run.teacher_features import cache_teacher_features
-from hkd.run.teacher_stage import existing_teacher
+from hkd.run.teacher import cache_teacher_features, existing_teacher
 from tests.conftest import tiny_config, trained_looking
 
 OVERRIDES = ("method.name=hkd", "augment.policy=none", "hkd.cache_teacher_features=true")
