@@ -199,7 +199,7 @@ def record_of(matrix: str, row: Row, run_dir: Path) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     kept = ("seed", "fold", "test", "explanations", "val", "test_ci", "imil_edited",
             "imil_clinician_edits", "skipped_batches", "duration_s", "git_commit", "splits",
-            "prior_generator")
+            "prior_generator", "epochs", "val_last_epoch", "test_last_epoch")
     best = re.search(r"epoch=(\d+)", Path(summary.get("best_checkpoint") or "").name)
     rounds = [{"round": r["round"], "epoch": r["epoch"], "n_selected": r.get("n_selected"),
                "n_edited": len(r.get("edited", [])), "n_propagated": len(r.get("propagated", []))}

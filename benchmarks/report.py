@@ -7,6 +7,8 @@ from __future__ import annotations
 from hkd.reporting.compare import aggregate, markdown_table, paired_differences, paired_table
 from hkd.reporting.gap import edited_share_table, gap_closed, gap_table
 
+GAP_METRICS = ("test.balanced_accuracy", "test_last_epoch.balanced_accuracy")
+
 
 def ceiling_of(records: list[dict]) -> str | None:
     """The row whose records say it is the matrix's ceiling (``"ceiling": true``), if any."""
@@ -25,7 +27,10 @@ def benchmark_report(summaries: list[dict], paired_metrics: tuple[str, ...] = ("
                                           reference, metric)
     ceiling = ceiling_of(summaries)
     if ceiling and len(table) > 2:
-        text += "\n\n" + gap_table(gap_closed(summaries, reference, ceiling), reference, ceiling)
+        for metric in GAP_METRICS:  # at the selected checkpoint, then at the last epoch (where recorded)
+            rows = gap_closed(summaries, reference, ceiling, metric=metric)
+            if rows:
+                text += "\n\n" + gap_table(rows, reference, ceiling, metric)
     edits = edited_share_table(summaries)
     return text + ("\n\n" + edits if edits else "")
 

@@ -35,6 +35,7 @@ from hkd.config.choices import (
     ROI_MODES,
     SAMPLERS,
     SCHEDULERS,
+    SWAP_PARTNERS,
     TEACHER_PRECISIONS,
     WANDB_MODES,
 )
@@ -170,6 +171,16 @@ class Data:
 
 
 @dataclass
+class CounterfactualTraining:
+    p: float = key(0.0, "share of the training images per batch whose pixels outside the relevant region "
+                   "come from another image of the batch, the label kept (beyond both papers; README); 0 = "
+                   "off", PROBABILITY)
+    partner: str = key("other_class", "where that outside comes from: other_class (an image of another "
+                       "class) | any (any other image)", choices=SWAP_PARTNERS)
+    margin: int = key(2, "pixels the relevant region grows by before its outside is replaced", NON_NEGATIVE)
+
+
+@dataclass
 class Augment:
     policy: str = key("basic", "none | basic (affine) | strong | randaugment | trivialaugment | pneuknownet "
                       "(their albumentations \"strong\") | pneuknownet_weak (their \"weak\": the affine step "
@@ -180,6 +191,8 @@ class Augment:
     scale: float = key(0.1, "affine zoom range (1 +- scale)", Bounds(low=0, high=1))
     mixup: float = key(0.0, "MixUp Beta(alpha) on training batches; 0 = off (baseline only)", NON_NEGATIVE)
     cutmix: float = key(0.0, "CutMix Beta(alpha) on training batches; 0 = off (baseline only)", NON_NEGATIVE)
+    counterfactual: CounterfactualTraining = section(CounterfactualTraining, "counterfactual training from "
+                                                     "the prior (the validation swap view, in training)")
 
 
 @dataclass

@@ -18,6 +18,7 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassRecall,
+    MulticlassStatScores,
 )
 
 from hkd.explanations.cam import grad_cam
@@ -29,10 +30,24 @@ from hkd.models.optim import Optimization, configure_optimization
 from hkd.models.per_sample import PerSampleOutputs
 
 
+class WorstClassAccuracy(MulticlassStatScores):
+    """The lowest accuracy on the images of one class (per-class recall), over the classes present:
+    SubpopBench's worst-group accuracy with the classes as groups."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(num_classes, average="none")
+
+    def compute(self) -> torch.Tensor:
+        stats = super().compute()  # per class: tp, fp, tn, fn, support
+        present = stats[:, 4] > 0
+        return (stats[present, 0].float() / stats[present, 4]).min()
+
+
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection({
         "accuracy": MulticlassAccuracy(num_classes, average="micro"),
         "balanced_accuracy": MulticlassRecall(num_classes, average="macro"),
+        "worst_class_accuracy": WorstClassAccuracy(num_classes),
         "macro_f1": MulticlassF1Score(num_classes, average="macro"),
         "auroc": MulticlassAUROC(num_classes, average="macro"),
     }, prefix=prefix)
@@ -56,16 +71,15 @@ class ClassifierModule(L.LightningModule):
     def __init__(self, net: nn.Module, method: TrainingMethod, classes: list[str], *,
                  optimization: Optimization, class_weights: list[float] | None = None,
                  channels_last: bool = False, compile: bool = False,
-                 batch_mix: Callable | None = None, nonfinite_loss: str = "stop",
-                 nonfinite_check_every: int = 50, teacher: bool = False,
+                 batch_mix: Callable | None = None, batch_swap: Callable | None = None,
+                 nonfinite_loss: str = "stop", nonfinite_check_every: int = 50, teacher: bool = False,
                  run_config: dict | None = None) -> None:
         super().__init__()
         # what loading needs to rebuild it: the method (a teacher's is plain cross-entropy on ROIs)
         self.save_hyperparameters({"cfg": run_config, "classes": list(classes),
                                    "class_weights": class_weights, "input_key": method.input_key,
                                    "teacher": teacher})
-        self.classes = list(classes)
-        self.input_key = method.input_key
+        self.classes, self.input_key = list(classes), method.input_key
         self.optimization = optimization
         self.channels_last, self.compile = channels_last, compile
         self.nonfinite_loss, self.nonfinite_check_every = nonfinite_loss, max(1, int(nonfinite_check_every))
@@ -83,7 +97,7 @@ class ClassifierModule(L.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_relevance_mass = MeanMetric()
         self.test_pointing_game = MeanMetric()
-        self.batch_mix = batch_mix
+        self.batch_mix, self.batch_swap = batch_mix, batch_swap  # batch_swap: augment.counterfactual
         self.confusion_matrix: torch.Tensor | None = None
         self._compiled = None
         self.skipped_batches = 0  # steps skipped for a non-finite loss
@@ -129,6 +143,8 @@ class ClassifierModule(L.LightningModule):
         return self.method.before_transfer(batch) if self.training else batch
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.batch_swap is not None:
+            batch = self.batch_swap(batch).logged(self)
         if self.batch_mix is not None:
             image, soft = self.batch_mix(batch["image"], batch["label"])
             batch = {**batch, "image": image, "soft_label": soft, "label": soft.argmax(1)}

@@ -11,7 +11,11 @@ from pathlib import Path
 import numpy as np
 
 COLUMNS = (("test", "accuracy"), ("test", "balanced_accuracy"), ("test", "macro_f1"),
-           ("test", "auroc"), ("explanations", "relevance_mass"), ("explanations", "pointing_game"))
+           ("test", "auroc"), ("explanations", "relevance_mass"), ("explanations", "pointing_game"),
+           ("test", "worst_class_accuracy"), ("test_last_epoch", "balanced_accuracy"),
+           ("test_last_epoch", "worst_class_accuracy"))
+# a column no run has (summaries made before it existed) is left out of the table
+COLUMN_NAMES = {"test_last_epoch": "{}, last epoch"}
 # the best checkpoint's validation metrics: what the papers' train / valid protocol reports
 VAL_COLUMNS = (("val", "accuracy"), ("val", "balanced_accuracy"), ("val", "macro_f1"), ("val", "auroc"))
 
@@ -54,8 +58,9 @@ def aggregate(summaries: list[dict], by: str = "name",
 def markdown_table(table: dict[str, dict[str, tuple[float, float, int]]], scale: float = 100.0,
                    columns: tuple = COLUMNS) -> str:
     """Rows per group, mean ± std in percent; n = runs."""
-    keys = [f"{s}.{m}" for s, m in columns]
-    names = [k.split(".", 1)[1] if columns is COLUMNS else k for k in keys]
+    keys = [key for key in (f"{s}.{m}" for s, m in columns) if any(key in row for row in table.values())]
+    names = [COLUMN_NAMES.get(k.split(".")[0], "{}").format(k.split(".", 1)[1]) if columns is COLUMNS else k
+             for k in keys]
     header = "| run | n | " + " | ".join(names) + " |"
     lines = [header, "|" + "---|" * (len(keys) + 2)]
     for group in table:

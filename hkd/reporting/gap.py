@@ -40,7 +40,9 @@ def gap_closed(summaries: list[dict], reference: str, ceiling: str, by: str = "n
 def gap_table(rows: dict[str, dict], reference: str, ceiling: str,
               metric: str = "test.balanced_accuracy") -> str:
     """Markdown: the share of the gap each group closes, with its interval."""
-    lines = [f"| run | n | share of the {reference} → {ceiling} gap closed ({metric.split('.', 1)[1]}) "
+    section, name = metric.split(".", 1)
+    at = ", last epoch" if section.endswith("_last_epoch") else ""
+    lines = [f"| run | n | share of the {reference} → {ceiling} gap closed ({name}{at}) "
              "| 95 % CI |", "|---|---|---|---|"]
     for group, row in rows.items():
         low, high = row["ci"]

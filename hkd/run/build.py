@@ -16,6 +16,7 @@ from torch import nn
 
 from hkd.config import shortcut_spec
 from hkd.data.affine_range import AffineRange
+from hkd.data.batch_swap import BatchSwap
 from hkd.data.counterfactual import CounterfactualSettings
 from hkd.data.datamodule import ChestXrayDataModule, LoaderSettings, SampleSettings
 from hkd.data.formats import DataSource, load_records
@@ -80,15 +81,27 @@ def build_module(cfg: DictConfig, classes: list[str], method: Method | None = No
     net = build_network(cfg, len(classes))
     if method.double_backward:
         allow_double_backward(net)
-    mix = None
+    mix = swap = None
     if method.input_key == "image":  # batch mixing is for models on raw images, not HKD's teacher
         mix = build_batch_mix(float(cfg.augment.mixup), float(cfg.augment.cutmix), len(classes))
+        swap = batch_swap(cfg)
     return ClassifierModule(net, method, classes, optimization=optimization(cfg),
                             class_weights=class_weights, channels_last=bool(cfg.model.channels_last),
-                            compile=bool(cfg.model.compile), batch_mix=mix,
+                            compile=bool(cfg.model.compile), batch_mix=mix, batch_swap=swap,
                             nonfinite_loss=cfg.training.nonfinite_loss,
                             nonfinite_check_every=int(cfg.training.nonfinite_check_every),
                             teacher=teacher, run_config=OmegaConf.to_container(cfg))
+
+
+def batch_swap(cfg: DictConfig) -> BatchSwap | None:
+    """Counterfactual training (``augment.counterfactual``): the validation swap view
+    (``counterfactual.fill``) on a share ``p`` of each training batch; None when ``p`` is 0."""
+    section = cfg.augment.counterfactual
+    if not section.p:
+        return None
+    settings = dataclasses.replace(swap_settings(cfg), margin=int(section.margin))
+    return BatchSwap(float(section.p), section.partner, settings, tuple(map(float, cfg.data.mean)),
+                     tuple(map(float, cfg.data.std)))
 
 
 def edit_table(cfg: DictConfig) -> EditTable:

@@ -25,6 +25,7 @@ from hkd.reporting.model_card import write_model_card
 from hkd.run import imil_setup
 from hkd.run.build import build_datamodule, build_method, build_module
 from hkd.run.data_check import check_data_set
+from hkd.run.last_epoch import checkpoint_epoch
 from hkd.run.method_runs import method_run
 from hkd.run.run_dir import (
     code_version,
@@ -143,6 +144,16 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None,
     return run_dir
 
 
+def last_epoch_fields(result: StageResult) -> dict:
+    """``epochs`` (the selected and the last, 0-based) and the last epoch's ``val_last_epoch`` and
+    ``test_last_epoch`` metrics (``hkd.run.last_epoch``), beside the selected checkpoint's."""
+    if not result.last_epoch:
+        return {}
+    last = result.last_epoch
+    return {"epochs": {"selected": checkpoint_epoch(result.best_checkpoint), "last": last["epoch"]},
+            "val_last_epoch": last.get("val", {}), "test_last_epoch": last.get("test", {})}
+
+
 def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: float,
                   stage_records: dict, n_train: int) -> dict:
     test = dict(result.test)
@@ -154,6 +165,7 @@ def build_summary(cfg: DictConfig, run_dir: Path, result: StageResult, started: 
             "val": result.val, "test": test, "explanations": explanations,
             "test_ci": result.test_intervals,
             "best_checkpoint": result.best_checkpoint, "run_dir": str(run_dir),
+            **last_epoch_fields(result),
             "skipped_batches": result.module.skipped_batches,
             "duration_s": round(time.time() - started, 2), "git_commit": code_version(), **stage_records,
             **imil_setup.summary_fields(cfg, run_dir, n_train)}

@@ -18,6 +18,7 @@ from hkd.models.nonfinite import NonFiniteLossError
 from hkd.run.build import report_options
 from hkd.run.checkpoints import resume_checkpoint
 from hkd.run.evaluation_outputs import read_intervals
+from hkd.run.last_epoch import last_epoch_metrics
 from hkd.run.media import fixed_test_batch, wandb_loggers, write_cam_overlays
 from hkd.run.trainer import build_trainer
 
@@ -31,6 +32,7 @@ class StageResult:
     is_global_zero: bool = True
     waiting_for_review: int | None = None  # an IMIL round that waits for a clinician
     test_intervals: dict = field(default_factory=dict)  # bootstrap 95 % CIs of the test metrics
+    last_epoch: dict = field(default_factory=dict)  # {"epoch", "val", "test"}: the model training left
 
 
 def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
@@ -132,11 +134,14 @@ def train_stage(cfg: DictConfig, stage: Stage, datamodule: ChestXrayDataModule,
     if fitted.waiting_for_review is not None:
         return StageResult(module, "", is_global_zero=fitted.trainer.is_global_zero,
                            waiting_for_review=fitted.waiting_for_review)
+    last = {}
+    if fitted.trainer.is_global_zero and stage.job_type == "train" and fitted.best_checkpoint:
+        last = {"epoch": fitted.trainer.current_epoch - 1, **last_epoch_metrics(module, datamodule)}
     val, test = evaluate(fitted, datamodule, module)
     intervals = report(cfg, stage, fitted, datamodule, module)
     finish_wandb(fitted.trainer)
     return StageResult(module, fitted.best_checkpoint or "", val, test, fitted.trainer.is_global_zero,
-                       test_intervals=intervals)
+                       test_intervals=intervals, last_epoch=last)
 
 
 def finish_wandb(trainer: L.Trainer) -> None:

@@ -106,3 +106,27 @@ def test_mining_flips_scores_each_sample_by_its_swap_view(tiny):
     expected = (clean[rows, labels] - swap[rows, labels]).numpy()
     assert swapped.all() and np.allclose(drops, expected, atol=1e-4)
     assert np.array_equal(flipped > 0, (swap.argmax(1) != clean.argmax(1)).numpy())
+
+
+def test_the_summary_names_the_selected_epoch_and_keeps_the_last_epoch_beside_it(selected_run):
+    *rows, _ = validation_rows(selected_run)
+    summary = json.loads((selected_run / "summary.json").read_text())
+    scores = [float(row["val/cf_score"]) for row in rows]
+    assert summary["epochs"] == {"selected": int(np.argmax(scores)), "last": 2}
+    last = summary["val_last_epoch"]  # the same model as the last validation epoch logged
+    assert last["balanced_accuracy"] == pytest.approx(float(rows[-1]["val/balanced_accuracy"]), abs=1e-5)
+    swapped = float(rows[-1]["val/cf/balanced_accuracy"])
+    assert last["cf_balanced_accuracy"] == pytest.approx(swapped, abs=1e-5)
+    test = summary["test_last_epoch"]
+    assert set(test) >= {"balanced_accuracy", "worst_class_accuracy"}
+    assert test["worst_class_accuracy"] <= test["balanced_accuracy"]
+    assert summary["test"]["worst_class_accuracy"] <= summary["test"]["balanced_accuracy"]
+
+
+def test_counterfactual_training_swaps_every_drawn_image_and_counts_them(tiny):
+    run_dir = run_experiment(tiny("augment.counterfactual.p=1.0", "augment.counterfactual.partner=any",
+                                  "trainer.max_epochs=2"))
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        epochs = [row for row in csv.DictReader(handle) if row.get("train/cf_swapped")]
+    assert [float(row["train/cf_swapped"]) for row in epochs] == [40.0, 40.0]  # every training image
+    assert [float(row["train/cf_without_region"]) for row in epochs] == [0.0, 0.0]
