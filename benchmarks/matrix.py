@@ -66,6 +66,7 @@ class Matrix(NamedTuple):
     folds: list[int | None]
     command: str | None  # what makes the table, where not ``python -m benchmarks.matrix NAME``
     references: dict[str, dict]  # row -> {matrix, row}: read against another matrix's row
+    needs: tuple[str, ...] = ()  # record fields its tables read (test_last_epoch): older records do not stand
 
 
 def flat(items: list) -> list[str]:
@@ -99,7 +100,7 @@ def load_matrix(name: str) -> Matrix:
             overrides += tuned_overrides(row["tuned"])
         rows.append(Row(row["name"], row["experiment"], overrides, bool(row.get("ceiling"))))
     return Matrix(name, rows, spec.get("seeds", [0, 1, 2]), list(range(spec["folds"])) if "folds" in spec
-                  else [None], spec.get("command"), spec.get("references", {}))
+                  else [None], spec.get("command"), spec.get("references", {}), tuple(spec.get("needs", ())))
 
 
 def matrix_rows(name: str) -> dict[str, Row]:
@@ -171,9 +172,11 @@ def keep_config(config: dict) -> str:
     return key
 
 
-def recorded_run(matrix: str, row: Row, seed: int, fold: int | None, wanted: str) -> dict | None:
+def recorded_run(matrix: str, row: Row, seed: int, fold: int | None, wanted: str,
+                 needs: tuple[str, ...] = ()) -> dict | None:
     """The record standing for this row's run: the matrix's own under the row's name first, then
-    any matrix's of the same configuration (``wanted``: its hash today)."""
+    any matrix's of the same configuration (``wanted``: its hash today) that has the fields the
+    matrix ``needs``."""
     configs = run_configs()
     today = {key: digest(as_today(config)) for key, config in configs.items()}
     own = RECORDS / f"{matrix}.jsonl"
@@ -183,6 +186,7 @@ def recorded_run(matrix: str, row: Row, seed: int, fold: int | None, wanted: str
             record = json.loads(line)
             if (record.get("seed"), record.get("fold")) != (seed, fold) \
                     or today.get(record.get("config_hash")) != wanted \
+                    or any(record.get(field) is None for field in needs) \
                     or (path == own and record["name"] != row.name):
                 continue
             if path == own:
@@ -289,7 +293,7 @@ def run_matrix(matrix: Matrix, seeds: list[int], only: list[str] | None, runs: P
         for fold in matrix.folds:
             for row in (row for row in matrix.rows if not only or row.name in only):
                 wanted = digest(identity(run_config(row, seed, fold)))
-                record = recorded_run(matrix.name, row, seed, fold, wanted)
+                record = recorded_run(matrix.name, row, seed, fold, wanted, matrix.needs)
                 if record and "reused_from" not in record:
                     continue
                 if record is None:

@@ -61,6 +61,9 @@ def test_a_matrix_trains_each_row_once_and_its_records_stand_for_it(bench, capsy
     assert matrix.recorded_run("demo", row, 1, None, wanted) is None  # another seed
     other = matrix.digest(matrix.identity(matrix.run_config(demo.rows[1], 0, None)))
     assert matrix.recorded_run("demo", row, 0, None, other) is None  # another configuration
+    # a matrix whose tables read the last epoch: a record made with it stands, one without does not
+    assert matrix.recorded_run("demo", row, 0, None, wanted, ("test_last_epoch",))["test_last_epoch"]
+    assert matrix.recorded_run("demo", row, 0, None, wanted, ("made_by_a_later_hkd",)) is None
 
     # a key added to hkd after the record counts at its default; a default that changed re-trains
     stored = configs[first["config_hash"]]
