@@ -261,7 +261,8 @@ class PriorGenerator:
 @dataclass
 class IMIL:
     enabled: bool = key(False, "interactive misprediction-outlier masking during training")
-    oracle: str = key("annotations", "annotations (simulated clinician) | queue (real review) | none",
+    oracle: str = key("annotations", "annotations (simulated clinician) | queue (real review) | sham (the "
+                      "same samples, random regions of the same number and area: the control) | none",
                       choices=ORACLES)
     budget: float = key(0.04, "max share of the training set edited over the whole run", PROBABILITY)
     start_epoch: int = key(2, "first epoch (0-based) after which outliers are mined", NON_NEGATIVE)

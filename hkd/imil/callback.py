@@ -22,7 +22,7 @@ from hkd.data.counterfactual import CounterfactualSettings
 from hkd.imil.binding import ImageBinding
 from hkd.imil.edits import EditTable
 from hkd.imil.mining import Miner
-from hkd.imil.oracles import AnnotationOracle
+from hkd.imil.oracles import simulated_oracle
 from hkd.imil.propagation import Propagation
 from hkd.imil.propagator import Propagator
 from hkd.imil.review_rounds import ReviewRounds
@@ -121,7 +121,7 @@ class IMILCallback(Callback):
         if self.oracle == "queue" and chosen:
             self.wait_for_review(trainer, pl_module, record)
             return
-        oracle = AnnotationOracle(self.images) if self.oracle == "annotations" else None
+        oracle = simulated_oracle(self.oracle, self.images, self.seed)
         self.state.record_edits(record, ((i, *oracle.irrelevant_regions(i), "") for i in chosen)
                                 if oracle else (), "oracle")
         self.propagate_after(trainer, record)

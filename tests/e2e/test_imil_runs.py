@@ -4,6 +4,7 @@ propagation, W&B."""
 import csv
 import json
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -50,6 +51,25 @@ def test_edits_reach_the_dataloader_after_the_round(tiny, tmp_path, workers):
     cache = datamodule.datasets["train"].cache
     for idx in imil.table:
         assert np.array_equal(imil.table[idx].mask, np.asarray(cache.irrelevant[idx]) > 0)
+
+
+def test_the_sham_control_edits_the_same_samples_with_as_much_area_elsewhere(tiny, tmp_path):
+    rounds = {}
+    for oracle in ("annotations", "sham"):
+        cfg = tiny(*IMIL, "imil.budget=0.5", "trainer.max_epochs=2", f"imil.oracle={oracle}")
+        L.seed_everything(cfg.seed)
+        datamodule = build_datamodule(cfg)
+        module = build_module(cfg, datamodule.classes)
+        imil = build_imil_callback(cfg, tmp_path / oracle)
+        trainer = build_trainer(cfg, tmp_path / oracle, 2, "val/loss", "min", callbacks=[imil])
+        trainer.fit(module, datamodule=datamodule)
+        rounds[oracle] = imil
+    clinician, sham = rounds["annotations"].table, rounds["sham"].table
+    assert sorted(sham) == sorted(clinician) and len(sham) > 0  # the same mined samples (same seed)
+    for idx in sham:
+        assert sham[idx].mask.sum() == clinician[idx].mask.sum()  # as much area ...
+        assert not np.array_equal(sham[idx].mask, clinician[idx].mask)  # ... elsewhere
+        assert sham[idx].reason.startswith("sham of: ")
 
 
 class _SeenByEpoch(Callback):

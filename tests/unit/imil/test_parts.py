@@ -1,6 +1,6 @@
 """IMIL's collaborators, each on its own (the callback that schedules them is tested by the runs in
-tests/e2e/test_imil_runs.py): the state, the binding of rows to images, the queue oracle's rounds
-and the propagator."""
+tests/e2e/test_imil_runs.py): the state, the binding of rows to images, the queue oracle's rounds,
+the sham oracle and the propagator."""
 
 import json
 import logging
@@ -12,6 +12,7 @@ import pytest
 from hkd.errors import InputError
 from hkd.imil.binding import ImageBinding
 from hkd.imil.edits import Edit, load_edits
+from hkd.imil.oracles import AnnotationOracle, ShamOracle, random_rectangle, simulated_oracle
 from hkd.imil.propagator import Propagator
 from hkd.imil.queue import round_dir
 from hkd.imil.review_rounds import ReviewRounds
@@ -133,3 +134,22 @@ def test_propagator_waits_for_a_clinician_mark(tiny, images):
     for row in training.indices:  # every image edited: nothing left to propose to
         state.table[int(row)] = Edit(mask=mask(), round=1, epoch=0, source="oracle")
     assert not propagator.can_propagate()
+
+
+def test_the_sham_oracle_marks_the_same_number_and_area_elsewhere(images):
+    from scipy import ndimage
+
+    cfg, _, training = images
+    clinician, sham = AnnotationOracle(training), ShamOracle(training, seed=0)
+    for idx in map(int, training.indices[:8]):
+        truth, _ = clinician.irrelevant_regions(idx)
+        fake, reason = sham.irrelevant_regions(idx)
+        assert reason.startswith("sham of: ")
+        assert fake.sum() == truth.sum() > 0  # the same area
+        assert ndimage.label(fake)[1] <= ndimage.label(truth)[1]  # as many parts (or fewer, where two touch)
+        assert not np.array_equal(fake, truth)
+        assert np.array_equal(fake, ShamOracle(training, seed=0).irrelevant_regions(idx)[0])  # seeded
+    for area in (1, 7, 100, 31 * 32, 32 * 32):  # any area fits, exactly
+        assert random_rectangle(area, (32, 32), np.random.default_rng(area)).sum() == area
+    assert isinstance(simulated_oracle("sham", training, 0), ShamOracle)
+    assert simulated_oracle("queue", training, 0) is None
