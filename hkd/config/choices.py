@@ -63,6 +63,7 @@ NONFINITE_POLICIES = ("stop", "skip")  # training.nonfinite_loss
 ORACLES = ("annotations", "queue", "sham", "none")  # imil.oracle
 MINE_MODES = ("mispredicted", "flips", "both")  # imil.mine
 SWAP_PARTNERS = ("any", "other_class")  # augment.counterfactual.partner: where a swapped outside comes from
+EDIT_SCOPES = ("sample", "all")  # imil.edit_scope: each region on its own image (the paper), or on every one
 EDIT_MODES = ("replace", "add")  # imil.edit: the edited image replaces its original (the paper) or joins it
 CHANGED_IMAGES = ("error", "drop")  # imil.changed_images: an edited image gone or changed on resume
 WANDB_MODES = ("offline", "online", "disabled")  # logging.wandb

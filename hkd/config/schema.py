@@ -22,6 +22,7 @@ from hkd.config.choices import (
     CHANGED_IMAGES,
     CHECKPOINT_MODES,
     EDIT_MODES,
+    EDIT_SCOPES,
     FILLS,
     FORMATS,
     METHODS,
@@ -296,6 +297,10 @@ class IMIL:
                     choices=MINE_MODES)
     edit: str = key("replace", "replace: the edited image replaces its original (the paper) | add: it joins "
                     "the original in the training set (beyond the paper)", choices=EDIT_MODES)
+    edit_scope: str = key("sample", "sample: each region is removed from the image it was marked on (the "
+                          "paper) | all: every region marked or proposed so far is removed, at the same "
+                          "place, from every training image (beyond the paper; for shortcuts whose position "
+                          "names the class)", choices=EDIT_SCOPES)
     changed_images: str = key("error", "resume= when an edited or marked image is gone or its file changed: "
                               "error (naming it) | drop (its edit and marks, with a warning naming it)",
                               choices=CHANGED_IMAGES)

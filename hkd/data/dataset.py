@@ -32,9 +32,12 @@ from hkd.data.transforms import apply_joint
 
 
 class ImageEdits(Protocol):
-    """What the dataset needs of an edit table: which samples are edited, and the edit itself."""
+    """What the dataset needs of an edit table: which samples are edited, which read an edit
+    (``changes``: with ``imil.edit_scope=all`` every one), and the edit itself."""
 
     def __contains__(self, idx: object) -> bool: ...
+
+    def changes(self, idx: int) -> bool: ...
 
     def apply(self, idx: int, image: torch.Tensor) -> torch.Tensor: ...
 
@@ -113,7 +116,7 @@ class ChestXrayDataset(Dataset):
         irrelevant = torch.from_numpy(np.asarray(self.cache.irrelevant[idx], dtype=np.float32))[None]
         if not self.has_prior_all[idx] and idx in self.predicted_priors:
             relevant = torch.from_numpy(self.predicted_priors[idx].astype(np.float32))[None]
-        if edited and self.edits is not None and idx in self.edits:
+        if edited and self.edits is not None and self.edits.changes(idx):
             image = self.edits.apply(idx, image)
         return image, relevant, irrelevant
 
@@ -123,7 +126,7 @@ class ChestXrayDataset(Dataset):
         images = torch.from_numpy(np.asarray(self.cache.images[indices], dtype=np.float32))
         if self.edits is not None:
             for row, idx in enumerate(indices):
-                if idx in self.edits:
+                if self.edits.changes(int(idx)):
                     images[row] = self.edits.apply(int(idx), images[row])
         return self.normalize(images)
 

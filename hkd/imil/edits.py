@@ -51,14 +51,20 @@ class Edit:
 
 @dataclass
 class EditTable:
-    """``{idx: Edit}`` with the fill and margin every edit is applied with."""
+    """``{idx: Edit}`` with the fill and margin every edit is applied with. With ``scope="all"``
+    (``imil.edit_scope``, beyond the paper) every image read through the table also loses the union
+    of every edit's region (marked or proposed), at the same place in images of every class, so
+    neither a positional shortcut nor the edit's position names the class; the union follows from
+    the edits, so it is stored with them."""
 
     fill: str = "zero"  # what replaces removed pixels (hkd.data.masking.FILLS)
     margin: int = 0  # pixels each removed region grows by before the fill
     fill_mean: float = 0.5  # the ``mean`` fill's value
     edits: dict[int, Edit] = field(default_factory=dict)
+    scope: str = "sample"  # sample (each edit on its own image, the paper) | all
     # edited images of the costly fills, made once per round by ``precompute`` (not saved)
     filled: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _union: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     # -- the table ---------------------------------------------------------------------------
     def __contains__(self, idx: object) -> bool:
@@ -69,11 +75,19 @@ class EditTable:
 
     def __setitem__(self, idx: int, edit: Edit) -> None:
         self.edits[int(idx)] = edit
-        self.filled.pop(int(idx), None)
+        self.changed(int(idx))
 
     def __delitem__(self, idx: int) -> None:
         del self.edits[idx]
-        self.filled.pop(int(idx), None)
+        self.changed(int(idx))
+
+    def changed(self, idx: int | None = None) -> None:
+        """Forget what an edit's change makes stale: its filled image, or with ``scope="all"`` (the
+        union changes) every filled image; ``None``: everything."""
+        if self.scope == "all" or idx is None:
+            self.filled, self._union = {}, None
+        else:
+            self.filled.pop(idx, None)
 
     def __len__(self) -> int:
         return len(self.edits)
@@ -85,7 +99,7 @@ class EditTable:
         """Edits take their rows' new numbers (``moved``: old -> new); edits of rows not in it are
         dropped (their image is gone or changed)."""
         self.edits = {moved[i]: edit for i, edit in self.edits.items() if i in moved}
-        self.filled = {}
+        self.changed()
 
     def clinician_count(self) -> int:
         """Edits a person (or the simulated clinician) made: what the budget counts."""
@@ -95,9 +109,25 @@ class EditTable:
         return {i: e.mask for i, e in self.edits.items() if e.source != "propagated"}
 
     # -- applying ----------------------------------------------------------------------------
+    def union(self) -> np.ndarray | None:
+        """``scope="all"``: every edit's region together (None with ``sample`` or no edit)."""
+        if self.scope != "all" or not self.edits:
+            return None
+        if self._union is None:
+            self._union = np.logical_or.reduce([edit.mask for edit in self.edits.values()])
+        return self._union
+
+    def changes(self, idx: int) -> bool:
+        """Whether reading image ``idx`` through the table changes it."""
+        return idx in self.edits or self.union() is not None
+
     def removed_region(self, idx: int) -> torch.Tensor:
-        """The (S, S) float mask of pixels the edit removes, grown by the margin."""
-        return grow(torch.from_numpy(self.edits[idx].mask.astype(np.float32)), self.margin)
+        """The (S, S) float mask of pixels the edit removes (with ``scope="all"`` and the union of
+        every edit's region), grown by the margin."""
+        own = self.edits[idx].mask if idx in self.edits else None
+        union = self.union()
+        mask = own if union is None else (union if own is None else own | union)
+        return grow(torch.from_numpy(mask.astype(np.float32)), self.margin)
 
     def apply(self, idx: int, image: torch.Tensor) -> torch.Tensor:
         """The cached original ``image`` (C, S, S) in [0, 1] as training sees it after the edit
@@ -126,7 +156,7 @@ class EditTable:
 
     def load_state_dict(self, state: dict) -> None:
         self.edits = {int(i): Edit.from_json(e) for i, e in state.items()}
-        self.filled = {}
+        self.changed()
 
     def to_json(self, rounds: list[dict], pending_round: int | None,
                 identities: dict[int, list[str]] | None = None) -> dict:
@@ -138,6 +168,7 @@ class EditTable:
             return {"image": identities[i][0], "sha256": identities[i][1]} if i in identities else {}
 
         return {"version": 2, "fill": self.fill, "margin": self.margin, "fill_mean": self.fill_mean,
+                "scope": self.scope,
                 "n_edited": len(self.edits), "n_clinician": self.clinician_count(), "rounds": rounds,
                 "pending_round": pending_round,
                 "edits": [{"idx": i, **image(i), **e.to_json()} for i, e in sorted(self.edits.items())]}
@@ -147,7 +178,7 @@ class EditTable:
         """The table saved in an ``edits.json`` (version 1 files had no fill or margin: zero, 0)."""
         data = json.loads(Path(path).read_text())
         table = cls(fill=data.get("fill", "zero"), margin=int(data.get("margin", 0)),
-                    fill_mean=float(data.get("fill_mean", 0.5)))
+                    fill_mean=float(data.get("fill_mean", 0.5)), scope=data.get("scope", "sample"))
         table.edits = {int(e["idx"]): Edit.from_json(e) for e in data["edits"]}
         return table
 

@@ -106,7 +106,8 @@ def batch_swap(cfg: DictConfig) -> BatchSwap | None:
 
 def edit_table(cfg: DictConfig) -> EditTable:
     """An empty IMIL edit table with the configured fill (``imil.fill``, ``imil.margin``)."""
-    return EditTable(fill=cfg.imil.fill, margin=int(cfg.imil.margin), fill_mean=float(cfg.data.fill_mean))
+    return EditTable(fill=cfg.imil.fill, margin=int(cfg.imil.margin), fill_mean=float(cfg.data.fill_mean),
+                     scope=cfg.imil.edit_scope)
 
 
 def build_imil_callback(cfg: DictConfig, run_dir: str | Path) -> IMILCallback:

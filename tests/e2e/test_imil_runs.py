@@ -72,6 +72,35 @@ def test_the_sham_control_edits_the_same_samples_with_as_much_area_elsewhere(tin
         assert sham[idx].reason.startswith("sham of: ")
 
 
+class _UnionChecker(Callback):
+    """Counts the training images that reach training_step with the union of every edit filled."""
+
+    def __init__(self):
+        self.checked = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        imil = next(c for c in trainer.callbacks if isinstance(c, IMILCallback))
+        union = imil.table.union()
+        if union is None:
+            return
+        fill = (0 - trainer.datamodule.samples.mean[0]) / trainer.datamodule.samples.std[0]
+        for image in batch["image"]:
+            assert torch.allclose(image[0][torch.from_numpy(union)], torch.tensor(fill))
+            self.checked += 1
+
+
+def test_edit_scope_all_removes_every_region_from_every_training_image(tiny, tmp_path):
+    cfg = tiny(*IMIL, "imil.budget=0.2", "trainer.max_epochs=3", "imil.edit_scope=all")
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.classes)
+    imil, checker = build_imil_callback(cfg, tmp_path), _UnionChecker()
+    trainer = build_trainer(cfg, tmp_path, 3, "val/loss", "min", callbacks=[imil, checker])
+    trainer.fit(module, datamodule=datamodule)
+    assert imil.table.union() is not None and imil.table.union().sum() > 0
+    assert checker.checked >= 2 * 40  # every training image in the two epochs after the first round
+    assert json.loads((tmp_path / "imil" / "edits.json").read_text())["scope"] == "all"
+
+
 class _SeenByEpoch(Callback):
     """Per epoch: every (idx, blacked out?) the training batches carried."""
 

@@ -126,3 +126,32 @@ def test_inpainted_edits_are_made_once_and_equal_a_fresh_fill(tiny, monkeypatch)
     zero[first] = table[first]
     zero.precompute(images.original)
     assert not zero.filled
+
+
+def test_edit_scope_all_removes_every_region_from_every_training_image(tiny, tmp_path):
+    """imil.edit_scope=all: the union of the regions marked so far is removed, at the same place,
+    from images of every class (marked or not); each marked image also loses its own region; the
+    union follows the table and its scope survives edits.json."""
+    cfg = tiny("imil.edit_scope=all", "imil.fill=zero", "augment.policy=none")
+    images = _training_images(cfg)
+    first, second, *others = (int(i) for i in images.indices)
+    table = edit_table(cfg)
+    table[first] = Edit(mask=_mark(32, slice(0, 4), slice(0, 4)), round=1, epoch=0, source="oracle")
+    images.use_edits(table)
+    labels = {int(images.train_eval.labels[i]) for i in others}
+    assert len(labels) > 1  # images of several classes
+    for idx in others:
+        edited, original = images.evaluation_dataset().raw(idx)[0][0], images.original(idx)[0]
+        assert (edited[0:4, 0:4] == 0).all() and torch.equal(edited[4:, 4:], original[4:, 4:])
+    table[second] = Edit(mask=_mark(32, slice(28, 32), slice(28, 32)), round=2, epoch=1, source="propagated")
+    for idx in (first, others[0]):  # a new region joins the union at once
+        edited = images.train.raw(idx)[0][0]
+        assert (edited[0:4, 0:4] == 0).all() and (edited[28:32, 28:32] == 0).all()
+    assert images.evaluation_dataset(edited=False).raw(others[0])[0][0][0:4, 0:4].equal(
+        images.original(others[0])[0][0:4, 0:4])  # the originals are untouched
+    path = tmp_path / "edits.json"
+    path.write_text(json.dumps(table.to_json([], None)))
+    assert EditTable.read(path).scope == "all" and EditTable.read(path).changes(others[1])
+    sample = edit_table(tiny("imil.fill=zero"))  # the paper's scope: only the marked image changes
+    sample[first] = table[first]
+    assert sample.changes(first) and not sample.changes(others[0])
