@@ -19,6 +19,7 @@ METHODS = Registry("method.name", {
     "gradmask": "hkd.methods.guided:GradMask",
     "actdiff": "hkd.methods.guided:ActDiff",
     "cam_align": "hkd.methods.guided:CamAlign",
+    "jtt": "hkd.methods.jtt:JTT",
 })
 FORMATS = Registry("data.format", {
     "synthetic": "hkd.data.formats.synthetic:read_synthetic",

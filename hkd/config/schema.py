@@ -89,7 +89,8 @@ def section(schema: type, doc: str = "") -> Any:
 
 @dataclass
 class Method:
-    name: str = key("baseline", "baseline | hkd | rrr | gradmask | actdiff | cam_align", choices=METHODS)
+    name: str = key("baseline", "baseline | hkd | rrr | gradmask | actdiff | cam_align | jtt",
+                    choices=METHODS)
     weight: float = key(1.0, "weight of the method's extra loss term (rrr, gradmask, actdiff, cam_align)",
                         NON_NEGATIVE)
 
@@ -252,6 +253,14 @@ class HKD:
 
 
 @dataclass
+class JTT:
+    epochs: int = key(1, "epochs of the first, plain cross-entropy model whose training errors form the "
+                      "error set (Liu et al. 2021's T)", POSITIVE)
+    upweight: float = key(20.0, "weight of each error-set image's cross-entropy in the final model (their "
+                          "lambda_up)", Bounds(low=1))
+
+
+@dataclass
 class PriorGenerator:
     epochs: int = key(15, "training epochs of the MONAI BasicUNet prior generator", POSITIVE)
     features: list[int] = key([8, 16, 32, 64, 128, 8], "BasicUNet channel widths (5 levels + output)")
@@ -407,6 +416,7 @@ class Config:
     model: Model = section(Model)
     optim: Optim = section(Optim)
     hkd: HKD = section(HKD)
+    jtt: JTT = section(JTT, "Just Train Twice (method.name=jtt): the annotation-free row to beat")
     prior_generator: PriorGenerator = section(PriorGenerator)
     imil: IMIL = section(IMIL)
     counterfactual: Counterfactual = section(Counterfactual, "views of the validation images from their "

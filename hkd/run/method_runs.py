@@ -41,7 +41,8 @@ class MethodRun:
     roi_splits: Callable[[DictConfig], tuple[str, ...]] = training_split  # where the method reads ROI images
 
 
-METHOD_RUNS: Registry[MethodRun] = Registry("method.name", {"hkd": "hkd.run.hkd_pipeline:HKD_RUN"})
+METHOD_RUNS: Registry[MethodRun] = Registry("method.name", {"hkd": "hkd.run.hkd_pipeline:HKD_RUN",
+                                                             "jtt": "hkd.run.jtt_pipeline:JTT_RUN"})
 PLAIN = MethodRun()
 
 
