@@ -51,12 +51,17 @@ MISSING = "<missing>"
 
 class Row(NamedTuple):
     """A row: an experiment with overrides, trained for every seed; ``ceiling``: the shortcut-free
-    run the report measures the gap to."""
+    run the report measures the gap to; ``refit_of``: another row whose runs ``hkd refit`` makes this
+    row's (its experiment and overrides are that row's)."""
 
     name: str
     experiment: str
     overrides: list[str]
     ceiling: bool = False
+    refit_of: str | None = None
+
+
+REFIT = "hkd refit: logistic regression on swap views"  # in a refit row's identity
 
 
 class Matrix(NamedTuple):
@@ -86,13 +91,22 @@ def load_matrix(name: str) -> Matrix:
         raise SystemExit(f"{path}: no such matrix (there are {', '.join(matrix_names())})")
     try:
         spec = yaml.safe_load(path.read_text())
-        missing = [row for row in spec["rows"] if not (row.get("name") and row.get("experiment"))]
+        missing = [row for row in spec["rows"] if not (row.get("name") and (row.get("experiment")
+                                                                              or row.get("refit_of")))]
         if missing:
             raise KeyError(f"a row without a name or experiment: {missing[0]}")
     except (yaml.YAMLError, KeyError, TypeError) as error:
         raise SystemExit(f"{path}: not a matrix (rows of name, experiment, overrides): {error}") from error
-    rows = []
+    rows: list[Row] = []
     for row in spec["rows"]:
+        if "refit_of" in row:
+            source = next((r for r in rows if r.name == row["refit_of"]), None)
+            if source is None:
+                raise SystemExit(f"{path}: row {row['name']!r} refits {row['refit_of']!r}, not a row "
+                                 "above it")
+            rows.append(Row(row["name"], source.experiment, source.overrides, bool(row.get("ceiling")),
+                            source.name))
+            continue
         overrides = flat(row.get("overrides") or [])
         if "tuned" in row:
             from benchmarks.tune import tuned_overrides
@@ -123,6 +137,12 @@ def placeholders(override: str) -> str:
 def run_config(row: Row, seed: int, fold: int | None) -> DictConfig:
     folded = [] if fold is None else [f"data.fold={fold}"]
     return load_config(row.experiment, [*map(placeholders, row.overrides), *folded, f"seed={seed}"])
+
+
+def row_identity(row: Row, seed: int, fold: int | None) -> dict:
+    """What the row's run computes (a refit row: its source's run, refitted)."""
+    found = identity(run_config(row, seed, fold))
+    return {**found, "refit": REFIT} if row.refit_of else found
 
 
 def identity(cfg: DictConfig | dict) -> dict:
@@ -198,8 +218,9 @@ def recorded_run(matrix: str, row: Row, seed: int, fold: int | None, wanted: str
     return None
 
 
-def record_of(matrix: str, row: Row, run_dir: Path) -> dict:
-    """What the results files keep of a finished run: its metrics and where they came from."""
+def record_of(matrix: str, row: Row, run_dir: Path, config: dict | None = None) -> dict:
+    """What the results files keep of a finished run: its metrics and where they came from
+    (``config``: its identity, where not its ``config.yaml``'s)."""
     summary = json.loads((run_dir / "summary.json").read_text())
     kept = ("seed", "fold", "test", "explanations", "val", "test_ci", "imil_edited",
             "imil_clinician_edits", "skipped_batches", "duration_s", "git_commit", "splits",
@@ -215,7 +236,7 @@ def record_of(matrix: str, row: Row, run_dir: Path) -> dict:
             "teacher": {key: summary["teacher"].get(key) for key in ("epochs", "test_on_roi")}
             if "teacher" in summary else None,  # HKD's stage 1 on ROI images
             "overrides": row.overrides,
-            "config_hash": keep_config(identity(OmegaConf.load(run_dir / "config.yaml"))),
+            "config_hash": keep_config(config or identity(OmegaConf.load(run_dir / "config.yaml"))),
             "date": made.isoformat(timespec="seconds"), "machine": machine()}
 
 
@@ -252,6 +273,24 @@ def train_row(matrix: str, row: Row, seed: int, fold: int | None, runs: Path,
     print(f"{row.name} {run_id}: test balanced accuracy {summary['test']['balanced_accuracy']:.3f} "
           f"({summary['duration_s']:.0f} s)", flush=True)
     return run_dir
+
+
+def refit_row(matrix: Matrix, row: Row, seed: int, fold: int | None, runs: Path) -> Path | None:
+    """``hkd refit`` of the source row's run (trained first if it has not been) beside it."""
+    from hkd.run.refit import refit
+
+    source = next(r for r in matrix.rows if r.name == row.refit_of)
+    run_dir = train_row(matrix.name, source, seed, fold, runs)
+    if run_dir is None:
+        return None
+    refitted = run_dir.with_name(f"{run_dir.name}-refit")
+    if not (refitted / "summary.json").is_file():
+        refit(run_dir, refitted)
+    summary = {**json.loads((refitted / "summary.json").read_text()), "name": row.name}
+    atomic_write_json(refitted / "summary.json", summary)
+    print(f"{row.name} {run_dir.name}: test balanced accuracy {summary['test']['balanced_accuracy']:.3f}",
+          flush=True)
+    return refitted
 
 
 def quiet(run_dir: Path, seed: int) -> list[str]:
@@ -292,15 +331,16 @@ def run_matrix(matrix: Matrix, seeds: list[int], only: list[str] | None, runs: P
     for seed in seeds:
         for fold in matrix.folds:
             for row in (row for row in matrix.rows if not only or row.name in only):
-                wanted = digest(identity(run_config(row, seed, fold)))
-                record = recorded_run(matrix.name, row, seed, fold, wanted, matrix.needs)
+                config = row_identity(row, seed, fold)
+                record = recorded_run(matrix.name, row, seed, fold, digest(config), matrix.needs)
                 if record and "reused_from" not in record:
                     continue
                 if record is None:
-                    run_dir = train_row(matrix.name, row, seed, fold, runs, wanted)
+                    run_dir = refit_row(matrix, row, seed, fold, runs) if row.refit_of else \
+                        train_row(matrix.name, row, seed, fold, runs, digest(config))
                     if run_dir is None:
                         continue
-                    record = record_of(matrix.name, row, run_dir)
+                    record = record_of(matrix.name, row, run_dir, config if row.refit_of else None)
                 append_json_line(records_file, record)
     if records_file.is_file():
         print(write_matrix(records_file).read_text())

@@ -121,6 +121,8 @@ ARGUMENTS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         ("--round", {"type": int, "default": None, "help": "the round (default: the latest)"}),
         ("--image-url", {"default": None, "help": "export: the URL prefix of the round's images in Label "
                                                   "Studio (default: local files under the run directory)"})]),
+    "refit": ("refit a run's classifier head on counterfactual views (frozen backbone): a new run dir", [
+        FINISHED_RUN, ("--out", {"default": None, "help": "the new run directory (default RUN_DIR-refit)"})]),
     "export": ("export a run's model (student only) for deployment", [
         FINISHED_RUN, ("--format", {"required": True, "choices": ("onnx", "torchscript")}),
         ("--out", {"default": None, "help": "output folder (default RUN_DIR/export)"})]),
@@ -344,6 +346,16 @@ def run_label_studio(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_refit(args: argparse.Namespace) -> int:
+    from hkd.run.refit import refit
+
+    folder = refit(args.run_dir, args.out)
+    choice = json.loads((folder / "summary.json").read_text())["refit"]
+    print(f"strength C={choice['strength']}: fitted on {choice['train_views']} training swap views, chosen "
+          f"on {choice['val_views']} validation swap views\n{folder}")
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     from hkd.inference.export import export_model
 
@@ -358,7 +370,8 @@ COMMANDS = {"train": (run_train, ()), "config": (run_config, ()), "list": (run_l
             "compare": (run_compare, (ValueError,)), "review": (run_review, (ValueError, FileNotFoundError)),
             "predict": (run_predict, ()), "test": (run_test, ()), "export": (run_export, ()),
             "audit": (run_audit, ()), "report": (run_report, ()), "label-studio": (run_label_studio, ()),
-            "prior": (run_prior, (ValueError, FileNotFoundError)), "tune": (run_tune, ())}
+            "prior": (run_prior, (ValueError, FileNotFoundError)), "tune": (run_tune, ()),
+            "refit": (run_refit, ())}
 
 
 def main(argv: list[str] | None = None) -> int:

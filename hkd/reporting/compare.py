@@ -45,7 +45,7 @@ def aggregate(summaries: list[dict], by: str = "name",
     for summary in summaries:
         group = group_key(summary, by)
         for section, metric in columns:
-            value = summary.get(section, {}).get(metric)
+            value = (summary.get(section) or {}).get(metric)
             if value is not None:
                 values[group][f"{section}.{metric}"].append(float(value))
     table = {}
@@ -111,7 +111,7 @@ def paired_values(summaries: list[dict], by: str, metric: str) -> dict[str, dict
     section, name = metric.split(".", 1)
     values: dict[str, dict[tuple, float]] = defaultdict(dict)
     for summary in summaries:
-        value = summary.get(section, {}).get(name)
+        value = (summary.get(section) or {}).get(name)
         if value is not None:
             values[group_key(summary, by)][pair_key(summary)] = float(value)
     return values

@@ -36,8 +36,21 @@ def method_lines(cfg: DictConfig, summary: dict) -> list[str]:
                      f"regions — `hkd.roi_mode={cfg.hkd.roi_mode}`, `hkd.roi_fill={cfg.hkd.roi_fill}`, "
                      f"prior from `{cfg.hkd.prior}` — then this student distilled from its features with "
                      f"α₀ = {cfg.hkd.alpha}; only the student is deployed and it needs no annotations)")
+    elif method == "jtt":
+        lines.append(f"  (Just Train Twice: the training errors of a {cfg.jtt.epochs}-epoch model "
+                     f"up-weighted {cfg.jtt.upweight} × in this model's loss)")
     elif method != "baseline":
         lines.append(f"  (cross-entropy + {cfg.method.weight} × the method's annotation penalty)")
+    swap = cfg.augment.counterfactual
+    if swap.p:
+        lines.append(f"- Counterfactual training: {swap.p:.0%} of each batch's images with the outside of "
+                     f"their region from another image (partner `{swap.partner}`)")
+    if "refit" in summary:
+        refit = summary["refit"]
+        lines.append(f"- Classifier head refitted on counterfactual views (`hkd refit`, backbone frozen) "
+                     f"from {refit['from']}: logistic regression C = {refit['strength']} on "
+                     f"{refit['train_views']} training swap views, chosen on {refit['val_views']} "
+                     "validation swap views")
     if cfg.imil.enabled:
         lines.append(f"- IMIL: oracle `{cfg.imil.oracle}`, budget {cfg.imil.budget}, fill `{cfg.imil.fill}`, "
                      f"propagation {'on' if cfg.imil.propagate else 'off'}; "

@@ -84,6 +84,27 @@ def test_a_matrix_trains_each_row_once_and_its_records_stand_for_it(bench, capsy
     assert reused["test"] == first["test"] and "training" not in capsys.readouterr().out
 
 
+def test_a_refit_row_refits_its_source_rows_run_and_is_not_confused_with_it(bench, capsys):
+    (bench / "MATRICES" / "refit.yaml").write_text(
+        (bench / "MATRICES" / "demo.yaml").read_text().split("  - {name: top")[0]
+        + "  - {name: base line + refit, refit_of: base line}\n")
+    spec = matrix.load_matrix("refit")
+    assert spec.rows[1].refit_of == "base line" and spec.rows[1].overrides == spec.rows[0].overrides
+    matrix.run_matrix(spec, [0], None, bench / "runs")
+    source, refitted = records(bench / "RECORDS" / "refit.jsonl")
+    assert refitted["name"] == "base line + refit" and refitted["config_hash"] != source["config_hash"]
+    assert matrix.run_configs()[refitted["config_hash"]]["refit"] == matrix.REFIT
+    run_dir = bench / "runs" / "refit" / "base_line" / "seed0"
+    summary = json.loads((run_dir.with_name("seed0-refit") / "summary.json").read_text())
+    assert refitted["test"] == summary["test"] and summary["refit"]["from"] == str(run_dir)
+    capsys.readouterr()
+    matrix.run_matrix(spec, [0], None, bench / "runs")  # both stand: nothing is trained or refitted
+    assert "training" not in capsys.readouterr().out and len(records(bench / "RECORDS" / "refit.jsonl")) == 2
+    (bench / "MATRICES" / "orphan.yaml").write_text("rows:\n  - {name: r, refit_of: nowhere}\n")
+    with pytest.raises(SystemExit, match="refits 'nowhere'"):
+        matrix.load_matrix("orphan")
+
+
 def test_a_run_directory_of_another_configuration_starts_again(bench, capsys):
     demo = matrix.load_matrix("demo")
     run_dir = matrix.train_row("demo", demo.rows[0], 0, None, bench / "runs")
