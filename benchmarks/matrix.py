@@ -277,7 +277,7 @@ def train_row(matrix: str, row: Row, seed: int, fold: int | None, runs: Path,
 
 def refit_row(matrix: Matrix, row: Row, seed: int, fold: int | None, runs: Path) -> Path | None:
     """``hkd refit`` of the source row's run (trained first if it has not been) beside it."""
-    from hkd.run.refit import refit
+    from hkd.inference.refit import refit
 
     source = next(r for r in matrix.rows if r.name == row.refit_of)
     run_dir = train_row(matrix.name, source, seed, fold, runs)

@@ -347,7 +347,7 @@ def run_label_studio(args: argparse.Namespace) -> int:
 
 
 def run_refit(args: argparse.Namespace) -> int:
-    from hkd.run.refit import refit
+    from hkd.inference.refit import refit
 
     folder = refit(args.run_dir, args.out)
     choice = json.loads((folder / "summary.json").read_text())["refit"]

@@ -10,10 +10,10 @@ from sklearn.metrics import balanced_accuracy_score
 from torch.utils.data import DataLoader
 
 from hkd.cli import main
+from hkd.inference.refit import STRENGTHS, linear_head, pre_logits
 from hkd.run.build import build_datamodule, swap_settings
 from hkd.run.checkpoints import load_classifier
 from hkd.run.experiment import run_experiment
-from hkd.run.refit import STRENGTHS, linear_head, pre_logits
 
 
 def test_refit_fits_only_the_head_on_swap_views_into_a_usable_run(tiny, tmp_path, capsys):
