@@ -44,7 +44,7 @@ def test_extends_chains_experiments(tmp_path):
     ("data.channels=3", "one value per channel"),
     ("seed", "key=value"),
     ("imil.fill=paint", "imil.fill='paint' is not one of zero, mean, blur, noise, inpaint"),
-    ("imil.oracle=que", "imil.oracle='que' is not one of annotations, queue, none \\(did you mean 'queue'"),
+    ("imil.oracle=que", "imil.oracle='que' is not one of annotations, queue, sham, none \\(did you mean 'queue'"),
     ("hkd.prior=predictd", "hkd.prior='predictd' is not one of annotations, predicted, none \\(did you mean"),
     ("hkd.roi_mode=blackot", "hkd.roi_mode='blackot' is not one of blackout, soft \\(did you mean"),
     ("data.format=kaggle", "data.format='kaggle' is not one of"),
