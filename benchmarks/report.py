@@ -31,8 +31,29 @@ def benchmark_report(summaries: list[dict], paired_metrics: tuple[str, ...] = ("
             rows = gap_closed(summaries, reference, ceiling, metric=metric)
             if rows:
                 text += "\n\n" + gap_table(rows, reference, ceiling, metric)
+    if any(summary.get("val_last_epoch") for summary in summaries):
+        text += "\n\n" + swap_view_table(summaries)
     edits = edited_share_table(summaries)
     return text + ("\n\n" + edits if edits else "")
+
+
+def swap_view_table(summaries: list[dict]) -> str:
+    """Per row: the balanced accuracy on the validation swap views at the selected and at the last
+    epoch (is the swap still out of distribution for the model?), and the epochs (0-based) the
+    runs selected."""
+    lines = ["| run | n | validation swap views, selected epoch | last epoch | epochs selected (of 0 … last) "
+             "|", "|---|---|---|---|---|"]
+    for name in dict.fromkeys(summary["name"] for summary in summaries):
+        mine = [summary for summary in summaries if summary["name"] == name]
+        cells = []
+        for section, key in (("val", "cf/balanced_accuracy"), ("val_last_epoch", "cf_balanced_accuracy")):
+            values = [100 * (s.get(section) or {})[key] for s in mine if key in (s.get(section) or {})]
+            cells.append(f"{sum(values) / len(values):.1f}" if values else "–")
+        epochs = [s["epochs"] for s in mine if s.get("epochs")]
+        chosen = ", ".join(str(e["selected"]) for e in epochs)
+        chosen += f" (of 0 … {epochs[0]['last']})" if epochs else ""
+        lines.append(f"| {name} | {len(mine)} | {cells[0]} | {cells[1]} | {chosen or '–'} |")
+    return "\n".join(lines)
 
 
 def audit_table(records: list[dict]) -> str:

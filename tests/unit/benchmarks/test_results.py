@@ -192,3 +192,27 @@ def test_the_clinical_record_makes_its_tables():
     assert "| mean | 2.000 | 0.2000 → 0.0500 | 0.9000 → 0.7000 | 0.5000 → 0.4500 |" in text
     assert "| 0 | 70.0 → 80.0 | 0.01 | +10.0 (+5.0 to +15.0) | 0.001 |" in text
     assert "| F | 12 | 10 | 50.0 (40.0–60.0) |" in text and "small: read with care" in text
+
+
+def test_records_with_the_last_epoch_get_its_columns_gap_and_swap_views():
+    """A matrix whose records carry the last epoch shows it beside the selected checkpoint: its
+    columns, the gap closed at each, and the validation swap views with the epochs selected."""
+
+    def run(name: str, seed: int, selected: float, last: float, swap: float, ceiling: bool = False) -> dict:
+        return {"name": name, "seed": seed, "fold": None, **({"ceiling": True} if ceiling else {}),
+                "test": {"balanced_accuracy": selected, "worst_class_accuracy": selected - 0.1},
+                "test_last_epoch": {"balanced_accuracy": last}, "epochs": {"selected": seed, "last": 5},
+                "val": {"cf/balanced_accuracy": swap}, "val_last_epoch": {"cf_balanced_accuracy": swap / 2}}
+
+    records = [run(name, seed, selected + 0.01 * seed, last + 0.01 * seed, swap)
+               for seed in (0, 1) for name, selected, last, swap in
+               (("baseline", 0.5, 0.5, 0.4), ("fix", 0.7, 0.6, 0.8), ("clean", 0.8, 0.8, 0.9))]
+    records = [{**r, "ceiling": True} if r["name"] == "clean" else r for r in records]
+    text = benchmark_report(records, ("test.balanced_accuracy",))
+    assert "| worst_class_accuracy | balanced_accuracy, last epoch |" in text
+    assert "gap closed (balanced_accuracy) |" in text
+    assert "gap closed (balanced_accuracy, last epoch) |" in text
+    assert "| fix | 2 | 67 % (gap 30.0 points)" in text and "| fix | 2 | 33 % (gap 30.0 points)" in text
+    assert "| fix | 2 | 80.0 | 40.0 | 0, 1 (of 0 … 5) |" in text
+    older = [{k: v for k, v in r.items() if "last" not in k and k != "epochs"} for r in records]
+    assert "last epoch" not in benchmark_report(older, ("test.balanced_accuracy",))
