@@ -34,8 +34,8 @@ class WorstClassAccuracy(MulticlassStatScores):
     """The lowest accuracy on the images of one class (per-class recall), over the classes present:
     SubpopBench's worst-group accuracy with the classes as groups."""
 
-    def __init__(self, num_classes: int) -> None:
-        super().__init__(num_classes, average="none")
+    def __init__(self, num_classes: int, **kwargs) -> None:
+        super().__init__(num_classes, average="none", **kwargs)
 
     def compute(self) -> torch.Tensor:
         stats = super().compute()  # per class: tp, fp, tn, fn, support
@@ -43,13 +43,14 @@ class WorstClassAccuracy(MulticlassStatScores):
         return (stats[present, 0].float() / stats[present, 4]).min()
 
 
-def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
+def classification_metrics(num_classes: int, prefix: str, sync: bool = True) -> MetricCollection:
+    """``sync=False``: one process's figures alone (no gathering across DDP ranks)."""
     return MetricCollection({
-        "accuracy": MulticlassAccuracy(num_classes, average="micro"),
-        "balanced_accuracy": MulticlassRecall(num_classes, average="macro"),
-        "worst_class_accuracy": WorstClassAccuracy(num_classes),
-        "macro_f1": MulticlassF1Score(num_classes, average="macro"),
-        "auroc": MulticlassAUROC(num_classes, average="macro"),
+        "accuracy": MulticlassAccuracy(num_classes, average="micro", sync_on_compute=sync),
+        "balanced_accuracy": MulticlassRecall(num_classes, average="macro", sync_on_compute=sync),
+        "worst_class_accuracy": WorstClassAccuracy(num_classes, sync_on_compute=sync),
+        "macro_f1": MulticlassF1Score(num_classes, average="macro", sync_on_compute=sync),
+        "auroc": MulticlassAUROC(num_classes, average="macro", sync_on_compute=sync),
     }, prefix=prefix)
 
 

@@ -2,7 +2,8 @@
 counts as robust only where the checkpoint its monitor selected and the last epoch agree. After
 ``fit`` and before the best checkpoint is loaded, one pass over validation (with the swap view's
 balanced accuracy where the counterfactual views are on) and test; nothing is written but the
-figures, which ``summary.json`` keeps as ``val_last_epoch`` / ``test_last_epoch``."""
+figures, which ``summary.json`` keeps as ``val_last_epoch`` / ``test_last_epoch``. Under DDP rank 0
+makes the pass alone over every image."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def checkpoint_epoch(path: str | Path | None) -> int | None:
 def split_metrics(module: ClassifierModule, loader, num_classes: int) -> dict[str, float]:
     """Classification metrics of the module's predictions on one loader's images, and of its swap
     views (``cf_balanced_accuracy``, images with a region only) where the batches carry them."""
-    plain = classification_metrics(num_classes, "").to(module.device)
-    swapped = MulticlassRecall(num_classes, average="macro").to(module.device)
+    # rank 0 alone under DDP: nothing is gathered from the other ranks
+    plain = classification_metrics(num_classes, "", sync=False).to(module.device)
+    swapped = MulticlassRecall(num_classes, average="macro", sync_on_compute=False).to(module.device)
     any_swapped = False
     for batch in loader:
         labels = batch["label"].to(module.device)
