@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hkd.atomic import append_json_line, atomic_write_json
 from hkd.config import load_config, to_dotlist, typed_base
+from hkd.run.last_epoch import checkpoint_epoch
 from hkd.run.resumable import train_resumable
 from hkd.run.run_dir import RUN_ID_ENV
 
@@ -225,14 +226,13 @@ def record_of(matrix: str, row: Row, run_dir: Path, config: dict | None = None) 
     kept = ("seed", "fold", "test", "explanations", "val", "test_ci", "imil_edited",
             "imil_clinician_edits", "skipped_batches", "duration_s", "git_commit", "splits",
             "prior_generator", "epochs", "val_last_epoch", "test_last_epoch")
-    best = re.search(r"epoch=(\d+)", Path(summary.get("best_checkpoint") or "").name)
     rounds = [{"round": r["round"], "epoch": r["epoch"], "n_selected": r.get("n_selected"),
                "n_edited": len(r.get("edited", [])), "n_propagated": len(r.get("propagated", []))}
               for r in summary.get("imil_rounds", [])]
     made = datetime.fromtimestamp((run_dir / "summary.json").stat().st_mtime, timezone.utc)
     return {"matrix": matrix, "name": row.name, "experiment": row.experiment,
             **({"ceiling": True} if row.ceiling else {}), **{key: summary.get(key) for key in kept},
-            "best_epoch": int(best.group(1)) if best else None, "imil_rounds": rounds or None,
+            "best_epoch": checkpoint_epoch(summary.get("best_checkpoint")), "imil_rounds": rounds or None,
             "teacher": {key: summary["teacher"].get(key) for key in ("epochs", "test_on_roi")}
             if "teacher" in summary else None,  # HKD's stage 1 on ROI images
             "overrides": row.overrides,

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from hkd.config.choices import SWAP_PARTNERS
 from hkd.data.counterfactual import CounterfactualSettings, swap_view
+from hkd.data.masking import grow
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ class BatchSwap:
         mean = torch.tensor(self.mean, device=images.device, dtype=images.dtype)[:, None, None]
         std = torch.tensor(self.std, device=images.device, dtype=images.dtype)[:, None, None]
         raw = images * std + mean
-        regions = grow_all((batch["prior"] > 0.5).float(), self.settings.margin) * has_region.to(
-            images.device)[:, None, None].float()
+        priors = (batch["prior"] > 0.5).float().reshape(len(labels), *images.shape[-2:])
+        regions = grow(priors, self.settings.margin) * has_region.to(images.device)[:, None, None].float()
         swapped = images.clone()
         for position in torch.nonzero(chosen).flatten().tolist():
             other = int(partners[position])
@@ -91,10 +91,3 @@ class BatchSwap:
             swapped[position] = (view - mean) / std
         return SwappedBatch({**batch, "image": swapped}, int(chosen.sum()), without_region)
 
-
-def grow_all(priors: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Each (B, 1, H, W) region mask grown by ``pixels`` (a square dilation), as (B, H, W)."""
-    masks = priors.reshape(len(priors), 1, *priors.shape[-2:])
-    if pixels > 0:
-        masks = F.max_pool2d(masks, 2 * pixels + 1, stride=1, padding=pixels)
-    return masks[:, 0]

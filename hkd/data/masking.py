@@ -94,12 +94,13 @@ def black_out(image: torch.Tensor, remove: torch.Tensor, fill: str = "zero",
 
 
 def grow(mask: torch.Tensor, pixels: int) -> torch.Tensor:
-    """``mask`` (H, W) with every region grown by ``pixels`` in each direction (a square
-    dilation), so the resampled edge of a marked object is removed with it."""
+    """``mask`` (H, W), or a stack of them (..., H, W), with every region grown by ``pixels`` in
+    each direction (a square dilation), so the resampled edge of a marked object is removed with it."""
     if pixels <= 0:
         return mask
-    grown = F.max_pool2d(mask.float()[None, None], 2 * pixels + 1, stride=1, padding=pixels)
-    return grown[0, 0].to(mask.dtype)
+    flat = mask.float().reshape(-1, 1, *mask.shape[-2:])
+    grown = F.max_pool2d(flat, 2 * pixels + 1, stride=1, padding=pixels)
+    return grown.reshape(mask.shape).to(mask.dtype)
 
 
 def roi_image(image: torch.Tensor, prior: torch.Tensor, has_prior: bool, mode: str = "blackout",

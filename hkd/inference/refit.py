@@ -62,22 +62,23 @@ def pre_logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def swap_view_features(net: nn.Module, datamodule: ChestXrayDataModule, split: str,
-                       batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features of the swap views of ``split``'s images with a region, their labels, and the
-    features of those images as they are."""
+def swap_view_features(net: nn.Module, datamodule: ChestXrayDataModule, split: str, batch_size: int,
+                       with_clean: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Features of the swap views of ``split``'s images with a region, their labels, and (with
+    ``with_clean``) the features of those images as they are."""
     device = next(net.parameters()).device
     features, labels, clean = [], [], []
     for batch in DataLoader(datamodule.datasets[split], batch_size=batch_size):
         region = batch["has_region"].bool()
         if region.any():
             features.append(pre_logits(net, batch["cf_swap"][region].to(device)).float().cpu().numpy())
-            clean.append(pre_logits(net, batch["image"][region].to(device)).float().cpu().numpy())
+            if with_clean:
+                clean.append(pre_logits(net, batch["image"][region].to(device)).float().cpu().numpy())
             labels.append(batch["label"][region].numpy())
     if not features:
         raise InputError(f"hkd refit: no {split} image has a relevant region (annotations, or "
                          "data.prior_generator), so there are no swap views to fit the head on")
-    return np.concatenate(features), np.concatenate(labels), np.concatenate(clean)
+    return np.concatenate(features), np.concatenate(labels), np.concatenate(clean) if clean else None
 
 
 def fit_head(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -127,7 +128,7 @@ def refit(run_dir: str | Path, out: str | Path | None = None) -> Path:
     name, head = linear_head(module.net)
     batch_size = int(cfg.data.eval_batch_size)
     train_features, train_labels, _ = swap_view_features(module.net, datamodule, "train_eval", batch_size)
-    val = swap_view_features(module.net, datamodule, "val", batch_size)
+    val = swap_view_features(module.net, datamodule, "val", batch_size, with_clean=True)
     weight, bias, choice = fit_head((train_features, train_labels), val, len(module.classes), int(cfg.seed))
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))

@@ -59,13 +59,17 @@ def identify_errors(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataMod
     return record
 
 
+def build_jtt(cfg: DictConfig, num_classes: int) -> JTT:
+    return JTT(upweight=float(cfg.jtt.upweight))
+
+
 def prepare_jtt(cfg: DictConfig, run_dir: Path, datamodule: ChestXrayDataModule,
                 class_weights: list[float] | None) -> tuple[JTT, dict]:
     """JTT's first stage, then the final model's method with the error set up-weighted."""
     record = identify_errors(cfg, run_dir, datamodule, class_weights)
-    method = JTT(upweight=float(cfg.jtt.upweight))
+    method = build_jtt(cfg, len(datamodule.classes))
     method.use_error_set(np.asarray(record["error_rows"], dtype=np.int64), len(datamodule.records))
     return method, {"jtt": {key: value for key, value in record.items() if key != "error_rows"}}
 
 
-JTT_RUN = MethodRun(build=lambda cfg, num_classes: JTT(upweight=float(cfg.jtt.upweight)), prepare=prepare_jtt)
+JTT_RUN = MethodRun(build=build_jtt, prepare=prepare_jtt)
